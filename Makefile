@@ -1,0 +1,60 @@
+# make run   — install, migrate, seed, print the demo logins, serve on 127.0.0.1:8080
+# make test  — lint, then the whole suite on SQLite and on PostgreSQL
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+FLASK := $(BIN)/flask --app app
+HOST ?= 127.0.0.1
+PORT ?= 8080
+WORKERS ?= 2
+
+.PHONY: run test test-sqlite test-postgres install lint babel bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+db: install
+	$(FLASK) init
+	$(FLASK) seed reference
+	$(FLASK) seed demo
+
+run: db
+	@$(FLASK) demo-logins
+	@echo "Serving on http://$(HOST):$(PORT)/  (Ctrl-C to stop)"
+	$(BIN)/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) --access-logfile - 'app:create_app()'
+
+lint: install
+	$(BIN)/ruff check .
+
+test: lint test-sqlite test-postgres
+
+test-sqlite: install
+	@echo "==================== tests on SQLite ===================="
+	$(BIN)/pytest
+
+test-postgres: install
+	@echo "==================== tests on PostgreSQL ================"
+	@scripts/with-postgres.sh $(BIN)/pytest; rc=$$?; \
+	if [ $$rc -eq 99 ]; then \
+	  if [ "$$CI" = "true" ]; then echo "FAIL: PostgreSQL is not installed, and CI must test it"; exit 1; fi; \
+	  echo; echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
+	  echo "!!  PostgreSQL is NOT installed: the PostgreSQL half of the suite did   !!"; \
+	  echo "!!  NOT run. apt-get install postgresql, or set TEST_DATABASE_URL.     !!"; \
+	  echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
+	elif [ $$rc -ne 0 ]; then exit $$rc; fi
+
+babel: install
+	PYBABEL=$(BIN)/pybabel bash babel/extract.sh
+
+bench: install
+	$(BIN)/python bench/list_page.py
+
+clean:
+	rm -rf instance .pytest_cache

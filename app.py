@@ -1,0 +1,154 @@
+"""Application factory and command-line interface.
+
+    flask --app app init                 migrate the schema, then create/sync roles
+    flask --app app seed reference       counties, health bureaus, institution levels
+    flask --app app seed demo [--seed N] demo institutions, practitioners and users
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask_appbuilder import AppBuilder
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+import config as app_config
+from core.extensions import cache, csrf, db, limiter, migrate
+
+log = logging.getLogger(__name__)
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def create_app(config_overrides: dict | None = None) -> Flask:
+    """Build the Flask app; `config_overrides` (tests, benches) win over the environment."""
+    app = Flask(__name__, template_folder=str(BASE_DIR / "templates"))
+    app.config.from_object(app_config.Config)
+    if config_overrides:
+        app.config.update(config_overrides)
+    Path(app.config["UPLOAD_FOLDER"]).mkdir(parents=True, exist_ok=True)
+    _prepare_sqlite(app)
+    _compile_catalogs()
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
+    cache.init_app(app)
+    limiter.init_app(app)
+    # Before AppBuilder, or a GET to /delete/<pk> deletes (trap 3).
+    csrf.init_app(app)
+
+    import models  # noqa: F401  (registers every table on the shared metadata)
+    from core import audit
+    from core.security import AppSecurityManager
+
+    with app.app_context():
+        appbuilder = AppBuilder(update_perms=False)
+        appbuilder.init_app(app, db.session)
+        # A failed import of FAB_SECURITY_MANAGER_CLASS silently falls back to FAB's
+        # stock manager, which knows nothing of scope (trap 2): refuse to start.
+        if not isinstance(appbuilder.sm, AppSecurityManager):
+            raise RuntimeError(
+                f"security manager is {type(appbuilder.sm).__name__}, expected AppSecurityManager"
+            )
+        # Only our catalog: FAB's own `zh` catalog is Simplified Chinese (trap 4).
+        app.extensions["babel"].translation_directories = [app.config["BABEL_TRANSLATION_DIRECTORIES"]]
+        audit.install(db.session)
+        from views import register
+
+        register(appbuilder)
+        _register_template_helpers(app)
+    _register_cli(app)
+    return app
+
+
+def _prepare_sqlite(app: Flask) -> None:
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:///:memory:"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record):
+    """WAL, a busy timeout and enforced foreign keys for every SQLite connection."""
+    import sqlite3
+
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
+def _compile_catalogs() -> None:
+    """Compile .po to .mo when the .mo is missing or older (a fresh clone has no .mo)."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    for po in (BASE_DIR / "babel" / "translations").glob("*/LC_MESSAGES/messages.po"):
+        mo = po.with_suffix(".mo")
+        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+            continue
+        with po.open("rb") as handle:
+            catalog = read_po(handle)
+        tmp = mo.with_suffix(".mo.tmp")
+        with tmp.open("wb") as handle:
+            write_mo(handle, catalog)
+        tmp.replace(mo)
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from core.dates import to_roc
+
+    app.jinja_env.filters["roc"] = to_roc
+
+
+def _register_cli(app: Flask) -> None:
+    @app.cli.command("init")
+    def init_command():
+        """Upgrade the database schema, then create and sync roles and permissions."""
+        from flask_migrate import upgrade
+
+        from core.roles import sync_roles
+
+        upgrade()
+        summary = sync_roles(app.appbuilder)
+        for role, count in summary.items():
+            click.echo(f"role {role}: {count} permissions")
+
+    @app.cli.group("seed")
+    def seed_group():
+        """Load reference or demo data."""
+
+    @seed_group.command("reference")
+    def seed_reference_command():
+        """Counties with their health bureaus, and the 7 institution levels (idempotent)."""
+        from seed.reference import seed_reference
+
+        counts = seed_reference()
+        click.echo(f"reference data: {counts}")
+
+    @seed_group.command("demo")
+    @click.option("--seed", "seed_value", default=113, show_default=True, type=int)
+    @click.option("--scale", default=1.0, show_default=True, type=float)
+    def seed_demo_command(seed_value: int, scale: float):
+        """Demo institutions, practitioners and one user per role (deterministic per --seed)."""
+        from seed.demo import seed_demo
+
+        result = seed_demo(seed=seed_value, scale=scale)
+        for key, value in result.items():
+            click.echo(f"{key}: {value}")
+
+    @app.cli.command("demo-logins")
+    def demo_logins_command():
+        """Print the demo users and their password."""
+        from seed.demo import DEMO_USERS
+
+        password = app.config["DEMO_PASSWORD"]
+        click.echo("Demo logins (password: %s)" % password)
+        for username, role, description in DEMO_USERS:
+            click.echo(f"  {username:<14} {role:<9} {description}")

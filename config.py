@@ -1,0 +1,82 @@
+"""Configuration read from the environment; every value has a safe local default."""
+
+import os
+from pathlib import Path
+
+from flask_appbuilder.const import AUTH_DB
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("INSTANCE_DIR", BASE_DIR / "instance"))
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def database_url() -> str:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        # Heroku-style URLs say postgres://, SQLAlchemy wants postgresql://
+        return url.replace("postgres://", "postgresql://", 1)
+    return f"sqlite:///{INSTANCE_DIR / 'app.db'}"
+
+
+class Config:
+    """Defaults for every environment; create_app(config_overrides=...) adjusts them."""
+
+    APP_NAME = "戒菸服務管理系統"
+    APP_ICON = ""
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-change-me-" + "x" * 16)
+    SQLALCHEMY_DATABASE_URI = database_url()
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+
+    # Flask-AppBuilder
+    AUTH_TYPE = AUTH_DB
+    AUTH_ROLE_ADMIN = "Admin"
+    AUTH_ROLE_PUBLIC = "Public"
+    AUTH_USER_REGISTRATION = False  # accounts are opened after approval (A13)
+    FAB_SECURITY_MANAGER_CLASS = "core.security.AppSecurityManager"
+    FAB_CREATE_DB = False  # Alembic owns the schema (trap 5)
+    FAB_UPDATE_PERMS = False  # permissions are synced by `flask init`, not at every start
+    FAB_ADD_SECURITY_API = False
+    FAB_API_KEY_ENABLED = True
+    FAB_API_SWAGGER_UI = True
+    FAB_API_MAX_PAGE_SIZE = 100
+    FAB_INDEX_VIEW = "views.index.HomeView"
+
+    # Language: Traditional Chinese first, English on request.
+    BABEL_DEFAULT_LOCALE = "zh_TW"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Taipei"
+    LANGUAGES = {
+        "zh_TW": {"flag": "tw", "name": "繁體中文"},
+        "en": {"flag": "gb", "name": "English"},
+    }
+    BABEL_TRANSLATION_DIRECTORIES = str(BASE_DIR / "babel" / "translations")
+
+    # CSRF on everything, including GET-is-not-a-mutation for FAB's delete (trap 3).
+    WTF_CSRF_ENABLED = True
+    WTF_CSRF_TIME_LIMIT = None
+
+    # Sessions (issue 3 tightens further)
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+
+    # Shared state: Redis when REDIS_URL is set, embedded otherwise.
+    REDIS_URL = os.environ.get("REDIS_URL")
+    # The embedded fallback must still be shared by every gunicorn worker: a file cache.
+    CACHE_TYPE = "RedisCache" if REDIS_URL else "FileSystemCache"
+    CACHE_REDIS_URL = REDIS_URL
+    CACHE_DIR = str(INSTANCE_DIR / "cache")
+    CACHE_THRESHOLD = 100_000
+    CACHE_DEFAULT_TIMEOUT = 300
+    RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
+
+    UPLOAD_FOLDER = str(INSTANCE_DIR / "uploads")
+    EXPORT_MAX_ROWS = int(os.environ.get("EXPORT_MAX_ROWS", "1000000"))
+    DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "Demo-Pass-2024!")
+    DEMO_MODE = _bool("DEMO_MODE", True)

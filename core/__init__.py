@@ -1,0 +1,1 @@
+"""Cross-cutting machinery: scope, security, audit, exports, dates, roles."""

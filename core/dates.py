@@ -1,0 +1,71 @@
+"""ROC (民國) calendar helpers: Taiwan's forms show 114/04/01 for 2025-04-01."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from zoneinfo import ZoneInfo
+
+TAIPEI = ZoneInfo("Asia/Taipei")
+ROC_OFFSET = 1911
+
+_ROC_RE = re.compile(r"^\s*(\d{2,3})\s*[/.\-]\s*(\d{1,2})\s*[/.\-]\s*(\d{1,2})\s*$")
+_ISO_RE = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*$")
+_ROC_COMPACT_RE = re.compile(r"^\s*(\d{3})(\d{2})(\d{2})\s*$")
+
+
+class DateFormatError(ValueError):
+    """Raised for text that is neither an ROC nor an ISO date; the message is user-facing."""
+
+
+def to_roc(value: dt.date | dt.datetime | None) -> str:
+    """Format a date as ROC 'YYY/MM/DD' (a datetime also gets ' HH:MM', in Taipei time)."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(TAIPEI)
+        return f"{value.year - ROC_OFFSET}/{value.month:02d}/{value.day:02d} {value:%H:%M}"
+    return f"{value.year - ROC_OFFSET}/{value.month:02d}/{value.day:02d}"
+
+
+def parse_date(text: str) -> dt.date:
+    """Parse ROC (114/4/1, 114/04/01, 1140401) or ISO (2025-04-01) text into a date."""
+    from flask_babel import gettext
+
+    if text is None or not str(text).strip():
+        raise DateFormatError(gettext("Please enter a date."))
+    text = str(text)
+    iso = _ISO_RE.match(text)
+    if iso:
+        year, month, day = (int(g) for g in iso.groups())
+    else:
+        roc = _ROC_RE.match(text) or _ROC_COMPACT_RE.match(text)
+        if not roc:
+            raise DateFormatError(
+                gettext(
+                    "“%(value)s” is not a valid date. Use the ROC form 114/04/01 or 114/4/1, "
+                    "or ISO 2025-04-01.",
+                    value=text.strip(),
+                )
+            )
+        roc_year, month, day = (int(g) for g in roc.groups())
+        if roc_year < 1:
+            raise DateFormatError(gettext("The ROC year must be 1 or later."))
+        year = roc_year + ROC_OFFSET
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        raise DateFormatError(
+            gettext("“%(value)s” is not a date on the calendar.", value=text.strip())
+        ) from None
+
+
+def taipei_now() -> dt.datetime:
+    """The current time in Asia/Taipei (the one clock later issues will make movable)."""
+    return dt.datetime.now(TAIPEI)
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC now, for audit timestamps stored without a zone."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)

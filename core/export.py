@@ -1,0 +1,75 @@
+"""Excel export shared by every list: scoped, filtered, streamed, formula-safe."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+
+import xlsxwriter
+
+from core.dates import to_roc
+
+#: A cell starting with one of these is read as a formula by spreadsheet programs.
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: str) -> str:
+    """Defuse formula injection: a leading apostrophe makes Excel keep the text as text."""
+    if value and value.startswith(_FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def cell_text(value) -> str | int | float:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, dt.date | dt.datetime):
+        return to_roc(value)
+    return neutralise(str(value))
+
+
+def write_xlsx(
+    headers: list[str],
+    rows: Iterable[tuple],
+    formatters: list[Callable | None] | None = None,
+    sheet_name: str = "Sheet1",
+    max_rows: int | None = None,
+) -> tuple[str, int]:
+    """Write rows into a temporary .xlsx in constant memory; returns (path, row count)."""
+    fd, path = tempfile.mkstemp(suffix=".xlsx", prefix="export-")
+    os.close(fd)
+    workbook = xlsxwriter.Workbook(
+        path, {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
+    )
+    sheet = workbook.add_worksheet(sheet_name[:31])
+    bold = workbook.add_format({"bold": True})
+    for col, header in enumerate(headers):
+        sheet.write_string(0, col, neutralise(str(header)), bold)
+    formatters = formatters or [None] * len(headers)
+    count = 0
+    for count, row in enumerate(_limit(rows, max_rows), start=1):
+        for col, value in enumerate(row):
+            fmt = formatters[col]
+            if fmt is not None:
+                value = fmt(value)
+            value = cell_text(value)
+            if isinstance(value, str):
+                sheet.write_string(count, col, value)
+            else:
+                sheet.write_number(count, col, value)
+    sheet.freeze_panes(1, 0)
+    workbook.close()
+    return path, count
+
+
+def _limit(rows: Iterable[tuple], max_rows: int | None) -> Iterator[tuple]:
+    for index, row in enumerate(rows):
+        if max_rows is not None and index >= max_rows:
+            break
+        yield row

@@ -1,0 +1,16 @@
+"""Flask extensions, created unbound and initialised by the app factory."""
+
+from flask_appbuilder.models.sqla import Model
+from flask_appbuilder.models.sqla.base import SQLA
+from flask_caching import Cache
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_migrate import Migrate
+from flask_wtf.csrf import CSRFProtect
+
+# One metadata for FAB's tables and ours, so Alembic sees them all (trap 5).
+db = SQLA(model_class=Model)
+migrate = Migrate()
+csrf = CSRFProtect()
+cache = Cache()
+limiter = Limiter(key_func=get_remote_address)

@@ -1,0 +1,51 @@
+"""Search filters for foreign keys to large tables: a text box instead of a dropdown of every row."""
+
+from __future__ import annotations
+
+from flask_appbuilder.models.filters import BaseFilter
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import or_, select
+
+
+def related_text_filter(target, fields: tuple[str, ...], label, arg_name: str):
+    """A filter on `<fk relation>` matching the related row's `fields` (prefix or substring).
+
+    The related rows are searched in a sub-select, so the outer query keeps using its index
+    on the foreign key, and the related table is never loaded into the page.
+    """
+
+    class RelatedTextFilter(BaseFilter):
+        """Relation matched by text on the related row (code prefix or name substring)."""
+
+        name = label
+
+        def apply(self, query, value):
+            value = (value or "").strip()
+            if not value:
+                return query
+            rel = getattr(self.model, self.column_name)
+            fk = next(iter(rel.property.local_columns))
+            pk = next(iter(target.__mapper__.primary_key))
+            conditions = [getattr(target, f).startswith(value) for f in fields[:1]]
+            conditions += [getattr(target, f).contains(value) for f in fields[1:]]
+            return query.filter(fk.in_(select(pk).where(or_(*conditions))))
+
+    RelatedTextFilter.arg_name = arg_name
+    RelatedTextFilter.__name__ = f"Filter{target.__name__}Text"
+    return RelatedTextFilter
+
+
+def institution_text_filter():
+    from models.institution import Institution
+
+    return related_text_filter(
+        Institution, ("nhi_code", "name"), _l("Code or name contains"), "inst_txt"
+    )
+
+
+def practitioner_text_filter():
+    from models.practitioner import Practitioner
+
+    return related_text_filter(
+        Practitioner, ("national_id", "name"), _l("ID or name contains"), "prac_txt"
+    )

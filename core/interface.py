@@ -1,0 +1,234 @@
+"""A SQLAInterface that applies the current user's scope to every read and write.
+
+Flask-AppBuilder routes almost everything through the view's datamodel: list, show, edit,
+delete, actions, related-field choices, the `?_flt_` pre-fill, search dropdowns and the
+REST API. Scoping the datamodel itself, rather than each view, closes all of them at once
+(trap 1), and writes are checked after the flush against the very same SQL clause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from flask_appbuilder.models.filters import Filters
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_babel import gettext
+from sqlalchemy import func, inspect, select
+from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.base import NO_VALUE
+
+from core.scope import current_scope
+
+
+class ScopeViolation(Exception):
+    """A write would put a row, or point a row, outside the user's scope."""
+
+
+class ScopedInterface(SQLAInterface):
+    """SQLAInterface whose every query is restricted to `current_scope()`."""
+
+    #: Above this many rows an unfiltered national count uses an estimate.
+    estimate_count_above = 100_000
+
+    def __init__(self, obj, session=None):
+        if not getattr(obj, "defines_scope", lambda: False)():
+            raise TypeError(f"{obj.__name__} does not define scope_clause(); refusing to expose it")
+        super().__init__(obj, session)
+
+    # ------------------------------------------------------------------ reads
+    def scope_clause(self):
+        return self.obj.scope_clause(current_scope())
+
+    def scoped_query(self):
+        return self.session.query(self.obj).filter(self.scope_clause())
+
+    def get_related_interface(self, col_name: str):
+        return ScopedInterface(self.get_related_model(col_name), self._session)
+
+    def get_related_obj(self, col_name: str, value: Any):
+        return self.get_related_interface(col_name).get(value)
+
+    def get(self, id, filters=None, select_columns=None, outer_default_load=False):
+        pk = self.get_pk_name()
+        _filters = filters.copy() if filters else Filters(self.filter_converter_class, self)
+        if self.is_pk_composite() and isinstance(pk, Iterable):
+            for _pk, _id in zip(pk, id, strict=False):
+                _filters.add_filter(_pk, self.FilterEqual, _id)
+        else:
+            try:
+                id = self.list_columns[pk].type.python_type(id)
+            except (ValueError, TypeError):
+                return None
+            except NotImplementedError:
+                pass
+            _filters.add_filter(pk, self.FilterEqual, id)
+        item = self.apply_all(
+            self.scoped_query(),
+            _filters,
+            select_columns=select_columns,
+            outer_default_load=outer_default_load,
+        ).one_or_none()
+        if item is not None and hasattr(item, self.obj.__name__):
+            return getattr(item, self.obj.__name__)
+        return item
+
+    def filtered_query(self, filters: Filters | None = None):
+        """The scoped query with the list's filters applied: lists and exports share it."""
+        return self.apply_filters(self.scoped_query(), filters)
+
+    def count(self, filters: Filters | None = None) -> int:
+        query = self.filtered_query(filters)
+        pk = self.get_pk()
+        has_filters = bool(filters and filters.values)
+        if not has_filters and current_scope().national:
+            # max(pk) is an index lookup; a full count(*) over millions of rows is not.
+            top = self.session.query(func.max(pk)).scalar() or 0
+            if top > self.estimate_count_above:
+                return top
+        return query.with_entities(func.count(pk)).order_by(None).scalar() or 0
+
+    def eager_options(self, columns: Iterable[str] | None):
+        """joinedload for every many-to-one relation a list shows (no N+1 per row)."""
+        options, seen = [], set()
+        for col in columns or ():
+            root = col.split(".", 1)[0]
+            if root in seen or root not in self.list_properties:
+                continue
+            if self.is_relation_many_to_one(root) or self.is_relation_one_to_one(root):
+                options.append(joinedload(getattr(self.obj, root)))
+                seen.add(root)
+        return options
+
+    def query(
+        self,
+        filters=None,
+        order_column="",
+        order_direction="",
+        page=None,
+        page_size=None,
+        select_columns=None,
+        outer_default_load=False,
+    ):
+        """Ids first, then the page's rows with their related rows in one query."""
+        pk = self.get_pk()
+        ids_query = self.filtered_query(filters).with_entities(pk)
+        ids_query = self.apply_order_by(ids_query, order_column, order_direction, add_pk=True)
+        if not order_column:
+            ids_query = ids_query.order_by(pk.desc() if order_direction == "desc" else pk)
+        ids_query = self.apply_pagination(ids_query, page, page_size)
+        ids = [row[0] for row in ids_query.all()]
+        count = self.count(filters)
+        if not ids:
+            return count, []
+        rows = (
+            self.session.query(self.obj)
+            .options(*self.eager_options(select_columns or self._list_columns_hint))
+            .filter(pk.in_(ids))
+            .all()
+        )
+        position = {value: index for index, value in enumerate(ids)}
+        rows.sort(key=lambda item: position[getattr(item, pk.key)])
+        return count, rows
+
+    #: The list view tells the interface which columns it renders, for eager loading.
+    _list_columns_hint: list[str] = []
+
+    def query_simple_group(self, group_by=None, filters=None):
+        raise NotImplementedError("chart views must use scoped aggregate queries")
+
+    query_month_group = query_year_group = query_simple_group
+
+    # ----------------------------------------------------------------- writes
+    def enforce_scope(self, items: Iterable[Any] | None = None) -> None:
+        """Prove a write stays in scope; on failure roll back and raise ScopeViolation.
+
+        Rows the write points at are checked *before* the flush (a new assignment must not
+        make a foreign practitioner visible and thereby vouch for itself); the written rows
+        themselves are checked *after* it, with the same SQL clause that scopes the reads.
+        """
+        session = self.session
+        scope = current_scope()
+        pending = [o for o in (*session.new, *session.dirty) if hasattr(type(o), "scope_clause")]
+        pending.extend(o for o in items or () if o not in pending)
+        try:
+            with session.no_autoflush:
+                for target, key in {ref for obj in pending for ref in _references(obj)}:
+                    if not self._visible(target, key, scope):
+                        raise ScopeViolation(
+                            gettext(
+                                "The selected %(what)s does not exist or is outside your data scope.",
+                                what=str(getattr(target, "__label__", target.__name__)),
+                            )
+                        )
+            session.flush()
+            for obj in pending:
+                state = inspect(obj)
+                if state.deleted or state.detached or state.identity is None:
+                    continue
+                if not self._visible(type(obj), state.identity[0], scope):
+                    raise ScopeViolation(
+                        gettext("You may not save this record: it would fall outside your data scope.")
+                    )
+        except ScopeViolation:
+            session.rollback()
+            raise
+
+    @staticmethod
+    def _visible(model, key, scope) -> bool:
+        pk = inspect(model).primary_key[0]
+        stmt = select(pk).where(pk == key, model.scope_clause(scope))
+        from core.extensions import db
+
+        return db.session.execute(stmt).first() is not None
+
+    def add(self, item, commit: bool = True) -> None:
+        self.session.add(item)
+        self.enforce_scope([item])
+        super().add(item, commit)
+
+    def edit(self, item, commit: bool = True) -> None:
+        self.session.add(item)
+        self.enforce_scope([item])
+        super().edit(item, commit)
+
+    def delete(self, item, commit: bool = True) -> None:
+        # The item was fetched through get(), so it is in scope; re-check in case of a
+        # caller that built it some other way.
+        if not self._visible(type(item), inspect(item).identity[0], current_scope()):
+            raise ScopeViolation(gettext("Record not found."))
+        super().delete(item, commit)
+
+    def delete_all(self, items) -> None:
+        for item in items:
+            if not self._visible(type(item), inspect(item).identity[0], current_scope()):
+                raise ScopeViolation(gettext("Record not found."))
+        super().delete_all(items)
+
+
+def _references(obj):
+    """(model, key) of every existing scoped row that `obj` points at (FKs and collections)."""
+    mapper = inspect(type(obj))
+    for rel in mapper.relationships:
+        if rel.direction.name not in ("MANYTOONE", "MANYTOMANY"):
+            continue
+        target = rel.mapper.class_
+        if not getattr(target, "defines_scope", lambda: False)():
+            continue
+        state = inspect(obj)
+        loaded = state.attrs[rel.key].loaded_value
+        values = [] if loaded is None or loaded is NO_VALUE else loaded
+        if not isinstance(values, list | set | tuple):
+            values = [values]
+        found = False
+        for other in values:
+            if other is None:
+                continue
+            found = True
+            identity = inspect(other).identity
+            if identity is not None:  # a pending new row is checked as a row itself
+                yield target, identity[0]
+        if not found and rel.direction.name == "MANYTOONE":
+            fk_values = [getattr(obj, mapper.get_property_by_column(c).key) for c in rel.local_columns]
+            if fk_values and fk_values[0] is not None:
+                yield target, fk_values[0]

@@ -1,0 +1,179 @@
+"""Roles as data: each role's grants per resource, synced idempotently by `flask init`."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+from core.views import CAN_CREATE, CAN_DELETE, CAN_EDIT, CAN_EXPORT, CAN_READ
+
+# Resources (the class_permission_name shared by a view and its API)
+COUNTY = "County"
+LEVEL = "InstitutionLevel"
+INSTITUTION = "Institution"
+CONTRACT = "ContractPeriod"
+PRACTITIONER = "Practitioner"
+ASSIGNMENT = "ServiceAssignment"
+AUDIT = "AuditLog"
+PERSONAL_ID = "PersonalId"  # a permission only: reading personal IDs unmasked
+
+# Roles
+ADMIN = "Admin"
+OFFICE = "Office"
+MINISTRY = "Ministry"
+BUREAU = "Bureau"
+FACILITY = "Facility"
+HELPDESK = "Helpdesk"
+
+ROLE_LABELS = {
+    ADMIN: _l("System administrator"),
+    OFFICE: _l("Cessation management office"),
+    MINISTRY: _l("Ministry of Health and Welfare"),
+    BUREAU: _l("Health bureau"),
+    FACILITY: _l("Contracted institution"),
+    HELPDESK: _l("Helpdesk"),
+}
+
+READ = {CAN_READ}
+READ_EXPORT = {CAN_READ, CAN_EXPORT}
+ALL = {CAN_READ, CAN_CREATE, CAN_EDIT, CAN_DELETE, CAN_EXPORT}
+
+_REFERENCE = {COUNTY: READ, LEVEL: READ}
+
+#: What each role may do, per resource. Admin is not listed: it holds every permission.
+ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
+    OFFICE: {
+        **_REFERENCE,
+        INSTITUTION: READ_EXPORT,
+        CONTRACT: READ_EXPORT,
+        PRACTITIONER: READ_EXPORT,
+        ASSIGNMENT: READ_EXPORT,
+        PERSONAL_ID: READ,
+    },
+    MINISTRY: {
+        **_REFERENCE,
+        INSTITUTION: READ_EXPORT,
+        CONTRACT: READ_EXPORT,
+        PRACTITIONER: READ_EXPORT,
+        ASSIGNMENT: READ_EXPORT,
+    },
+    BUREAU: {
+        **_REFERENCE,
+        INSTITUTION: READ_EXPORT | {CAN_EDIT},
+        CONTRACT: ALL,
+        PRACTITIONER: READ_EXPORT,
+        ASSIGNMENT: READ_EXPORT,
+    },
+    FACILITY: {
+        **_REFERENCE,
+        INSTITUTION: READ_EXPORT,
+        CONTRACT: READ_EXPORT,
+        PRACTITIONER: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
+        ASSIGNMENT: ALL,
+        PERSONAL_ID: READ,
+    },
+    HELPDESK: {**_REFERENCE, INSTITUTION: READ},
+}
+
+#: Self-service pages every signed-in role may use (its own profile and password).
+SELF_SERVICE = [
+    ("can_userinfo", "{user_view}"),
+    ("resetmypassword", "{user_view}"),
+    ("userinfoedit", "{user_view}"),
+    ("can_this_form_get", "ResetMyPasswordView"),
+    ("can_this_form_post", "ResetMyPasswordView"),
+    ("can_this_form_get", "UserInfoEditView"),
+    ("can_this_form_post", "UserInfoEditView"),
+]
+
+
+def menus_by_resource(appbuilder) -> dict[str, set[str]]:
+    """Menu entries (and their categories) that open a view of each resource."""
+    result: dict[str, set[str]] = {}
+    for category in appbuilder.menu.get_list():
+        items = category.childs or [category]
+        for item in items:
+            view = getattr(item, "baseview", None)
+            resource = getattr(view, "class_permission_name", None)
+            if resource:
+                names = result.setdefault(resource, set())
+                names.add(item.name)
+                if item is not category:
+                    names.add(category.name)
+    return result
+
+
+def sync_roles(appbuilder) -> dict[str, int]:
+    """Create every permission, then set each role's permissions to exactly its grants."""
+    from core.security import bump_security_version
+
+    sm = appbuilder.sm
+    session = sm.session
+    # FAB_CREATE_DB is off, so nothing else creates the two built-in roles.
+    for name in (ADMIN, sm.auth_role_public):
+        if sm.find_role(name) is None:
+            sm.add_role(name)
+    _sync_permissions(appbuilder)
+    menus = menus_by_resource(appbuilder)
+    user_view = type(sm.userdbmodelview).__name__ if not isinstance(
+        sm.userdbmodelview, type
+    ) else sm.userdbmodelview.__name__
+
+    def pv(permission, view):
+        found = sm.find_permission_view_menu(permission, view)
+        if found is None:
+            raise LookupError(f"no permission {permission} on {view}: is the view registered?")
+        return found
+
+    summary = {}
+    for role_name, grants in ROLE_GRANTS.items():
+        role = sm.find_role(role_name) or sm.add_role(role_name)
+        desired = {pv(p, v.format(user_view=user_view)) for p, v in SELF_SERVICE}
+        for resource, actions in grants.items():
+            for action in actions:
+                desired.add(pv(f"can_{action}", resource))
+            if CAN_READ in actions:
+                for menu in menus.get(resource, ()):
+                    desired.add(pv("menu_access", menu))
+        role.permissions = sorted(desired, key=lambda p: p.id)
+        summary[role_name] = len(desired)
+    admin = sm.find_role(ADMIN) or sm.add_role(ADMIN)
+    admin.permissions = session.query(sm.permissionview_model).all()
+    summary[ADMIN] = len(admin.permissions)
+    public = sm.find_role(sm.auth_role_public) or sm.add_role(sm.auth_role_public)
+    public.permissions = []
+    session.commit()
+    bump_security_version()
+    return summary
+
+
+def _sync_permissions(appbuilder) -> None:
+    """Create each resource's permissions: the union over every view and API sharing it.
+
+    FAB's own add_permissions() prunes a resource down to the last view's list, so a view
+    and an API sharing a resource would delete each other's permissions.
+    """
+    from flask_appbuilder.baseviews import BaseView
+
+    sm = appbuilder.sm
+    wanted: dict[str, set[str]] = {PERSONAL_ID: {"can_read"}}
+    for view in appbuilder.baseviews:
+        if isinstance(view, BaseView) or hasattr(view, "base_permissions"):
+            name = view.class_permission_name
+            wanted.setdefault(name, set()).update(view.base_permissions or [])
+    for resource, permissions in wanted.items():
+        view_menu = sm.add_view_menu(resource)
+        for permission in sorted(permissions):
+            if sm.find_permission_view_menu(permission, resource) is None:
+                sm.add_permission_view_menu(permission, resource)
+        for stale in sm.find_permissions_view_menu(view_menu):
+            if stale.permission is not None and stale.permission.name not in permissions:
+                for role in sm.get_all_roles():
+                    if stale in role.permissions:
+                        role.permissions.remove(stale)
+                sm.session.delete(stale)
+    for category in appbuilder.menu.get_list():
+        sm.add_permissions_menu(category.name)
+        for item in category.childs:
+            if item.name != "-":
+                sm.add_permissions_menu(item.name)
+    sm.session.commit()

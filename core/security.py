@@ -1,0 +1,211 @@
+"""The application's security manager: scoped users, cached permission checks."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import g
+from flask_appbuilder.security.sqla.manager import SecurityManager
+from flask_appbuilder.security.views import UserDBModelView
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import event, select
+from wtforms import SelectField
+
+from core.extensions import cache
+from core.scope import ScopeKind
+from models.user import ScopedUser
+
+log = logging.getLogger(__name__)
+
+_VERSION_KEY = "security:version"
+
+
+def security_version() -> int:
+    """A counter bumped whenever users, roles or permissions change (cache key salt)."""
+    version = cache.get(_VERSION_KEY)
+    if version is None:
+        version = 1
+        cache.set(_VERSION_KEY, version, timeout=0)
+    return version
+
+
+def bump_security_version() -> None:
+    """Invalidate every cached permission set and scope, in every process."""
+    cache.set(_VERSION_KEY, (cache.get(_VERSION_KEY) or 1) + 1, timeout=0)
+
+
+SCOPE_KIND_CHOICES = [
+    ("", _l("No scope (sees nothing)")),
+    (ScopeKind.NATIONAL, _l("National")),
+    (ScopeKind.COUNTY, _l("County")),
+    (ScopeKind.FACILITY, _l("Facility")),
+]
+
+
+class ScopedUserDBModelView(UserDBModelView):
+    """FAB's user admin, with the data-scope fields of our user model."""
+
+    _scope_cols = ["scope_kind", "scope_county", "scope_institutions"]
+    list_columns = ["username", "first_name", "last_name", "email", "active", "roles", "scope_kind"]
+    add_columns = UserDBModelView.add_columns + _scope_cols
+    edit_columns = UserDBModelView.edit_columns + _scope_cols
+    show_columns = [
+        "username", "first_name", "last_name", "email", "active", "roles",
+        *_scope_cols, "last_login", "login_count", "fail_login_count",
+    ]  # fmt: skip
+    search_columns = ["username", "first_name", "last_name", "email", "active", "roles"]
+    label_columns = {
+        "scope_kind": _l("Scope"),
+        "scope_county": _l("Scope county"),
+        "scope_institutions": _l("Scope institutions"),
+    }
+    add_form_extra_fields = {
+        **UserDBModelView.add_form_extra_fields,
+        "scope_kind": SelectField(_l("Scope"), choices=SCOPE_KIND_CHOICES, default=""),
+    }
+    edit_form_extra_fields = {
+        "scope_kind": SelectField(_l("Scope"), choices=SCOPE_KIND_CHOICES, default=""),
+    }
+    formatters_columns = {
+        "scope_kind": lambda v: dict(SCOPE_KIND_CHOICES).get(v or "", v),
+    }
+
+    def _normalise_scope(self, item):
+        if not item.scope_kind:
+            item.scope_kind = None
+        if item.scope_kind != ScopeKind.COUNTY:
+            item.scope_county = None
+        if item.scope_kind != ScopeKind.FACILITY:
+            item.scope_institutions = []
+
+    def pre_add(self, item):
+        self._normalise_scope(item)
+        super().pre_add(item)
+
+    def pre_update(self, item):
+        self._normalise_scope(item)
+        super().pre_update(item)
+
+
+class AppSecurityManager(SecurityManager):
+    """Loads users as ScopedUser everywhere and caches role permissions across requests."""
+
+    user_model = ScopedUser
+    userdbmodelview = ScopedUserDBModelView
+
+    def __init__(self, appbuilder):
+        super().__init__(appbuilder)
+        session = appbuilder.session
+        if not event.contains(session, "after_flush", _bump_on_security_change):
+            event.listen(session, "after_flush", _bump_on_security_change)
+
+    # -- API keys: FAB returns api_key.user, an instance of its base User (trap 2) --
+    def validate_api_key(self, api_key_string):
+        user = super().validate_api_key(api_key_string)
+        if user is None:
+            return None
+        scoped = self.session.get(self.user_model, user.id)
+        if not isinstance(scoped, self.user_model):
+            # Same identity already loaded as the base class: reload it as ours.
+            self.session.expunge(scoped)
+            scoped = self.session.get(self.user_model, user.id)
+        g.user = scoped
+        return scoped
+
+    # -- permission checks: one cached set per role combination, not a query per check --
+    def _role_ids(self, user) -> tuple[int, ...]:
+        if user is None or not getattr(user, "is_authenticated", False):
+            public = self.get_public_role()
+            return (public.id,) if public else ()
+        key = f"roles:{security_version()}:{user.id}"
+        ids = cache.get(key)
+        if ids is None:
+            roles = self.get_user_roles(user)
+            ids = tuple(sorted({r.id for r in roles}))
+            cache.set(key, ids, timeout=600)
+        return ids
+
+    def permissions_for_roles(self, role_ids: tuple[int, ...]) -> frozenset[tuple[str, str]]:
+        memo = g.setdefault("_perm_memo", {}) if _in_app_ctx() else {}
+        if role_ids in memo:
+            return memo[role_ids]
+        key = f"perms:{security_version()}:{','.join(map(str, role_ids))}"
+        perms = cache.get(key)
+        if perms is None:
+            perms = self._load_permissions(role_ids)
+            cache.set(key, perms, timeout=600)
+        memo[role_ids] = perms
+        return perms
+
+    def _load_permissions(self, role_ids) -> frozenset[tuple[str, str]]:
+        if not role_ids:
+            return frozenset()
+        from flask_appbuilder.security.sqla.models import (
+            Permission,
+            PermissionView,
+            ViewMenu,
+            assoc_permissionview_role,
+        )
+
+        rows = self.session.execute(
+            select(Permission.name, ViewMenu.name)
+            .select_from(PermissionView)
+            .join(Permission, Permission.id == PermissionView.permission_id)
+            .join(ViewMenu, ViewMenu.id == PermissionView.view_menu_id)
+            .join(
+                assoc_permissionview_role,
+                assoc_permissionview_role.c.permission_view_id == PermissionView.id,
+            )
+            .where(assoc_permissionview_role.c.role_id.in_(role_ids))
+        ).all()
+        return frozenset((p, v) for p, v in rows)
+
+    def _has_view_access(self, user, permission_name, view_name) -> bool:
+        return (permission_name, view_name) in self.permissions_for_roles(self._role_ids(user))
+
+    def is_item_public(self, permission_name, view_name) -> bool:
+        return (permission_name, view_name) in self.permissions_for_roles(self._role_ids(None))
+
+    def _get_user_permission_view_menus(self, user, permission_name, view_menus_name):
+        perms = self.permissions_for_roles(self._role_ids(user))
+        return {name for name in view_menus_name if (permission_name, name) in perms}
+
+
+def _in_app_ctx() -> bool:
+    from flask import has_app_context
+
+    return has_app_context()
+
+
+def _bump_on_security_change(session, flush_context):
+    from flask_appbuilder.security.sqla.models import (
+        Group,
+        Permission,
+        PermissionView,
+        Role,
+        User,
+        ViewMenu,
+    )
+
+    from sqlalchemy import inspect
+
+    watched = (Role, PermissionView, Permission, ViewMenu, Group)
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, watched) or (isinstance(obj, User) and obj in session.deleted):
+            bump_security_version()
+            return
+        if isinstance(obj, User) and obj in session.dirty:
+            state = inspect(obj)
+            # Login bookkeeping (last_login, counters) must not flush every cache.
+            if any(
+                key in state.attrs and state.attrs[key].history.has_changes()
+                for key in _USER_SCOPE_ATTRS
+            ):
+                bump_security_version()
+                return
+
+
+_USER_SCOPE_ATTRS = (
+    "roles", "groups", "active", "scope_kind", "scope_county_id", "scope_county",
+    "scope_institutions",
+)  # fmt: skip

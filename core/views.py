@@ -1,0 +1,359 @@
+"""Hardened bases for every model view and REST API of the application.
+
+Scope comes from the datamodel (core/interface.py). These bases add what the datamodel
+cannot see: FAB endpoints that bypass it (actions, file downloads), ROC dates in forms and
+lists, masked personal IDs, and the one Excel export path shared by every list.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+from flask import abort, after_this_request, current_app, flash, redirect, request, send_file
+from flask_appbuilder import ModelRestApi, ModelView, expose
+from flask_appbuilder.security.decorators import has_access
+from flask_appbuilder.urltools import get_filter_args, get_order_args
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import inspect
+from sqlalchemy.orm import aliased
+
+from core.dates import to_roc
+from core.export import write_xlsx
+from core.extensions import db
+from core.fields import RocDateField
+from core.interface import ScopedInterface, ScopeViolation
+from core.validators import mask_personal_id
+
+#: Permission names shared by a resource's view and API (roles are granted these).
+CAN_READ, CAN_CREATE, CAN_EDIT, CAN_DELETE, CAN_EXPORT = (
+    "read", "create", "edit", "delete", "export",
+)  # fmt: skip
+VIEW_METHOD_PERMISSIONS = {
+    "list": CAN_READ,
+    "show": CAN_READ,
+    "download": CAN_READ,
+    "api_read": CAN_READ,
+    "api_get": CAN_READ,
+    "api_column_add": CAN_CREATE,
+    "api_column_edit": CAN_EDIT,
+    "api_readvalues": CAN_READ,
+    "add": CAN_CREATE,
+    "api_create": CAN_CREATE,
+    "edit": CAN_EDIT,
+    "api_update": CAN_EDIT,
+    "delete": CAN_DELETE,
+    "api_delete": CAN_DELETE,
+    "export_xlsx": CAN_EXPORT,
+}
+API_METHOD_PERMISSIONS = {
+    "get": CAN_READ,
+    "get_list": CAN_READ,
+    "info": CAN_READ,
+    "post": CAN_CREATE,
+    "put": CAN_EDIT,
+    "delete": CAN_DELETE,
+}
+#: Holders of this permission see personal IDs in full; everyone else sees A12****789.
+FULL_ID_PERMISSION = ("can_read", "PersonalId")
+
+
+def can_see_full_ids() -> bool:
+    perm, view = FULL_ID_PERMISSION
+    return current_app.appbuilder.sm.has_access(perm, view)
+
+
+def _date_columns(datamodel, columns):
+    return [c for c in columns if c in datamodel.list_columns and datamodel.is_date(c)]
+
+
+def _datetime_columns(datamodel, columns):
+    return [c for c in columns if c in datamodel.list_columns and datamodel.is_datetime(c)]
+
+
+class ScopedModelView(ModelView):
+    """Base of every application ModelView: scoped, ROC dates, masked IDs, Excel export."""
+
+    #: Resource name shared with the matching ScopedModelRestApi (set in subclasses).
+    class_permission_name: str | None = None
+    method_permission_name = VIEW_METHOD_PERMISSIONS
+    #: Columns holding a 身分證字號 / 居留證號, masked for users without FULL_ID_PERMISSION.
+    personal_id_columns: list[str] = []
+    #: Columns of the Excel export (default: the list columns).
+    export_columns: list[str] | None = None
+    page_size = 25
+    list_template = "scoped/list.html"
+
+    def __init__(self, **kwargs):
+        if not isinstance(self.datamodel, ScopedInterface):
+            raise TypeError(f"{type(self).__name__}.datamodel must be a ScopedInterface")
+        if not self.class_permission_name:
+            raise TypeError(f"{type(self).__name__} must name its resource")
+        self._install_roc_dates()
+        self._install_masking()
+        super().__init__(**kwargs)
+        self.extra_args = {**(self.extra_args or {}), "resource_name": self.class_permission_name}
+        self.datamodel._list_columns_hint = list(self.list_columns)
+
+    # ---------------------------------------------------------------- dates
+    def _install_roc_dates(self):
+        cols = set(self.add_columns or []) | set(self.edit_columns or []) | set(
+            self.datamodel.get_columns_list()
+        )
+        add_extra = dict(self.add_form_extra_fields or {})
+        edit_extra = dict(self.edit_form_extra_fields or {})
+        for col in _date_columns(self.datamodel, cols):
+            label = (self.label_columns or {}).get(col, col)
+            description = (self.description_columns or {}).get(col, "")
+            validators = list((self.validators_columns or {}).get(col, []))
+            if not self.datamodel.is_nullable(col):
+                from wtforms.validators import InputRequired
+
+                validators.insert(0, InputRequired())
+            else:
+                from wtforms.validators import Optional
+
+                validators.insert(0, Optional())
+            for extra in (add_extra, edit_extra):
+                extra.setdefault(
+                    col, RocDateField(label, validators=validators, description=description)
+                )
+        self.add_form_extra_fields = add_extra
+        self.edit_form_extra_fields = edit_extra
+        formatters = dict(self.formatters_columns or {})
+        for col in _date_columns(self.datamodel, self.datamodel.get_columns_list()):
+            formatters.setdefault(col, to_roc)
+        for col in _datetime_columns(self.datamodel, self.datamodel.get_columns_list()):
+            formatters.setdefault(col, to_roc)
+        self.formatters_columns = formatters
+
+    def _install_masking(self):
+        formatters = dict(self.formatters_columns or {})
+        for col in self.personal_id_columns:
+            formatters[col] = lambda v: v if can_see_full_ids() else mask_personal_id(v)
+        self.formatters_columns = formatters
+
+    # ----------------------------------------- FAB endpoints that skip filters
+    @expose("/action/<string:name>/<pk>", methods=["GET", "POST"])
+    def action(self, name, pk):
+        """FAB fetches the row unscoped here (trap 1): fetch it through the datamodel."""
+        if name not in self.actions:
+            abort(404)
+        if not self.is_get_mutation_allowed():
+            flash(gettext("Access is Denied"), "danger")
+            return redirect(self.get_redirect())
+        permission_name = self.get_action_permission_name(name)
+        if not self.appbuilder.sm.has_access(permission_name, self.class_permission_name):
+            flash(gettext("Access is Denied"), "danger")
+            return redirect(".")
+        item = self.datamodel.get(self._deserialize_pk_if_composite(pk), self._base_filters)
+        if item is None:
+            abort(404)
+        return self.actions[name].func(item)
+
+    @expose("/action_post", methods=["POST"])
+    def action_post(self):
+        """Multiple-row actions: every selected row must be in scope, or nothing happens."""
+        name = request.form.get("action", "")
+        if name not in self.actions:
+            abort(404)
+        permission_name = self.get_action_permission_name(name)
+        if not self.appbuilder.sm.has_access(permission_name, self.class_permission_name):
+            flash(gettext("Access is Denied"), "danger")
+            return redirect(".")
+        items = []
+        for pk in request.form.getlist("rowid"):
+            item = self.datamodel.get(self._deserialize_pk_if_composite(pk), self._base_filters)
+            if item is None:
+                abort(404)
+            items.append(item)
+        return self.actions[name].func(items)
+
+    @expose("/download/<string:filename>")
+    @has_access
+    def download(self, filename):
+        """Serve an uploaded file only if a row in the user's scope refers to it."""
+        file_columns = self.datamodel.get_file_column_list() + self.datamodel.get_image_column_list()
+        if not file_columns:
+            abort(404)
+        from sqlalchemy import or_
+
+        query = self.datamodel.scoped_query().filter(
+            or_(*(getattr(self.datamodel.obj, c) == filename for c in file_columns))
+        )
+        if query.first() is None:
+            abort(404)
+        folder = current_app.config["UPLOAD_FOLDER"]
+        path = os.path.realpath(os.path.join(folder, filename))
+        if not path.startswith(os.path.realpath(folder) + os.sep) or not os.path.exists(path):
+            abort(404)
+        from flask_appbuilder.filemanager import uuid_originalname
+
+        return send_file(path, download_name=uuid_originalname(filename), as_attachment=True)
+
+    # -------------------------------------------------------------- writes
+    def pre_add(self, item):
+        self._enforce(item)
+
+    def pre_update(self, item):
+        self._enforce(item)
+
+    def _enforce(self, item):
+        # Flushing here turns a scope violation into a flash message on the form path,
+        # before FAB's add()/edit() commit; the datamodel checks again regardless.
+        try:
+            self.datamodel.enforce_scope([item])
+        except ScopeViolation:
+            raise
+        except Exception as exc:  # integrity errors: keep the session usable
+            db.session.rollback()
+            raise ValueError(_integrity_message(exc)) from exc
+
+    # -------------------------------------------------------------- export
+    def export_column_names(self) -> list[str]:
+        return list(self.export_columns or self.list_columns)
+
+    @expose("/export/xlsx")
+    @has_access
+    def export_xlsx(self):
+        """The list as .xlsx: same scope, same filters and order, never more rows than the list."""
+        filters = self._filters.copy()
+        get_filter_args(filters)
+        query = self.datamodel.filtered_query(filters)
+        query = self._base_filters.apply_all(query) if self._base_filters else query
+        headers, exprs, formatters = [], [], []
+        joined: dict[str, object] = {}
+        for col in self.export_column_names():
+            expr, query = self._export_expr(col, query, joined)
+            headers.append(str(self.label_columns.get(col, col)))
+            exprs.append(expr)
+            formatters.append(self._export_formatter(col))
+        order = get_order_args().get(self.__class__.__name__)
+        pk = self.datamodel.get_pk()
+        if order and order[0] in self.datamodel.list_columns:
+            column = getattr(self.datamodel.obj, order[0])
+            query = query.order_by(column.desc() if order[1] == "desc" else column.asc(), pk)
+        else:
+            query = query.order_by(pk)
+        stmt = query.with_entities(*exprs).statement
+        rows = db.session.execute(stmt.execution_options(yield_per=2000))
+        path, _count = write_xlsx(
+            headers,
+            (tuple(r) for r in rows),
+            formatters,
+            sheet_name=str(self.list_title or self.class_permission_name),
+            max_rows=current_app.config.get("EXPORT_MAX_ROWS"),
+        )
+
+        @after_this_request
+        def _cleanup(response):
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+            return response
+
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M")
+        return send_file(
+            path,
+            as_attachment=True,
+            download_name=f"{self.class_permission_name}-{stamp}.xlsx",
+            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+
+    def _export_expr(self, col, query, joined):
+        model = self.datamodel.obj
+        root, _, leaf = col.partition(".")
+        if self.datamodel.is_relation(root):
+            rel = inspect(model).relationships[root]
+            target = rel.mapper.class_
+            if root not in joined:
+                alias = aliased(target)
+                query = query.outerjoin(alias, getattr(model, root))
+                joined[root] = alias
+            alias = joined[root]
+            leaf = leaf or getattr(target, "__export_column__", "name")
+            return getattr(alias, leaf).label(col), query
+        return getattr(model, col).label(col), query
+
+    def _export_formatter(self, col):
+        if col in self.personal_id_columns:
+            full = can_see_full_ids()
+            return (lambda v: v) if full else mask_personal_id
+        formatter = self.formatters_columns.get(col)
+        if formatter is not None and col in self.datamodel.list_columns:
+            return formatter
+        return None
+
+
+def _integrity_message(exc) -> str:
+    text = str(getattr(exc, "orig", exc)).lower()
+    if "unique" in text or "duplicate" in text:
+        return gettext("A record with the same value already exists.")
+    return gettext("The record could not be saved: %(reason)s", reason=str(exc.__class__.__name__))
+
+
+class ScopedModelRestApi(ModelRestApi):
+    """Base of every application REST API: scoped datamodel, shared permissions, masked IDs."""
+
+    class_permission_name: str | None = None
+    method_permission_name = API_METHOD_PERMISSIONS
+    personal_id_columns: list[str] = []
+    allow_browser_login = True
+    page_size = 25
+
+    def __init__(self):
+        if not isinstance(self.datamodel, ScopedInterface):
+            raise TypeError(f"{type(self).__name__}.datamodel must be a ScopedInterface")
+        if not self.class_permission_name:
+            raise TypeError(f"{type(self).__name__} must name its resource")
+        super().__init__()
+
+    def _refused(self, exc: Exception):
+        db.session.rollback()
+        return self.response(403, message=str(exc))
+
+    def post_headless(self):
+        try:
+            return super().post_headless()
+        except ScopeViolation as exc:
+            return self._refused(exc)
+
+    def put_headless(self, pk):
+        try:
+            return super().put_headless(pk)
+        except ScopeViolation as exc:
+            return self._refused(exc)
+
+    def delete_headless(self, pk):
+        try:
+            return super().delete_headless(pk)
+        except ScopeViolation as exc:
+            return self._refused(exc)
+
+    def _mask(self, record: dict) -> None:
+        for col in self.personal_id_columns:
+            if col in record and record[col]:
+                record[col] = mask_personal_id(record[col])
+
+    def pre_get(self, data):
+        if self.personal_id_columns and not can_see_full_ids():
+            self._mask(data.get("result", {}))
+
+    def pre_get_list(self, data):
+        if self.personal_id_columns and not can_see_full_ids():
+            for record in data.get("result", []):
+                self._mask(record)
+
+
+__all__ = [
+    "ScopedModelView",
+    "ScopedModelRestApi",
+    "CAN_READ",
+    "CAN_CREATE",
+    "CAN_EDIT",
+    "CAN_DELETE",
+    "CAN_EXPORT",
+    "_l",
+]

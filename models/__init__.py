@@ -1,0 +1,8 @@
+"""Application models. Importing this package registers every table on FAB's metadata."""
+
+from models.audit import AuditLog  # noqa: F401
+from models.base import AppModel  # noqa: F401
+from models.institution import ContractPeriod, Institution  # noqa: F401
+from models.practitioner import Practitioner, Profession, ServiceAssignment  # noqa: F401
+from models.reference import County, InstitutionLevel  # noqa: F401
+from models.user import ScopeKind, ScopedUser, user_institution  # noqa: F401

@@ -1,0 +1,72 @@
+"""Base class and mixins for application models."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import TYPE_CHECKING
+
+from flask_appbuilder.models.sqla import Model
+from sqlalchemy import DateTime, ForeignKey, Integer, false
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+from core.dates import utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.sql.elements import ColumnElement
+
+    from core.scope import Scope
+
+
+class AppModel(Model):
+    """Base of every application table: audited, and invisible unless it defines its scope."""
+
+    __abstract__ = True
+    #: Every insert/update/delete is written to the audit trail (models/audit.py).
+    __audited__ = True
+
+    @classmethod
+    def scope_clause(cls, scope: Scope) -> ColumnElement[bool]:
+        """Rows of this model the scope may see. Deny by default: subclasses must say."""
+        return false()
+
+    @classmethod
+    def defines_scope(cls) -> bool:
+        return "scope_clause" in {k for c in cls.__mro__ if c is not AppModel for k in vars(c)}
+
+
+class AuditColumnsMixin:
+    """Who created and last changed a row, and when; filled by the audit session hook."""
+
+    @declared_attr
+    def created_on(cls) -> Mapped[dt.datetime]:
+        return mapped_column(DateTime, default=utcnow, nullable=False)
+
+    @declared_attr
+    def changed_on(cls) -> Mapped[dt.datetime]:
+        return mapped_column(DateTime, default=utcnow, onupdate=utcnow, nullable=False)
+
+    @declared_attr
+    def created_by_id(cls) -> Mapped[int | None]:
+        return mapped_column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
+
+    @declared_attr
+    def changed_by_id(cls) -> Mapped[int | None]:
+        return mapped_column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
+
+
+class LabelledEnum(str, enum.Enum):
+    """A str enum whose members carry a translatable label (shown in forms, lists, exports)."""
+
+    def __new__(cls, value: str, label):
+        obj = str.__new__(cls, value)
+        obj._value_ = value
+        obj.label = label
+        return obj
+
+    def __str__(self) -> str:
+        return str(self.label)
+
+    @classmethod
+    def choices(cls) -> list[tuple[str, str]]:
+        return [(m.value, m.label) for m in cls]
