@@ -86,6 +86,13 @@ SELF_SERVICE = [
 ]
 
 
+def self_service_permissions(appbuilder) -> set[tuple[str, str]]:
+    """SELF_SERVICE with the name of the user view actually registered."""
+    view = appbuilder.sm.userdbmodelview
+    name = view.__name__ if isinstance(view, type) else type(view).__name__
+    return {(p, v.format(user_view=name)) for p, v in SELF_SERVICE}
+
+
 def menus_by_resource(appbuilder) -> dict[str, set[str]]:
     """Menu entries (and their categories) that open a view of each resource."""
     result: dict[str, set[str]] = {}
@@ -114,9 +121,6 @@ def sync_roles(appbuilder) -> dict[str, int]:
             sm.add_role(name)
     _sync_permissions(appbuilder)
     menus = menus_by_resource(appbuilder)
-    user_view = type(sm.userdbmodelview).__name__ if not isinstance(
-        sm.userdbmodelview, type
-    ) else sm.userdbmodelview.__name__
 
     def pv(permission, view):
         found = sm.find_permission_view_menu(permission, view)
@@ -127,7 +131,7 @@ def sync_roles(appbuilder) -> dict[str, int]:
     summary = {}
     for role_name, grants in ROLE_GRANTS.items():
         role = sm.find_role(role_name) or sm.add_role(role_name)
-        desired = {pv(p, v.format(user_view=user_view)) for p, v in SELF_SERVICE}
+        desired = {pv(p, v) for p, v in self_service_permissions(appbuilder)}
         for resource, actions in grants.items():
             for action in actions:
                 desired.add(pv(f"can_{action}", resource))

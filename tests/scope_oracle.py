@@ -1,0 +1,63 @@
+"""An independent oracle of what each user may see, computed in Python from the rows.
+
+It deliberately does not reuse the models' scope_clause(): the matrix compares the app's
+SQL scoping with this plain reading of DOMAIN.md's scope table. A model without an entry
+here fails the matrix, so every new view must come with its oracle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.audit import AuditLog
+from models.institution import ContractPeriod, Institution
+from models.practitioner import Practitioner, ServiceAssignment
+from models.reference import County, InstitutionLevel
+from models.user import ScopedUser
+
+
+@dataclass
+class UserView:
+    """What the oracle knows of a user: their institutions (all, for national users)."""
+
+    username: str
+    national: bool
+    has_scope: bool
+    institution_ids: set[int]
+
+
+def user_view(db, username: str) -> UserView:
+    user = db.session.query(ScopedUser).filter_by(username=username).one()
+    institutions = db.session.query(Institution).all()
+    if user.scope_kind == "national":
+        ids = {i.id for i in institutions}
+    elif user.scope_kind == "county":
+        ids = {i.id for i in institutions if i.county_id == user.scope_county_id}
+    elif user.scope_kind == "facility":
+        ids = {i.id for i in user.scope_institutions}
+    else:
+        ids = set()
+    return UserView(username, user.scope_kind == "national", bool(ids), ids)
+
+
+ORACLES = {
+    Institution: lambda u, row: row.id in u.institution_ids,
+    ContractPeriod: lambda u, row: row.institution_id in u.institution_ids,
+    ServiceAssignment: lambda u, row: row.institution_id in u.institution_ids,
+    Practitioner: lambda u, row: any(a.institution_id in u.institution_ids for a in row.assignments),
+    County: lambda u, row: u.has_scope,
+    InstitutionLevel: lambda u, row: u.has_scope,
+    AuditLog: lambda u, row: u.national,
+}
+
+
+def expected_split(db, model, user: UserView) -> tuple[set[int], set[int]]:
+    """(visible ids, hidden ids) of a model for a user."""
+    if model not in ORACLES:
+        raise AssertionError(
+            f"no scope oracle for {model.__name__}: add one to tests/scope_oracle.py"
+        )
+    visible, hidden = set(), set()
+    for row in db.session.query(model).all():
+        (visible if ORACLES[model](user, row) else hidden).add(row.id)
+    return visible, hidden
