@@ -42,6 +42,7 @@ def create_app(config_overrides: dict | None = None) -> Flask:
 
     import models  # noqa: F401  (registers every table on the shared metadata)
     from core import audit
+    from core.interface import install_tracking
     from core.security import AppSecurityManager
 
     with app.app_context():
@@ -56,6 +57,7 @@ def create_app(config_overrides: dict | None = None) -> Flask:
         # Only our catalog: FAB's own `zh` catalog is Simplified Chinese (trap 4).
         app.extensions["babel"].translation_directories = [app.config["BABEL_TRANSLATION_DIRECTORIES"]]
         audit.install(db.session)
+        install_tracking(db.session)
         from views import register
 
         register(appbuilder)

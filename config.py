@@ -60,6 +60,9 @@ class Config:
     # CSRF on everything, including GET-is-not-a-mutation for FAB's delete (trap 3).
     WTF_CSRF_ENABLED = True
     WTF_CSRF_TIME_LIMIT = None
+    # WTForms ships zh_TW, Flask-WTF asks for zh_Hant_TW and falls back to Simplified zh;
+    # with this off, messages are English msgids that our own catalog translates.
+    WTF_I18N_ENABLED = False
 
     # Sessions (issue 3 tightens further)
     SESSION_COOKIE_HTTPONLY = True

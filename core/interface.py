@@ -143,26 +143,36 @@ class ScopedInterface(SQLAInterface):
     def enforce_scope(self, items: Iterable[Any] | None = None) -> None:
         """Prove a write stays in scope; on failure roll back and raise ScopeViolation.
 
-        Rows the write points at are checked *before* the flush (a new assignment must not
-        make a foreign practitioner visible and thereby vouch for itself); the written rows
-        themselves are checked *after* it, with the same SQL clause that scopes the reads.
+        Every row this transaction inserted or changed must be visible in the user's scope
+        after the flush (same SQL clause as the reads). Every existing row those rows point
+        at must be visible in the *committed* state, read on a separate connection, so that
+        a new assignment cannot make a foreign practitioner visible and vouch for itself
+        (FAB's REST loader may already have autoflushed it).
         """
         session = self.session
         scope = current_scope()
-        pending = [o for o in (*session.new, *session.dirty) if hasattr(type(o), "scope_clause")]
-        pending.extend(o for o in items or () if o not in pending)
+        session.add_all([o for o in items or () if o not in session])
         try:
-            with session.no_autoflush:
-                for target, key in {ref for obj in pending for ref in _references(obj)}:
-                    if not self._visible(target, key, scope):
+            session.flush()
+            touched = [o for o in tracked_rows(session) if hasattr(type(o), "scope_clause")]
+            inserted = {
+                _row_key(type(o), inspect(o).identity[0])
+                for o in session.info.get(_INSERTED, ())
+                if inspect(o).identity
+            }
+            references = {
+                ref for obj in touched for ref in _references(obj, skip=inserted)
+            }
+            with self._committed_connection() as committed:
+                for target, key in references:
+                    if not self._visible(target, key, scope, committed):
                         raise ScopeViolation(
                             gettext(
                                 "The selected %(what)s does not exist or is outside your data scope.",
                                 what=str(getattr(target, "__label__", target.__name__)),
                             )
                         )
-            session.flush()
-            for obj in pending:
+            for obj in touched:
                 state = inspect(obj)
                 if state.deleted or state.detached or state.identity is None:
                     continue
@@ -174,13 +184,20 @@ class ScopedInterface(SQLAInterface):
             session.rollback()
             raise
 
-    @staticmethod
-    def _visible(model, key, scope) -> bool:
-        pk = inspect(model).primary_key[0]
-        stmt = select(pk).where(pk == key, model.scope_clause(scope))
+    def _committed_connection(self):
         from core.extensions import db
 
-        return db.session.execute(stmt).first() is not None
+        return db.engine.connect()
+
+    @staticmethod
+    def _visible(model, key, scope, connection=None) -> bool:
+        pk = inspect(model).primary_key[0]
+        stmt = select(pk).where(pk == key, model.scope_clause(scope))
+        if connection is None:
+            from core.extensions import db
+
+            connection = db.session
+        return connection.execute(stmt).first() is not None
 
     def add(self, item, commit: bool = True) -> None:
         self.session.add(item)
@@ -206,29 +223,66 @@ class ScopedInterface(SQLAInterface):
         super().delete_all(items)
 
 
-def _references(obj):
-    """(model, key) of every existing scoped row that `obj` points at (FKs and collections)."""
+_TOUCHED, _INSERTED = "scope_touched_rows", "scope_inserted_rows"
+
+
+def tracked_rows(session) -> list[Any]:
+    """Objects inserted or updated by the session's current transaction (see install_tracking)."""
+    return list(session.info.get(_TOUCHED, ()))
+
+
+def _track_flush(session, flush_context):
+    touched = session.info.setdefault(_TOUCHED, [])
+    inserted = session.info.setdefault(_INSERTED, [])
+    for obj in session.new:
+        touched.append(obj)
+        inserted.append(obj)
+    for obj in session.dirty:
+        if session.is_modified(obj) and obj not in touched:
+            touched.append(obj)
+
+
+def _forget(session, *args):
+    session.info.pop(_TOUCHED, None)
+    session.info.pop(_INSERTED, None)
+
+
+def install_tracking(session) -> None:
+    """Remember what each transaction wrote, so a write check also covers autoflushed rows."""
+    from sqlalchemy import event
+
+    if not event.contains(session, "after_flush", _track_flush):
+        event.listen(session, "after_flush", _track_flush)
+        event.listen(session, "after_commit", _forget)
+        event.listen(session, "after_rollback", _forget)
+
+
+def _row_key(model, key) -> tuple[str, Any]:
+    return inspect(model).local_table.name, key
+
+
+def _references(obj, skip=frozenset()):
+    """(model, key) of every existing scoped row that `obj` points at (FKs and collections).
+
+    Rows inserted by the same transaction (row keys in `skip`) are left out: they are
+    checked as written rows themselves.
+    """
     mapper = inspect(type(obj))
+    state = inspect(obj)
     for rel in mapper.relationships:
         if rel.direction.name not in ("MANYTOONE", "MANYTOMANY"):
             continue
         target = rel.mapper.class_
         if not getattr(target, "defines_scope", lambda: False)():
             continue
-        state = inspect(obj)
+        keys = []
         loaded = state.attrs[rel.key].loaded_value
-        values = [] if loaded is None or loaded is NO_VALUE else loaded
-        if not isinstance(values, list | set | tuple):
-            values = [values]
-        found = False
-        for other in values:
-            if other is None:
-                continue
-            found = True
-            identity = inspect(other).identity
-            if identity is not None:  # a pending new row is checked as a row itself
-                yield target, identity[0]
-        if not found and rel.direction.name == "MANYTOONE":
-            fk_values = [getattr(obj, mapper.get_property_by_column(c).key) for c in rel.local_columns]
-            if fk_values and fk_values[0] is not None:
-                yield target, fk_values[0]
+        if loaded is not NO_VALUE and loaded is not None:
+            values = loaded if isinstance(loaded, list | set | tuple) else [loaded]
+            keys = [inspect(o).identity[0] for o in values if o is not None and inspect(o).identity]
+        elif rel.direction.name == "MANYTOONE":
+            fk = [getattr(obj, mapper.get_property_by_column(c).key) for c in rel.local_columns]
+            keys = [fk[0]] if fk and fk[0] is not None else []
+        for key in keys:
+            if _row_key(target, key) not in skip:
+                yield target, key

@@ -148,6 +148,7 @@ class PractitionerView(ScopedModelView):
         "institution": QuerySelectField(
             _l("Serving institution"),
             query_func=_scoped_institutions,
+            get_pk_func=lambda item: item.id,
             widget=Select2Widget(),
             validators=[DataRequired()],
         ),
