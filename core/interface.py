@@ -110,8 +110,16 @@ class ScopedInterface(SQLAInterface):
         select_columns=None,
         outer_default_load=False,
     ):
-        """Ids first, then the page's rows with their related rows in one query."""
+        """Ids first, then the page's rows with their related rows in one query.
+
+        Without paging (form and search dropdowns) it is a single query and no count.
+        """
         pk = self.get_pk()
+        if not page_size:
+            query = self.filtered_query(filters).options(*self.eager_options(select_columns))
+            query = self.apply_order_by(query, order_column, order_direction, add_pk=True)
+            rows = query.order_by(pk).all() if not order_column else query.all()
+            return len(rows), rows
         ids_query = self.filtered_query(filters).with_entities(pk)
         ids_query = self.apply_order_by(ids_query, order_column, order_direction, add_pk=True)
         if not order_column:
