@@ -34,10 +34,9 @@ def _json_value(value):
 
 
 def _row_key(obj) -> str:
-    identity = inspect(obj).identity
-    if identity is None:
-        return ""
-    return ",".join(str(v) for v in identity)
+    # In after_flush a new row has its primary key but not yet its identity key.
+    values = inspect(obj).mapper.primary_key_from_instance(obj)
+    return ",".join(str(v) for v in values)
 
 
 def _column_attrs(obj):

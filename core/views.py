@@ -84,6 +84,8 @@ class ScopedModelView(ModelView):
     export_columns: list[str] | None = None
     page_size = 25
     list_template = "scoped/list.html"
+    #: Filters for a column searched through a text box (FAB's ModelView has no such hook).
+    search_filters: dict | None = None
 
     def __init__(self, **kwargs):
         if not isinstance(self.datamodel, ScopedInterface):
@@ -94,7 +96,23 @@ class ScopedModelView(ModelView):
         self._install_masking()
         super().__init__(**kwargs)
         self.extra_args = {**(self.extra_args or {}), "resource_name": self.class_permission_name}
+        self._text_search_replaces_relation_filters()
         self.datamodel._list_columns_hint = list(self.list_columns)
+
+    def _text_search_replaces_relation_filters(self):
+        """A relation searched through a text box offers only its text filters.
+
+        FAB appends custom filters after the relation's own "equal to <pk>" filters, which
+        make no sense for text typed into the box.
+        """
+        for col, custom in (self.search_filters or {}).items():
+            self._filters._search_filters[col] = list(custom)
+
+    def fresh_filters(self):
+        """Filters for this request only (the view's own _filters is shared by requests)."""
+        filters = self.datamodel.get_filters(self.search_columns)
+        filters._search_filters = dict(self._filters._search_filters)
+        return filters
 
     # ---------------------------------------------------------------- dates
     def _install_roc_dates(self):
@@ -218,7 +236,7 @@ class ScopedModelView(ModelView):
     @has_access
     def export_xlsx(self):
         """The list as .xlsx: same scope, same filters and order, never more rows than the list."""
-        filters = self._filters.copy()
+        filters = self.fresh_filters()
         get_filter_args(filters)
         query = self.datamodel.filtered_query(filters)
         query = self._base_filters.apply_all(query) if self._base_filters else query

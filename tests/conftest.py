@@ -57,7 +57,17 @@ def app(database_url, tmp_path_factory):
             "DEMO_PASSWORD": PASSWORD,
         }
     )
+    from flask import g
     from flask_migrate import upgrade
+
+    def fresh_request_globals():
+        # Tests keep an app context open (the `db` fixture), and Flask reuses it for the
+        # client's requests, so `g` would carry the previous request's user (Flask-Login
+        # caches it in g._login_user). In production every request has its own context.
+        for name in ("_login_user", "user", "_scope", "_perm_memo", "_api_key_user"):
+            g.pop(name, None)
+
+    application.before_request_funcs.setdefault(None, []).insert(0, fresh_request_globals)
 
     from core.extensions import db
     from core.roles import sync_roles
