@@ -151,6 +151,6 @@ def _register_cli(app: Flask) -> None:
         from seed.demo import DEMO_USERS
 
         password = app.config["DEMO_PASSWORD"]
-        click.echo("Demo logins (password: %s)" % password)
+        click.echo(f"Demo logins (password: {password})")
         for username, role, description in DEMO_USERS:
             click.echo(f"  {username:<14} {role:<9} {description}")

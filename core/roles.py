@@ -33,6 +33,13 @@ ROLE_LABELS = {
     HELPDESK: _l("Helpdesk"),
 }
 
+
+
+def role_label(name: str) -> str:
+    """The translated label of a role name (unknown roles show their name)."""
+    return str(ROLE_LABELS.get(name, name))
+
+
 READ = {CAN_READ}
 READ_EXPORT = {CAN_READ, CAN_EXPORT}
 ALL = {CAN_READ, CAN_CREATE, CAN_EDIT, CAN_DELETE, CAN_EXPORT}

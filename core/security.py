@@ -6,7 +6,8 @@ import logging
 
 from flask import g
 from flask_appbuilder.security.sqla.manager import SecurityManager
-from flask_appbuilder.security.views import UserDBModelView
+from flask_appbuilder.security.views import RoleModelView, UserDBModelView
+from flask_appbuilder.widgets import ListWidget, ShowWidget
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, select
 from wtforms import SelectField
@@ -42,6 +43,12 @@ SCOPE_KIND_CHOICES = [
 ]
 
 
+def _role_label(name: str) -> str:
+    from core.roles import role_label
+
+    return role_label(name)
+
+
 class ScopedUserDBModelView(UserDBModelView):
     """FAB's user admin, with the data-scope fields of our user model."""
 
@@ -55,6 +62,7 @@ class ScopedUserDBModelView(UserDBModelView):
     ]  # fmt: skip
     search_columns = ["username", "first_name", "last_name", "email", "active", "roles"]
     label_columns = {
+        **UserDBModelView.label_columns,
         "scope_kind": _l("Scope"),
         "scope_county": _l("Scope county"),
         "scope_institutions": _l("Scope institutions"),
@@ -68,6 +76,8 @@ class ScopedUserDBModelView(UserDBModelView):
     }
     formatters_columns = {
         "scope_kind": lambda v: dict(SCOPE_KIND_CHOICES).get(v or "", v),
+        "roles": lambda roles: "、".join(_role_label(r.name) for r in roles or []),
+        "active": lambda v: _l("Yes") if v else _l("No"),
     }
 
     def _normalise_scope(self, item):
@@ -87,11 +97,45 @@ class ScopedUserDBModelView(UserDBModelView):
         super().pre_update(item)
 
 
+PERMISSION_LABELS = {
+    "can_read": _l("Read"),
+    "can_create": _l("Add"),
+    "can_edit": _l("Edit"),
+    "can_delete": _l("Delete"),
+    "can_export": _l("Export"),
+    "menu_access": _l("Menu"),
+}
+
+
+def permission_label(permission_view) -> str:
+    """'讀取：特約機構' instead of FAB's raw 'can read on Institution'."""
+    from flask_babel import gettext
+
+    permission = permission_view.permission.name
+    action = PERMISSION_LABELS.get(permission)
+    action = str(action) if action else permission.removeprefix("can_").replace("_", " ")
+    return f"{action}：{gettext(permission_view.view_menu.name)}"
+
+
+class ScopedRoleModelView(RoleModelView):
+    """FAB's role admin, listing permissions in words rather than identifiers."""
+
+    # FAB's RoleListWidget renders permissions itself and ignores formatters.
+    list_widget = ListWidget
+    show_widget = ShowWidget
+
+    formatters_columns = {
+        "name": lambda name: _role_label(name),
+        "permissions": lambda pvs: "、".join(sorted(permission_label(pv) for pv in pvs or [])),
+    }
+
+
 class AppSecurityManager(SecurityManager):
     """Loads users as ScopedUser everywhere and caches role permissions across requests."""
 
     user_model = ScopedUser
     userdbmodelview = ScopedUserDBModelView
+    rolemodelview = ScopedRoleModelView
 
     def __init__(self, appbuilder):
         super().__init__(appbuilder)
@@ -186,7 +230,6 @@ def _bump_on_security_change(session, flush_context):
         User,
         ViewMenu,
     )
-
     from sqlalchemy import inspect
 
     watched = (Role, PermissionView, Permission, ViewMenu, Group)

@@ -5,4 +5,4 @@ from models.base import AppModel  # noqa: F401
 from models.institution import ContractPeriod, Institution  # noqa: F401
 from models.practitioner import Practitioner, Profession, ServiceAssignment  # noqa: F401
 from models.reference import County, InstitutionLevel  # noqa: F401
-from models.user import ScopeKind, ScopedUser, user_institution  # noqa: F401
+from models.user import ScopedUser, ScopeKind, user_institution  # noqa: F401

@@ -55,7 +55,7 @@ class AuditColumnsMixin:
         return mapped_column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
 
 
-class LabelledEnum(str, enum.Enum):
+class LabelledEnum(enum.StrEnum):
     """A str enum whose members carry a translatable label (shown in forms, lists, exports)."""
 
     def __new__(cls, value: str, label):

@@ -151,8 +151,9 @@ def _seed_institutions(rng: random.Random, scale: float) -> list[list[tuple[int,
             placement = [c for c, n in MEDICAL_CENTRES.items() for _ in range(n)][:count]
             placement += rng.choices(codes, COUNTY_WEIGHTS, k=count - len(placement))
         elif level.code == "health_station":
-            # Every county has at least one health station.
-            placement = codes[: min(count, len(codes))]
+            # Every county has at least one health station, whatever the scale.
+            count = max(count, len(codes))
+            placement = list(codes)
             placement += rng.choices(codes, COUNTY_WEIGHTS, k=count - len(placement))
         else:
             placement = rng.choices(codes, COUNTY_WEIGHTS, k=count)

@@ -125,7 +125,7 @@ def test_bad_national_id_gives_a_zh_message_and_changes_nothing(app, db, login_a
         },
     )
     assert response.status_code == 200
-    assert "身分證統一編號或居留證號碼" in response.text
+    assert "身分證字號或居留證號" in response.text
     assert _count(db, Practitioner) == before
 
 
@@ -154,5 +154,5 @@ def test_api_refuses_a_bad_national_id_in_zh(db, api_as):
         json={"national_id": "B223456780", "name": "張家豪", "profession": "physician"},
     )
     assert response.status_code == 422
-    assert "身分證統一編號或居留證號碼" in str(response.json)
+    assert "身分證字號或居留證號" in str(response.json)
     assert _count(db, Practitioner) == before

@@ -26,11 +26,15 @@ class HomeView(IndexView):
                 .order_by(Institution.nhi_code)
                 .all()
             )
+        from core.roles import role_label
+
+        roles = [role_label(r.name) for r in getattr(user, "roles", None) or []]
         return self.render_template(
             self.index_template,
             appbuilder=self.appbuilder,
             scope=scope,
             user=user,
+            roles=roles,
             counties=counties,
             institutions=institutions,
         )

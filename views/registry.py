@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flask import g
-from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
 from flask_appbuilder.fields import QuerySelectField
+from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from wtforms import SelectField, StringField
