@@ -30,6 +30,8 @@ class ScopedInterface(SQLAInterface):
 
     #: Above this many rows an unfiltered national count uses an estimate.
     estimate_count_above = 100_000
+    #: No page, whatever ?psize_ asks for, is larger than this.
+    max_page_size = 500
 
     def __init__(self, obj, session=None):
         if not getattr(obj, "defines_scope", lambda: False)():
@@ -124,6 +126,7 @@ class ScopedInterface(SQLAInterface):
         ids_query = self.apply_order_by(ids_query, order_column, order_direction, add_pk=True)
         if not order_column:
             ids_query = ids_query.order_by(pk.desc() if order_direction == "desc" else pk)
+        page_size = min(page_size, self.max_page_size)
         ids_query = self.apply_pagination(ids_query, page, page_size)
         ids = [row[0] for row in ids_query.all()]
         count = self.count(filters)

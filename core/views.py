@@ -152,6 +152,14 @@ class ScopedModelView(ModelView):
             formatters[col] = lambda v: v if can_see_full_ids() else mask_personal_id(v)
         self.formatters_columns = formatters
 
+    # ----------------------------------------------------------------- list
+    def _list(self, **kwargs):
+        # FAB int()s these arguments unchecked: a typo would be a 500, a huge page a DoS.
+        for arg, value in request.args.items():
+            if arg.startswith(("psize_", "page_")) and not value.isdigit():
+                abort(400)
+        return super()._list(**kwargs)
+
     # ----------------------------------------- FAB endpoints that skip filters
     @expose("/action/<string:name>/<pk>", methods=["GET", "POST"])
     def action(self, name, pk):

@@ -11,3 +11,12 @@ def test_every_demo_user_logs_in_and_sees_their_scope(login_as, username):
     response = client.get("/")
     assert response.status_code == 200
     assert 'id="scope"' in response.text
+
+
+def test_bad_or_huge_page_arguments_do_not_break_the_list(login_as):
+    client = login_as("office")
+    assert client.get("/practitionerview/list/?psize_PractitionerView=abc").status_code == 400
+    assert client.get("/practitionerview/list/?page_PractitionerView=-1").status_code == 400
+    response = client.get("/practitionerview/list/?psize_PractitionerView=100000")
+    assert response.status_code == 200
+    assert response.text.count("/practitionerview/show/") <= 500
