@@ -318,33 +318,46 @@ def endpoints(view: str, api_base: str, deep_page: int, api_headers) -> list[End
 
     def api_url(page: int) -> str:
         q = prison.dumps(
-            {"page": page, "page_size": PAGE_SIZE, "order_column": "start_date",
-             "order_direction": "desc"}
-        )  # fmt: skip
+            {
+                "page": page,
+                "page_size": PAGE_SIZE,
+                "order_column": "start_date",
+                "order_direction": "desc",
+            }
+        )
         return f"{api_base}?q={q}"
 
     return [
         Endpoint("list page 1", f"{list_url}&page_{view}=0", api=False),
-        Endpoint(f"list deep (page {deep_page + 1})", f"{list_url}&page_{view}={deep_page}",
-                 api=False),  # fmt: skip
+        Endpoint(
+            f"list deep (page {deep_page + 1})", f"{list_url}&page_{view}={deep_page}", api=False
+        ),
         Endpoint("api page 1", api_url(0), api=True, headers=api_headers),
-        Endpoint(f"api deep (page {deep_page + 1})", api_url(deep_page), api=True,
-                 headers=api_headers),  # fmt: skip
+        Endpoint(
+            f"api deep (page {deep_page + 1})", api_url(deep_page), api=True, headers=api_headers
+        ),
     ]
 
 
 # ---------------------------------------------------------------------- main
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=300_000,
-                        help="service assignments to hold at least (default 300000)")  # fmt: skip
-    parser.add_argument("--repeat", type=int, default=30,
-                        help="timed requests per measurement (default 30)")  # fmt: skip
-    parser.add_argument("--database-url",
-                        help="run against this database (its schema is dropped!) instead of "
-                             "a scratch SQLite file")  # fmt: skip
-    parser.add_argument("--explain", action="store_true",
-                        help="always list our statements with their query plans")  # fmt: skip
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=300_000,
+        help="service assignments to hold at least (default 300000)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=30, help="timed requests per measurement (default 30)"
+    )
+    parser.add_argument(
+        "--database-url",
+        help="run against this database (its schema is dropped!) instead of a scratch SQLite file",
+    )
+    parser.add_argument(
+        "--explain", action="store_true", help="always list our statements with their query plans"
+    )
     return parser.parse_args(argv)
 
 
@@ -399,17 +412,22 @@ def run(args, url: str, tmp: Path, log) -> int:
         stock_view.__name__, f"/api/v1/{stock_api.resource_name}/", deep_page, headers
     )
     ours = endpoints(
-        ServiceAssignmentView.__name__, f"/api/v1/{ServiceAssignmentApi.resource_name}/",
-        deep_page, headers,
-    )  # fmt: skip
+        ServiceAssignmentView.__name__,
+        f"/api/v1/{ServiceAssignmentApi.resource_name}/",
+        deep_page,
+        headers,
+    )
 
     results = []
     for mine, theirs in zip(ours, stock, strict=True):
         log(f"measuring {mine.label} ...")
         results.append(
-            (mine.label, measure(client, theirs, queries, args.repeat),
-             measure(client, mine, queries, args.repeat))
-        )  # fmt: skip
+            (
+                mine.label,
+                measure(client, theirs, queries, args.repeat),
+                measure(client, mine, queries, args.repeat),
+            )
+        )
 
     print()
     print(
@@ -423,10 +441,7 @@ def run(args, url: str, tmp: Path, log) -> int:
     )
     print()
     width = max(len(label) for label, _, _ in results)
-    head = (
-        f"{'endpoint':<{width}} | stock p50 | stock p95 | stock q | "
-        f"ours p50 | ours p95 | ours q"
-    )
+    head = f"{'endpoint':<{width}} | stock p50 | stock p95 | stock q | ours p50 | ours p95 | ours q"
     print(head)
     print("-" * len(head))
     for label, theirs, mine in results:
@@ -454,7 +469,8 @@ def run(args, url: str, tmp: Path, log) -> int:
         if (sqlite and not fast) or not few:
             missed.append(endpoint)
     verdict = "MET" if not missed else f"MISSED on {len(missed)} of {len(ours)} endpoints"
-    print(f"overall: {verdict}")
+    scope = "" if sqlite else " (query count only: the latency target is for SQLite)"
+    print(f"overall{scope}: {verdict}")
 
     for endpoint in ours if args.explain else missed:
         print()
@@ -463,7 +479,8 @@ def run(args, url: str, tmp: Path, log) -> int:
         for index, (seconds, statement, _) in enumerate(statements, start=1):
             sql = " ".join(statement.split())
             print(f"  {index:>2}. {seconds * 1000:7.2f} ms  {sql[:160]}")
-        for seconds, statement, parameters in statements[:2]:
+        selects = [s for s in statements if s[1].lstrip().upper().startswith("SELECT")]
+        for seconds, statement, parameters in selects[:2]:
             print()
             print(f"  -- {seconds * 1000:.2f} ms: {' '.join(statement.split())}")
             print(f"  -- parameters: {parameters}")

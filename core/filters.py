@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_appbuilder.models.filters import BaseFilter
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import or_, select
+from sqlalchemy import false, or_, select
 
 
 def related_text_filter(target, fields: tuple[str, ...], label, arg_name: str):
@@ -49,3 +49,37 @@ def practitioner_text_filter():
     return related_text_filter(
         Practitioner, ("national_id", "name"), _l("ID or name contains"), "prac_txt"
     )
+
+
+def _roc_date_filter(base):
+    """`base` (a FAB date filter) that also reads ROC dates such as 114/04/01."""
+
+    class RocDateFilter(base):
+        """Date filter accepting ROC and ISO text (FAB's dateutil parse misreads 114/04/01)."""
+
+        def apply(self, query, value):
+            from core.dates import DateFormatError, parse_date
+
+            if isinstance(value, str):
+                try:
+                    value = parse_date(value)
+                except DateFormatError:
+                    return query.filter(false())
+            return super().apply(query, value)
+
+    RocDateFilter.__name__ = f"Roc{base.__name__}"
+    return RocDateFilter
+
+
+def _roc_converter():
+    from flask_appbuilder.models.sqla.filters import SQLAFilterConverter
+
+    table = tuple(
+        (kind, [_roc_date_filter(f) for f in filters] if kind == "is_date" else filters)
+        for kind, filters in SQLAFilterConverter.conversion_table
+    )
+    return type("RocFilterConverter", (SQLAFilterConverter,), {"conversion_table": table})
+
+
+#: The filter converter of every scoped datamodel: FAB's, with ROC-aware date filters.
+RocFilterConverter = _roc_converter()

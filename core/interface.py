@@ -18,6 +18,7 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.base import NO_VALUE
 
+from core.filters import RocFilterConverter
 from core.scope import current_scope
 
 
@@ -32,6 +33,7 @@ class ScopedInterface(SQLAInterface):
     estimate_count_above = 100_000
     #: No page, whatever ?psize_ asks for, is larger than this.
     max_page_size = 500
+    filter_converter_class = RocFilterConverter
 
     def __init__(self, obj, session=None):
         if not getattr(obj, "defines_scope", lambda: False)():

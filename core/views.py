@@ -139,6 +139,11 @@ class ScopedModelView(ModelView):
                 )
         self.add_form_extra_fields = add_extra
         self.edit_form_extra_fields = edit_extra
+        search_extra = dict(self.search_form_extra_fields or {})
+        for col in _date_columns(self.datamodel, self.search_columns or []):
+            label = (self.label_columns or {}).get(col, col)
+            search_extra.setdefault(col, RocDateField(label))
+        self.search_form_extra_fields = search_extra
         formatters = dict(self.formatters_columns or {})
         for col in _date_columns(self.datamodel, self.datamodel.get_columns_list()):
             formatters.setdefault(col, to_roc)

@@ -156,3 +156,34 @@ def test_api_refuses_a_bad_national_id_in_zh(db, api_as):
     assert response.status_code == 422
     assert "身分證字號或居留證號" in str(response.json)
     assert _count(db, Practitioner) == before
+
+
+def test_list_date_filters_accept_roc_dates(db, login_as):
+    from models.practitioner import ServiceAssignment
+
+    client = login_as("office")
+    cutoff = dt.date(2020, 1, 1)
+    expected = db.session.query(ServiceAssignment).filter(ServiceAssignment.start_date > cutoff).count()
+    for text in ("109/01/01", "109/1/1", "2020-01-01"):
+        response = client.get(
+            f"/serviceassignmentview/list/?_flt_1_start_date={text}&psize_ServiceAssignmentView=500"
+        )
+        assert response.status_code == 200
+        assert response.text.count("/serviceassignmentview/show/") == min(expected, 500), text
+    bad = client.get("/serviceassignmentview/list/?_flt_1_start_date=not-a-date")
+    assert bad.status_code == 200 and "/serviceassignmentview/show/" not in bad.text
+
+
+def test_duplicate_nhi_code_is_refused_in_zh(app, db, login_as):
+    existing = db.session.query(Institution).first()
+    before = _count(db, Institution)
+    response = post_form(
+        app,
+        login_as("admin"),
+        "/institutionview/add",
+        {"nhi_code": existing.nhi_code, "name": "重複代碼診所", "level": str(existing.level_id),
+         "county": str(existing.county_id)},
+        follow_redirects=True,
+    )  # fmt: skip
+    assert "已有相同內容的資料" in response.text
+    assert _count(db, Institution) == before
