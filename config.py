@@ -47,6 +47,7 @@ class Config:
     FAB_API_SWAGGER_UI = True
     FAB_API_MAX_PAGE_SIZE = 100
     FAB_INDEX_VIEW = "views.index.HomeView"
+    FAB_BASE_TEMPLATE = "base.html"
 
     # Language: Traditional Chinese first, English on request.
     BABEL_DEFAULT_LOCALE = "zh_TW"
