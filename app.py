@@ -107,6 +107,8 @@ def _register_template_helpers(app: Flask) -> None:
     from core.dates import to_roc
 
     app.jinja_env.filters["roc"] = to_roc
+    # Browsers ask for it on every first visit; a 404 there is noise in every console.
+    app.add_url_rule("/favicon.ico", "favicon", lambda: ("", 204))
 
 
 def _register_cli(app: Flask) -> None:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+from flask_babel import lazy_gettext as _l
 from wtforms import Field
 from wtforms.validators import ValidationError
+from wtforms.widgets import TextInput
 
 from core.dates import DateFormatError, parse_date, to_roc
 
 
-class RocDateWidget(BS3TextFieldWidget):
-    """A text input with an ROC-date hint instead of a Gregorian date picker."""
+class RocDateWidget(TextInput):
+    """A text input with an ROC-date hint instead of a Gregorian date picker.
+
+    (FAB's BS3TextFieldWidget would overwrite the placeholder with the field's label.)
+    """
 
     def __call__(self, field, **kwargs):
-        kwargs.setdefault("placeholder", "114/04/01")
+        kwargs.setdefault("class", "form-control")
+        kwargs["placeholder"] = str(_l("e.g. 114/04/01"))
         kwargs.setdefault("autocomplete", "off")
         return super().__call__(field, **kwargs)
 
