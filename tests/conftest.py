@@ -160,6 +160,20 @@ def post_form(app, client, url: str, data: dict, **kwargs):
     return client.post(url, data={**data, "csrf_token": csrf_token(app, client)}, **kwargs)
 
 
+def institution_form(institution, **changes) -> dict:
+    """The institution edit form as the browser would post it, with some fields changed."""
+    form = {
+        "nhi_code": institution.nhi_code,
+        "name": institution.name,
+        "level": str(institution.level_id),
+        "county": str(institution.county_id),
+        "address": institution.address or "",
+        "phone": institution.phone or "",
+    }
+    form.update({key: str(value) for key, value in changes.items()})
+    return form
+
+
 def visible_text(html: str) -> str:
     """The text a person sees: no tags, scripts, styles or attribute values."""
     html = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", html)

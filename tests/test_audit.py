@@ -7,7 +7,7 @@ import pytest
 from core.audit import AuditImmutableError
 from models.audit import AuditLog
 from models.institution import ContractPeriod, Institution
-from tests.conftest import post_form
+from tests.conftest import institution_form, post_form
 from tests.scope_oracle import user_view
 
 
@@ -30,14 +30,7 @@ def test_form_edit_is_audited_with_before_and_after(app, db, login_as):
         app,
         client,
         f"/institutionview/edit/{institution.id}",
-        {
-            "nhi_code": institution.nhi_code,
-            "name": institution.name,
-            "level": str(institution.level_id),
-            "county": str(institution.county_id),
-            "address": institution.address or "",
-            "phone": "(02)2351-0120",
-        },
+        institution_form(institution, phone="(02)2351-0120"),
     )
     assert response.status_code == 302
     entry = _trail(db, "Institution", institution.id)[-1]

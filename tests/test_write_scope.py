@@ -7,7 +7,7 @@ import datetime as dt
 
 from models.institution import ContractPeriod, Institution
 from models.practitioner import Practitioner, ServiceAssignment
-from tests.conftest import post_form
+from tests.conftest import institution_form, post_form
 from tests.scope_oracle import expected_split, user_view
 
 
@@ -85,14 +85,7 @@ def test_bureau_cannot_move_an_institution_to_another_county(app, db, login_as):
         app,
         client,
         f"/institutionview/edit/{institution.id}",
-        {
-            "nhi_code": institution.nhi_code,
-            "name": institution.name,
-            "level": str(institution.level_id),
-            "county": str(other_county),
-            "address": institution.address or "",
-            "phone": institution.phone or "",
-        },
+        institution_form(institution, county=other_county),
     )
     assert response.status_code in (200, 302)
     db.session.expire_all()
