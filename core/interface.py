@@ -90,7 +90,9 @@ class ScopedInterface(SQLAInterface):
             top = self.session.query(func.max(pk)).scalar() or 0
             if top > self.estimate_count_above:
                 return top
-        return query.with_entities(func.count(pk)).order_by(None).scalar() or 0
+        # count(*), not count(pk): SQLite counts the smallest index instead of reading ids.
+        ids = query.with_entities(pk).order_by(None).subquery()
+        return self.session.execute(select(func.count()).select_from(ids)).scalar() or 0
 
     def eager_options(self, columns: Iterable[str] | None):
         """joinedload for every many-to-one relation a list shows (no N+1 per row)."""
@@ -100,7 +102,11 @@ class ScopedInterface(SQLAInterface):
             if root in seen or root not in self.list_properties:
                 continue
             if self.is_relation_many_to_one(root) or self.is_relation_one_to_one(root):
-                options.append(joinedload(getattr(self.obj, root)))
+                rel = self.list_properties[root]
+                # A required FK joins INNER, so the target's own joined relations chain flat
+                # instead of nesting in LEFT JOIN (...), which SQLite materialises in full.
+                required = all(not column.nullable for column in rel.local_columns)
+                options.append(joinedload(getattr(self.obj, root), innerjoin=required))
                 seen.add(root)
         return options
 

@@ -159,8 +159,13 @@ class AppSecurityManager(SecurityManager):
     # -- permission checks: one cached set per role combination, not a query per check --
     def _role_ids(self, user) -> tuple[int, ...]:
         if user is None or not getattr(user, "is_authenticated", False):
-            public = self.get_public_role()
-            return (public.id,) if public else ()
+            key = f"roles:{security_version()}:public"
+            ids = cache.get(key)
+            if ids is None:
+                public = self.get_public_role()
+                ids = (public.id,) if public else ()
+                cache.set(key, ids, timeout=600)
+            return ids
         key = f"roles:{security_version()}:{user.id}"
         ids = cache.get(key)
         if ids is None:

@@ -32,8 +32,10 @@ class Institution(AuditColumnsMixin, AppModel):
     address: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(30))
 
-    level: Mapped[InstitutionLevel] = relationship(lazy="joined", innerjoin=True)
-    county: Mapped[County] = relationship(lazy="joined", innerjoin=True)
+    # "unnested": when an outer join reaches an institution, its level and county chain
+    # flat after it rather than nest, which SQLite would materialise for every request.
+    level: Mapped[InstitutionLevel] = relationship(lazy="joined", innerjoin="unnested")
+    county: Mapped[County] = relationship(lazy="joined", innerjoin="unnested")
     contracts: Mapped[list[ContractPeriod]] = relationship(
         back_populates="institution", cascade="all, delete-orphan", order_by="ContractPeriod.start_date"
     )
