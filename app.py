@@ -41,10 +41,11 @@ def create_app(config_overrides: dict | None = None) -> Flask:
     csrf.init_app(app)
 
     import models  # noqa: F401  (registers every table on the shared metadata)
-    from core import audit
+    from core import audit, patches
     from core.interface import install_tracking
     from core.security import AppSecurityManager
 
+    patches.apply()
     with app.app_context():
         appbuilder = AppBuilder(update_perms=False)
         appbuilder.init_app(app, db.session)

@@ -20,3 +20,10 @@ def test_bad_or_huge_page_arguments_do_not_break_the_list(login_as):
     response = client.get("/practitionerview/list/?psize_PractitionerView=100000")
     assert response.status_code == 200
     assert response.text.count("/practitionerview/show/") <= 500
+
+
+def test_api_still_refuses_a_malformed_rison_argument(api_as):
+    """The cached schema validation (core/patches.py) must still reject bad arguments."""
+    client, headers = api_as("office")
+    assert client.get("/api/v1/institution/?q=(page_size:abc)", headers=headers).status_code == 400
+    assert client.get("/api/v1/institution/?q=(page_size:5)", headers=headers).status_code == 200
