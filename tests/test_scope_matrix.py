@@ -1,4 +1,5 @@
-"""The scope matrix: every role × every registered view and API.
+"""The scope matrix: every role × every registered view and API (A1: each user's functions
+follow their role, and their rows follow their scope).
 
 Out-of-scope rows are absent from lists, exports, API lists, form dropdowns and search
 dropdowns, and answer 404 on show, edit, delete, action, download and API get/put/delete.
