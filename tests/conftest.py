@@ -53,7 +53,7 @@ def app(database_url, tmp_path_factory):
             "SQLALCHEMY_DATABASE_URI": database_url,
             "CACHE_TYPE": "SimpleCache",
             "UPLOAD_FOLDER": str(tmp / "uploads"),
-            "SECRET_KEY": "test-secret-key-0123456789",
+            "SECRET_KEY": "test-secret-key-0123456789-abcdefghij",
             "DEMO_PASSWORD": PASSWORD,
         }
     )
