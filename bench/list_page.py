@@ -195,28 +195,11 @@ def database_label(engine) -> str:
 
 
 # ------------------------------------------------------------------- clients
-def csrf_token(app, client) -> str:
-    """A valid CSRF token for the client's session (tests/conftest.py::csrf_token)."""
-    import hashlib
-    import os
-
-    from itsdangerous import URLSafeTimedSerializer
-
-    with client.session_transaction() as session:
-        raw = session.get("csrf_token")
-        if raw is None:
-            raw = hashlib.sha1(os.urandom(64)).hexdigest()
-            session["csrf_token"] = raw
-    return URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="wtf-csrf-token").dumps(raw)
-
-
 def logged_in_client(app, username: str, password: str):
+    from tests.conftest import login
+
     client = app.test_client()
-    client.get("/login/")
-    response = client.post(
-        "/login/",
-        data={"username": username, "password": password, "csrf_token": csrf_token(app, client)},
-    )
+    response = login(app, client, username, password)
     location = response.headers.get("Location", "")
     if response.status_code != 302 or "/login" in location:
         raise SystemExit(f"login as {username} failed: {response.status_code} {location}")

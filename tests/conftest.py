@@ -104,7 +104,8 @@ def csrf_token(app, client) -> str:
 _session_cookies: dict[str, str] = {}
 
 
-def _login(app, client, username: str, password: str = PASSWORD):
+def login(app, client, username: str, password: str = PASSWORD):
+    """Log the client in through the login form (bench/ uses it too)."""
     client.get("/login/")
     return client.post(
         "/login/",
@@ -124,7 +125,7 @@ def login_as(app):
             if client.get("/users/userinfo/").status_code == 200:
                 return client
             client = app.test_client()
-        response = _login(app, client, username)
+        response = login(app, client, username)
         assert response.status_code == 302 and "/login" not in response.headers["Location"], (
             f"login failed for {username}"
         )
