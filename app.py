@@ -17,7 +17,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 import config as app_config
-from core.extensions import cache, csrf, db, limiter, migrate
+from core import ratelimit  # noqa: F401  (registers the sqlitefile:// limits storage)
+from core.extensions import cache, csrf, db, migrate
+from core.mail import mail
 
 log = logging.getLogger(__name__)
 BASE_DIR = Path(__file__).resolve().parent
@@ -36,7 +38,10 @@ def create_app(config_overrides: dict | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
     cache.init_app(app)
-    limiter.init_app(app)
+    mail.init_app(app)
+    from core.passwords import fab_complexity_validator
+
+    app.config.setdefault("FAB_PASSWORD_COMPLEXITY_VALIDATOR", fab_complexity_validator)
     # Before AppBuilder, or a GET to /delete/<pk> deletes (trap 3).
     csrf.init_app(app)
 
@@ -63,6 +68,7 @@ def create_app(config_overrides: dict | None = None) -> Flask:
 
         register(appbuilder)
         _register_template_helpers(app)
+        _install_login_security(app, appbuilder)
     _register_cli(app)
     return app
 
@@ -102,6 +108,42 @@ def _compile_catalogs() -> None:
         with tmp.open("wb") as handle:
             write_mo(handle, catalog)
         tmp.replace(mo)
+
+
+def _install_login_security(app: Flask, appbuilder) -> None:
+    """Server-side sessions (logout really ends them, idle and absolute timeouts) and a rate
+    limit on the API login like the one FAB puts on the login form."""
+    from flask import flash, jsonify, redirect, request, session
+    from flask_appbuilder.security.api import SecurityApi
+    from flask_babel import gettext
+    from flask_login import current_user, logout_user, user_logged_in, user_logged_out
+
+    from core import accounts
+
+    @user_logged_in.connect_via(app)
+    def _opened(sender, user, **extra):
+        accounts.start_session(user)
+
+    @user_logged_out.connect_via(app)
+    def _closed(sender, user, **extra):
+        accounts.end_session(session.pop("sid", None))
+
+    @app.before_request
+    def _enforce_server_session():
+        if not current_user.is_authenticated or accounts.session_is_valid(current_user.id):
+            return None
+        logout_user()
+        session.clear()
+        if request.path.startswith("/api/"):
+            return jsonify(message=gettext("Your session has ended. Please sign in again.")), 401
+        flash(gettext("Your session has ended. Please sign in again."), "warning")
+        return redirect(appbuilder.get_url_for_login)
+
+    for view in appbuilder.baseviews:
+        if isinstance(view, SecurityApi):
+            appbuilder.sm.limiter.limit(app.config["AUTH_RATE_LIMIT"], methods=["POST"])(
+                view.blueprint
+            )
 
 
 def _register_template_helpers(app: Flask) -> None:

@@ -78,7 +78,34 @@ class Config:
     CACHE_DIR = str(INSTANCE_DIR / "cache")
     CACHE_THRESHOLD = 100_000
     CACHE_DEFAULT_TIMEOUT = 300
-    RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
+    # Without Redis, a SQLite file every worker of this machine shares (core/ratelimit.py).
+    RATELIMIT_STORAGE_URI = REDIS_URL or f"sqlitefile://{INSTANCE_DIR / 'ratelimit.db'}"
+
+    # Mail: SMTP when MAIL_SERVER is set, otherwise .eml files in MAIL_FOLDER.
+    MAIL_SERVER = os.environ.get("MAIL_SERVER")
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", "25"))
+    MAIL_USE_TLS = _bool("MAIL_USE_TLS", False)
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "no-reply@cessation.invalid")
+    MAIL_FOLDER = os.environ.get("MAIL_FOLDER", str(INSTANCE_DIR / "mail"))
+
+    # Accounts (issue 3): lockout, sessions, applications, links.
+    LOCKOUT_THRESHOLD = 5
+    LOCKOUT_MINUTES = 15
+    SESSION_IDLE_MINUTES = 30
+    SESSION_ABSOLUTE_HOURS = 8
+    ONE_TIME_LINK_HOURS = 24
+    APPLICATION_MAX_BYTES = 5 * 1024 * 1024
+    MAX_CONTENT_LENGTH = 8 * 1024 * 1024
+    RATELIMIT_ENABLED = True
+    AUTH_RATE_LIMITED = True
+    AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "20 per minute")
+    APPLY_RATE_LIMIT = os.environ.get("APPLY_RATE_LIMIT", "10 per hour")
+    FAB_PASSWORD_COMPLEXITY_ENABLED = True
+    # FAB_PASSWORD_COMPLEXITY_VALIDATOR is set by create_app (core.passwords).
+    PERMANENT_SESSION_LIFETIME = 8 * 3600
+    REMEMBER_COOKIE_DURATION = 0
 
     UPLOAD_FOLDER = str(INSTANCE_DIR / "uploads")
     EXPORT_MAX_ROWS = int(os.environ.get("EXPORT_MAX_ROWS", "1000000"))

@@ -3,8 +3,6 @@
 from flask_appbuilder.models.sqla import Model
 from flask_appbuilder.models.sqla.base import SQLA
 from flask_caching import Cache
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 
@@ -13,4 +11,3 @@ db = SQLA(model_class=Model)
 migrate = Migrate()
 csrf = CSRFProtect()
 cache = Cache()
-limiter = Limiter(key_func=get_remote_address)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import g
+from flask import current_app, g
 from flask_appbuilder.security.sqla.manager import SecurityManager
-from flask_appbuilder.security.views import RoleModelView, UserDBModelView
+from flask_appbuilder.security.views import AuthDBView, RoleModelView, UserDBModelView
 from flask_appbuilder.widgets import ListWidget, ShowWidget
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, select
@@ -130,12 +130,30 @@ class ScopedRoleModelView(RoleModelView):
     }
 
 
+class LockoutAwareAuthDBView(AuthDBView):
+    """FAB's login page; after too many failures it says the account is locked.
+
+    The same words appear for usernames that do not exist (they are counted too), so the
+    page never tells whether an account exists.
+    """
+
+    @property
+    def invalid_login_message(self):
+        if g.get("login_locked"):
+            return _l(
+                "Too many failed logins: this account is locked for 15 minutes. "
+                "Contact the helpdesk if you need it sooner."
+            )
+        return _l("Invalid login. Please try again.")
+
+
 class AppSecurityManager(SecurityManager):
     """Loads users as ScopedUser everywhere and caches role permissions across requests."""
 
     user_model = ScopedUser
     userdbmodelview = ScopedUserDBModelView
     rolemodelview = ScopedRoleModelView
+    authdbview = LockoutAwareAuthDBView
 
     def __init__(self, appbuilder):
         super().__init__(appbuilder)
@@ -143,10 +161,62 @@ class AppSecurityManager(SecurityManager):
         if not event.contains(session, "after_flush", _bump_on_security_change):
             event.listen(session, "after_flush", _bump_on_security_change)
 
+    # -- logins: one lockout counter for the web form, the API login and API keys --
+    def auth_user_db(self, username, password):
+        from core import accounts
+        from core.extensions import db
+
+        g.login_locked = False
+        known = self.find_user(username=username) if username else None
+        known_id = getattr(known, "id", None)
+        if accounts.is_locked(username):
+            g.login_locked = True
+            accounts.record_event("login_refused", known_id, username, reason="locked")
+            db.session.commit()
+            return None
+        demo = current_app.config.get("DEMO_PASSWORD")
+        if not current_app.config.get("DEMO_MODE") and password == demo:
+            user = None  # demo passwords stop working outside demo mode
+        else:
+            user = super().auth_user_db(username, password)
+        if user is None:
+            locked = accounts.register_failure(username)
+            accounts.record_event("login_failed", known_id, username)
+            if locked:
+                g.login_locked = True
+                accounts.record_event("locked", known_id, username)
+            db.session.commit()
+            return None
+        accounts.clear_failures(username)
+        accounts.record_event("login", user.id, user.username)
+        db.session.commit()
+        return user
+
+    # -- passwords: the policy holds on every path, CLI and API included --
+    def add_user(self, username, first_name, last_name, email, role, password="", **kwargs):
+        from core.passwords import check_password
+
+        if password:
+            check_password(password, username)
+        return super().add_user(username, first_name, last_name, email, role, password, **kwargs)
+
+    def reset_password(self, userid, password):
+        from core.passwords import check_password
+
+        user = self.get_user_by_id(userid)
+        check_password(password, getattr(user, "username", None))
+        return super().reset_password(userid, password)
+
     # -- API keys: FAB returns api_key.user, an instance of its base User (trap 2) --
     def validate_api_key(self, api_key_string):
+        from core import accounts
+
         user = super().validate_api_key(api_key_string)
         if user is None:
+            return None
+        if accounts.is_locked(user.username):
+            g.pop("user", None)
+            g.pop("_api_key_user", None)
             return None
         scoped = self.session.get(self.user_model, user.id)
         if not isinstance(scoped, self.user_model):

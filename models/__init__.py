@@ -1,5 +1,13 @@
 """Application models. Importing this package registers every table on FAB's metadata."""
 
+from models.account import (  # noqa: F401
+    AccountApplication,
+    ApplicationStatus,
+    LoginThrottle,
+    OneTimeToken,
+    RequestedRole,
+    UserSession,
+)
 from models.audit import AuditLog  # noqa: F401
 from models.base import AppModel  # noqa: F401
 from models.institution import ContractPeriod, Institution  # noqa: F401

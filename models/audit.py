@@ -30,7 +30,7 @@ class AuditLog(Model):
     # No foreign key: the trail must outlive the user row it names.
     user_id: Mapped[int | None] = mapped_column(Integer)
     username: Mapped[str | None] = mapped_column(String(100))
-    action: Mapped[str] = mapped_column(String(10), nullable=False)
+    action: Mapped[str] = mapped_column(String(30), nullable=False)
     model: Mapped[str] = mapped_column(String(60), nullable=False)
     row_key: Mapped[str] = mapped_column(String(60), nullable=False)
     before: Mapped[dict | None] = mapped_column(JSON)

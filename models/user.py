@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import Column, ForeignKey, Integer, String, Table
+from sqlalchemy import Column, ForeignKey, Integer, String, Table, exists, false, or_, select, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.extensions import db
@@ -38,3 +38,25 @@ class ScopedUser(User):
     scope_institutions: Mapped[list[Institution]] = relationship(
         secondary=user_institution, order_by=Institution.nhi_code
     )
+
+    @classmethod
+    def scope_clause(cls, scope):
+        """Accounts a user may look up: all (national), their county's, or only themselves."""
+        if scope.national:
+            return true()
+        if scope.county_ids:
+            in_county = select(Institution.id).where(Institution.county_id.in_(sorted(scope.county_ids)))
+            return or_(
+                cls.scope_county_id.in_(sorted(scope.county_ids)),
+                exists().where(
+                    user_institution.c.user_id == cls.id,
+                    user_institution.c.institution_id.in_(in_county),
+                ),
+            )
+        if scope.user_id is not None and scope.has_any:
+            return cls.id == scope.user_id
+        return false()
+
+    @classmethod
+    def defines_scope(cls) -> bool:
+        return True

@@ -262,6 +262,13 @@ def demo_institution(county_code: str) -> Institution:
 
 
 def _seed_users() -> None:
+    from core.passwords import demo_passwords_allowed
+
+    with demo_passwords_allowed():
+        _create_demo_users()
+
+
+def _create_demo_users() -> None:
     sm = current_app.appbuilder.sm
     password = current_app.config["DEMO_PASSWORD"]
     county = {c.code: c for c in County.query.all()}

@@ -55,6 +55,10 @@ def app(database_url, tmp_path_factory):
             "UPLOAD_FOLDER": str(tmp / "uploads"),
             "SECRET_KEY": "test-secret-key-0123456789-abcdefghij",
             "DEMO_PASSWORD": PASSWORD,
+            "MAIL_FOLDER": str(tmp / "mail"),
+            "RATELIMIT_STORAGE_URI": f"sqlitefile://{tmp / 'ratelimit.db'}",
+            "AUTH_RATE_LIMIT": "10000 per minute",
+            "APPLY_RATE_LIMIT": "10000 per hour",
         }
     )
     from flask import g

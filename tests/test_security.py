@@ -58,8 +58,12 @@ def test_a_user_without_scope_sees_nothing(app, db, login_as):
     from models.user import ScopedUser
 
     sm = app.appbuilder.sm
+    from core.passwords import demo_passwords_allowed
+
     if sm.find_user(username="noscope") is None:
-        sm.add_user("noscope", "無範圍", "測試", "noscope@demo.invalid", [sm.find_role("Office")], "Demo-Pass-2024!")
+        with demo_passwords_allowed():
+            sm.add_user("noscope", "無範圍", "測試", "noscope@demo.invalid",
+                        [sm.find_role("Office")], "Demo-Pass-2024!")  # fmt: skip
     user = db.session.query(ScopedUser).filter_by(username="noscope").one()
     user.scope_kind = None
     db.session.commit()
