@@ -15,7 +15,7 @@ from flask_appbuilder.models.filters import Filters
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext
 from sqlalchemy import func, inspect, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.base import NO_VALUE
 
 from core.filters import RocFilterConverter
@@ -101,11 +101,19 @@ class ScopedInterface(SQLAInterface):
             root = col.split(".", 1)[0]
             if root in seen or root not in self.list_properties:
                 continue
-            if self.is_relation_many_to_one(root) or self.is_relation_one_to_one(root):
+            if self.is_relation_many_to_many(root) or (
+                self.is_relation_one_to_many(root) and not self.is_relation_one_to_one(root)
+            ):
+                # Collections: one extra SELECT … IN for the page, not one per row.
+                options.append(selectinload(getattr(self.obj, root)))
+                seen.add(root)
+            elif self.is_relation_many_to_one(root) or self.is_relation_one_to_one(root):
                 rel = self.list_properties[root]
                 # A required FK joins INNER, so the target's own joined relations chain flat
                 # instead of nesting in LEFT JOIN (...), which SQLite materialises in full.
-                required = all(not column.nullable for column in rel.local_columns)
+                required = rel.direction.name == "MANYTOONE" and all(
+                    not column.nullable for column in rel.local_columns
+                )
                 options.append(joinedload(getattr(self.obj, root), innerjoin=required))
                 seen.add(root)
         return options

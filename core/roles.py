@@ -15,6 +15,9 @@ PRACTITIONER = "Practitioner"
 ASSIGNMENT = "ServiceAssignment"
 AUDIT = "AuditLog"
 PERSONAL_ID = "PersonalId"  # a permission only: reading personal IDs unmasked
+APPLICATION = "AccountApplication"
+ACCOUNT = "Account"
+CAN_APPROVE, CAN_REJECT, CAN_UNLOCK, CAN_SEND_RESET = "approve", "reject", "unlock", "send_reset"
 
 # Roles
 ADMIN = "Admin"
@@ -69,6 +72,8 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
         CONTRACT: ALL,
         PRACTITIONER: READ_EXPORT,
         ASSIGNMENT: READ_EXPORT,
+        # Facility-staff applications of the bureau's county (A13)
+        APPLICATION: READ_EXPORT | {CAN_APPROVE, CAN_REJECT},
     },
     FACILITY: {
         **_REFERENCE,
@@ -78,7 +83,8 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
         ASSIGNMENT: ALL,
         PERSONAL_ID: READ,
     },
-    HELPDESK: {**_REFERENCE, INSTITUTION: READ},
+    # Looks up accounts, unlocks them and sends reset links; nothing else, no clinical data.
+    HELPDESK: {**_REFERENCE, INSTITUTION: READ, ACCOUNT: {CAN_READ, CAN_UNLOCK, CAN_SEND_RESET}},
 }
 
 #: Self-service pages every signed-in role may use (its own profile and password).

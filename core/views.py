@@ -82,6 +82,8 @@ class ScopedModelView(ModelView):
     personal_id_columns: list[str] = []
     #: Columns of the Excel export (default: the list columns).
     export_columns: list[str] | None = None
+    #: Relations the list's computed columns read, loaded with the page (no N+1).
+    list_eager: list[str] = []
     page_size = 25
     list_template = "scoped/list.html"
     #: Filters for a column searched through a text box (FAB's ModelView has no such hook).
@@ -97,7 +99,7 @@ class ScopedModelView(ModelView):
         super().__init__(**kwargs)
         self.extra_args = {**(self.extra_args or {}), "resource_name": self.class_permission_name}
         self._text_search_replaces_relation_filters()
-        self.datamodel._list_columns_hint = list(self.list_columns)
+        self.datamodel._list_columns_hint = list(self.list_columns) + list(self.list_eager)
 
     def _text_search_replaces_relation_filters(self):
         """A relation searched through a text box offers only its text filters.

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import Column, ForeignKey, Integer, String, Table, exists, false, or_, select, true
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+import datetime as dt
 
+from flask_appbuilder.security.sqla.models import User
+from flask_babel import gettext
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    true,
+)  # fmt: skip
+from sqlalchemy.orm import Mapped, foreign, mapped_column, relationship
+
+from core.dates import to_roc, utcnow
 from core.extensions import db
-from core.scope import ScopeKind  # noqa: F401  (re-exported for models users)
+from core.scope import ScopeKind
+from models.account import LoginThrottle
 from models.institution import Institution
 from models.reference import County
 
@@ -38,6 +55,41 @@ class ScopedUser(User):
     scope_institutions: Mapped[list[Institution]] = relationship(
         secondary=user_institution, order_by=Institution.nhi_code
     )
+    #: The lockout state of this username (failed logins are counted per lower-case name).
+    throttle: Mapped[LoginThrottle | None] = relationship(
+        LoginThrottle,
+        primaryjoin=lambda: func.lower(ScopedUser.username) == foreign(LoginThrottle.username),
+        viewonly=True,
+        uselist=False,
+    )
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.last_name or ''}{self.first_name or ''}"
+
+    @property
+    def is_locked(self) -> bool:
+        state = self.throttle
+        return bool(state and state.locked_until and state.locked_until > utcnow())
+
+    @property
+    def status_text(self) -> str:
+        """正常 / 已鎖定 / 待設定密碼 / 停用, for the helpdesk."""
+        if self.is_locked:
+            return gettext("Locked until %(time)s", time=to_roc(self.throttle.locked_until.replace(tzinfo=dt.UTC)))
+        if not self.active:
+            return gettext("Pending (password not set)") if self.last_login is None else gettext("Disabled")
+        return gettext("Active")
+
+    @property
+    def scope_text(self) -> str:
+        if self.scope_kind == ScopeKind.NATIONAL:
+            return gettext("National")
+        if self.scope_kind == ScopeKind.COUNTY and self.scope_county is not None:
+            return self.scope_county.bureau_name
+        if self.scope_kind == ScopeKind.FACILITY and self.scope_institutions:
+            return "、".join(f"{i.nhi_code} {i.name}" for i in self.scope_institutions)
+        return gettext("No scope")
 
     @classmethod
     def scope_clause(cls, scope):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from models.account import AccountApplication
 from models.audit import AuditLog
 from models.institution import ContractPeriod, Institution
 from models.practitioner import Practitioner, ServiceAssignment
@@ -24,6 +25,8 @@ class UserView:
     national: bool
     has_scope: bool
     institution_ids: set[int]
+    user_id: int = 0
+    county_id: int | None = None
 
 
 def user_view(db, username: str) -> UserView:
@@ -37,7 +40,18 @@ def user_view(db, username: str) -> UserView:
         ids = {i.id for i in user.scope_institutions}
     else:
         ids = set()
-    return UserView(username, user.scope_kind == "national", bool(ids), ids)
+    county = user.scope_county_id if user.scope_kind == "county" else None
+    return UserView(username, user.scope_kind == "national", bool(ids), ids, user.id, county)
+
+
+def _account_visible(u: UserView, row: ScopedUser) -> bool:
+    if u.national:
+        return True
+    if u.county_id is not None:
+        return row.scope_county_id == u.county_id or any(
+            i.id in u.institution_ids for i in row.scope_institutions
+        )
+    return u.has_scope and row.id == u.user_id
 
 
 ORACLES = {
@@ -48,6 +62,12 @@ ORACLES = {
     County: lambda u, row: u.has_scope,
     InstitutionLevel: lambda u, row: u.has_scope,
     AuditLog: lambda u, row: u.national,
+    # Facility-staff applications go to the bureau of the institution's county; the rest
+    # (and everything, for national users) to the admin.
+    AccountApplication: lambda u, row: u.national
+    or (u.county_id is not None and row.requested_role == "facility"
+        and row.institution_id in u.institution_ids),
+    ScopedUser: _account_visible,
 }
 
 

@@ -5,6 +5,7 @@ from flask_babel import lazy_gettext as _l
 
 def register(appbuilder) -> None:
     """Add every view and API; the scope-matrix test walks whatever is registered here."""
+    from views.accounts import AccountApplicationView, AccountLookupView, ApplyView, SetPasswordView
     from views.audit import AuditLogApi, AuditLogView
     from views.reference import CountyApi, CountyView, InstitutionLevelApi, InstitutionLevelView
     from views.registry import (
@@ -48,6 +49,17 @@ def register(appbuilder) -> None:
         AuditLogView, "Audit log", label=_l("Audit log"), icon="fa-history",
         category="Security", category_label=_l("Security"),
     )  # fmt: skip
+    accounts = _l("Accounts")
+    appbuilder.add_view(
+        AccountApplicationView, "Account applications", label=_l("Account applications"),
+        icon="fa-id-card-o", category="Accounts", category_label=accounts, category_icon="fa-users",
+    )  # fmt: skip
+    appbuilder.add_view(
+        AccountLookupView, "Account lookup", label=_l("Account lookup"), icon="fa-search",
+        category="Accounts",
+    )  # fmt: skip
+    appbuilder.add_view_no_menu(ApplyView)
+    appbuilder.add_view_no_menu(SetPasswordView)
     for api in (
         InstitutionApi, PractitionerApi, ServiceAssignmentApi, ContractPeriodApi,
         CountyApi, InstitutionLevelApi, AuditLogApi,
