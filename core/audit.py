@@ -144,8 +144,49 @@ def after_flush(session, flush_context):
     for obj in session.deleted:
         if _audited(obj):
             add("delete", obj, _values(obj), None)
+    rows.extend(_account_changes(session, now, user_id, username, ip))
     if rows:
         session.connection().execute(AuditLog.__table__.insert(), rows)
+
+
+#: Attributes of a user whose change is a security event ("role_change", "scope_change").
+_WATCHED_USER_ATTRS = {
+    "role_change": ("roles",),
+    "scope_change": ("scope_kind", "scope_county_id", "scope_institutions"),
+}
+
+
+def _describe(values) -> object:
+    if isinstance(values, list | tuple):
+        return [getattr(v, "name", None) or str(v) for v in values]
+    return _json_value(values)
+
+
+def _account_changes(session, now, actor_id, actor_name, ip) -> list[dict]:
+    """Role and scope changes of user accounts, from any path (admin forms, API, CLI)."""
+    from models.user import ScopedUser
+
+    rows = []
+    for obj in session.dirty:
+        if not isinstance(obj, ScopedUser):
+            continue
+        state = inspect(obj)
+        for action, attrs in _WATCHED_USER_ATTRS.items():
+            before, after = {}, {}
+            for key in attrs:
+                hist = state.attrs[key].history
+                if hist.has_changes():
+                    before[key] = _describe(list(hist.unchanged) + list(hist.deleted)) if key in (
+                        "roles", "scope_institutions") else _describe(hist.deleted[0] if hist.deleted else None)
+                    after[key] = _describe(list(hist.unchanged) + list(hist.added)) if key in (
+                        "roles", "scope_institutions") else _describe(hist.added[0] if hist.added else None)
+            if after:
+                rows.append({
+                    "at": now, "user_id": actor_id, "username": actor_name, "action": action,
+                    "model": "Account", "row_key": str(obj.id), "before": before,
+                    "after": {"account": obj.username, **after}, "source_ip": ip, "reference": None,
+                })  # fmt: skip
+    return rows
 
 
 def install(session) -> None:

@@ -24,10 +24,12 @@ def related_text_filter(target, fields: tuple[str, ...], label, arg_name: str):
             if not value:
                 return query
             rel = getattr(self.model, self.column_name)
-            fk = next(iter(rel.property.local_columns))
-            pk = next(iter(target.__mapper__.primary_key))
             conditions = [getattr(target, f).startswith(value) for f in fields[:1]]
             conditions += [getattr(target, f).contains(value) for f in fields[1:]]
+            if rel.property.uselist:  # a collection (e.g. a user's institutions)
+                return query.filter(rel.any(or_(*conditions)))
+            fk = next(iter(rel.property.local_columns))
+            pk = next(iter(target.__mapper__.primary_key))
             return query.filter(fk.in_(select(pk).where(or_(*conditions))))
 
     RelatedTextFilter.arg_name = arg_name

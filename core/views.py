@@ -108,12 +108,16 @@ class ScopedModelView(ModelView):
         make no sense for text typed into the box.
         """
         for col, custom in (self.search_filters or {}).items():
-            self._filters._search_filters[col] = list(custom)
+            instances = [flt(col, self.datamodel) for flt in custom]
+            # Offered in the search form (_search_filters) and applied from ?_flt_ (_all_filters).
+            self._filters._search_filters[col] = instances
+            self._filters._all_filters[col] = instances
 
     def fresh_filters(self):
         """Filters for this request only (the view's own _filters is shared by requests)."""
         filters = self.datamodel.get_filters(self.search_columns)
         filters._search_filters = dict(self._filters._search_filters)
+        filters._all_filters = dict(self._filters._all_filters)
         return filters
 
     # ---------------------------------------------------------------- dates

@@ -129,6 +129,7 @@ def seed_demo(seed: int = 113, scale: float = 1.0) -> dict[str, int | str]:
     else:
         result["note"] = "registry already present; left as it is"
     _seed_users()
+    _seed_applications()
     from core.security import bump_security_version
 
     bump_security_version()
@@ -246,6 +247,54 @@ def _seed_practitioners(rng, scale, institutions_by_level) -> None:
     db.session.commit()
 
 
+def blank_pdf() -> bytes:
+    """A one-page PDF, standing in for a scanned, signed application form."""
+    import io
+
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+#: Pending applications, so that the bureau and the admin have something to review.
+DEMO_APPLICATIONS = [
+    ("陳雅婷", "tpe.applicant@demo.invalid", "facility", "TPE", "護理師"),
+    ("林志明", "khh.applicant@demo.invalid", "facility", "KHH", "藥師"),
+    ("黃淑芬", "bureau.applicant@demo.invalid", "bureau", "TPE", "科員"),
+]
+
+
+def _seed_applications() -> None:
+    """Create the demo applications once (their PDF goes to UPLOAD_FOLDER/applications)."""
+    from pathlib import Path
+
+    from models.account import AccountApplication
+
+    if db.session.scalar(select(func.count(AccountApplication.id))):
+        return
+    folder = Path(current_app.config["UPLOAD_FOLDER"]) / "applications"
+    folder.mkdir(parents=True, exist_ok=True)
+    pdf = blank_pdf()
+    county = {c.code: c for c in County.query.all()}
+    for number, (name, email, role, county_code, title) in enumerate(DEMO_APPLICATIONS, start=1):
+        stored = f"demo-application-{number}.pdf"
+        (folder / stored).write_bytes(pdf)
+        institution = demo_institution(county_code) if role == "facility" else None
+        db.session.add(
+            AccountApplication(
+                applicant_name=name, email=email, phone="(02)2351-0120", job_title=title,
+                requested_role=role, institution=institution,
+                county=county[county_code] if role == "bureau" else None,
+                supervisor_name="王主任", form_file=stored, form_filename="申請表.pdf",
+            )
+        )  # fmt: skip
+    db.session.commit()
+
+
 def demo_institution(county_code: str) -> Institution:
     """The demo facility user's institution: the first 地區醫院 (by code) in that county."""
     return (
@@ -282,18 +331,22 @@ def _create_demo_users() -> None:
             if not user:
                 raise RuntimeError(f"could not create demo user {username}")
         user = db.session.get(ScopedUser, user.id)
-        user.roles = [role]
-        user.active = True
-        user.scope_county = None
-        user.scope_institutions = []
+        kind, county_row, institutions = ScopeKind.NATIONAL, None, []
         if username.startswith("bureau_"):
-            user.scope_kind = ScopeKind.COUNTY
-            user.scope_county = county[username.split("_")[1].upper()]
+            kind, county_row = ScopeKind.COUNTY, county[username.split("_")[1].upper()]
         elif username.startswith("facility_"):
-            user.scope_kind = ScopeKind.FACILITY
-            user.scope_institutions = [demo_institution(username.split("_")[1].upper())]
-        else:
-            user.scope_kind = ScopeKind.NATIONAL
+            kind = ScopeKind.FACILITY
+            institutions = [demo_institution(username.split("_")[1].upper())]
+        # Assign only what differs, so a re-seed leaves no spurious role/scope events.
+        if user.roles != [role]:
+            user.roles = [role]
+        user.active = True
+        if user.scope_kind != kind:
+            user.scope_kind = kind
+        if user.scope_county != county_row:
+            user.scope_county = county_row
+        if user.scope_institutions != institutions:
+            user.scope_institutions = institutions
         db.session.commit()
 
 

@@ -76,3 +76,19 @@ def test_personal_ids_are_masked_in_exports_for_roles_without_the_permission(db,
     assert bureau_rows[1:] and not unmasked, unmasked
     facility_rows = _rows(login_as("facility_tpe").get("/practitionerview/export/xlsx"))
     assert facility_rows[1:] and all("****" not in r[1] for r in facility_rows[1:])
+
+
+def test_institution_text_filter_on_lists_and_exports(db, login_as):
+    """Large foreign keys are searched by text (code prefix or name), in the list and export."""
+    from models.practitioner import ServiceAssignment
+
+    client = login_as("office")
+    institution = db.session.query(Institution).order_by(Institution.id).first()
+    expected = db.session.query(ServiceAssignment).filter_by(institution_id=institution.id).count()
+    html = client.get(
+        f"/serviceassignmentview/list/?_flt_0_institution={institution.nhi_code}"
+        "&psize_ServiceAssignmentView=500"
+    ).text
+    assert html.count("/serviceassignmentview/show/") == expected
+    rows = _rows(client.get(f"/serviceassignmentview/export/xlsx?_flt_0_institution={institution.nhi_code}"))
+    assert len(rows) - 1 == expected and {r[1] for r in rows[1:]} == {institution.nhi_code}

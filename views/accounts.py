@@ -11,8 +11,10 @@ from flask import abort, current_app, flash, jsonify, redirect, request, send_fi
 from flask_appbuilder import BaseView, expose
 from flask_appbuilder.actions import action
 from flask_appbuilder.security.decorators import has_access
+from flask_appbuilder.utils.limit import Limit
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
+from flask_limiter.util import get_remote_address
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from markupsafe import Markup
@@ -141,10 +143,14 @@ class ApplicationForm(FlaskForm):
 
 
 class ApplyView(BaseView):
-    """線上申請帳號: the public page (no login)."""
+    """線上申請帳號: the public page (no login), rate-limited per address."""
 
     route_base = "/apply"
     default_view = "apply"
+    limits = [
+        Limit(_limit_apply, key_func=get_remote_address, methods=("POST",)),
+        Limit("60 per minute", key_func=get_remote_address, methods=("GET",)),
+    ]
 
     @expose("/", methods=["GET", "POST"])
     def apply(self):
