@@ -81,13 +81,15 @@ def _problems(html: str) -> list[str]:
     return problems
 
 
-def test_login_page_is_traditional_chinese(app):
+def test_login_and_public_pages_are_traditional_chinese(app):
     client = app.test_client()
     response = client.get("/login/")
     assert response.status_code == 200
     text = visible_text(response.text)
-    assert "帳號" in text and "密碼" in text and "登入" in text
+    assert "帳號" in text and "密碼" in text and "登入" in text and "線上申請" in text
     assert _problems(response.text) == []
+    for url in ("/", "/apply/", "/apply/done", "/account/set-password/not-a-token"):
+        assert _problems(client.get(url).text) == [], url
 
 
 @pytest.mark.parametrize("username", ["admin", "facility_tpe"])
