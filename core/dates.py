@@ -19,12 +19,12 @@ class DateFormatError(ValueError):
 
 
 def to_roc(value: dt.date | dt.datetime | None) -> str:
-    """Format a date as ROC 'YYY/MM/DD' (a datetime also gets ' HH:MM', in Taipei time)."""
+    """Format a date as ROC 'YYY/MM/DD'; a datetime also gets ' HH:MM', in Taipei time."""
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(TAIPEI)
+        # Naive datetimes are UTC throughout the app (utcnow); people read Taipei time.
+        value = (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(TAIPEI)
         return f"{value.year - ROC_OFFSET}/{value.month:02d}/{value.day:02d} {value:%H:%M}"
     return f"{value.year - ROC_OFFSET}/{value.month:02d}/{value.day:02d}"
 

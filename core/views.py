@@ -161,6 +161,9 @@ class ScopedModelView(ModelView):
         formatters = dict(self.formatters_columns or {})
         for col in self.personal_id_columns:
             formatters[col] = lambda v: v if can_see_full_ids() else mask_personal_id(v)
+        # FAB prints an empty value as "None".
+        for col in {*(self.list_columns or []), *(self.show_columns or [])} - set(formatters):
+            formatters[col] = _blank_none
         self.formatters_columns = formatters
 
     # ----------------------------------------------------------------- list
@@ -322,6 +325,10 @@ class ScopedModelView(ModelView):
         if formatter is not None and col in self.datamodel.list_columns:
             return formatter
         return None
+
+
+def _blank_none(value):
+    return "" if value is None else value
 
 
 def _integrity_message(exc) -> str:

@@ -82,6 +82,15 @@ class AccountApplication(AuditColumnsMixin, AppModel):
         return false()
 
     @property
+    def form_link(self):
+        """A link to the uploaded PDF (served only within scope, by the review view)."""
+        from flask import url_for
+        from markupsafe import Markup
+
+        url = url_for("AccountApplicationView.application_form", pk=self.id)
+        return Markup('<a href="{}" target="_blank">{}</a>').format(url, self.form_filename)
+
+    @property
     def status_label(self) -> str:
         return str(ApplicationStatus(self.status).label)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from flask_appbuilder.security.sqla.models import User
 from flask_babel import gettext
 from sqlalchemy import (
@@ -76,7 +74,7 @@ class ScopedUser(User):
     def status_text(self) -> str:
         """正常 / 已鎖定 / 待設定密碼 / 停用, for the helpdesk."""
         if self.is_locked:
-            return gettext("Locked until %(time)s", time=to_roc(self.throttle.locked_until.replace(tzinfo=dt.UTC)))
+            return gettext("Locked until %(time)s", time=to_roc(self.throttle.locked_until))
         if not self.active:
             return gettext("Pending (password not set)") if self.last_login is None else gettext("Disabled")
         return gettext("Active")

@@ -245,6 +245,7 @@ APPLICATION_LABELS = {
     "county": _l("Health bureau"),
     "supervisor_name": _l("Supervisor's name"),
     "form_filename": _l("Signed application form (PDF)"),
+    "form_link": _l("Signed application form (PDF)"),
     "status": _l("Status"),
     "decided_at": _l("Decided on"),
     "reject_reason": _l("Reason for rejection"),
@@ -274,7 +275,7 @@ class AccountApplicationView(ScopedModelView):
     list_columns = ["created_on", "applicant_name", "email", "requested_role", "institution", "county", "status"]
     show_columns = [
         "created_on", "status", "applicant_name", "email", "phone", "job_title", "requested_role",
-        "institution", "county", "supervisor_name", "form_filename", "decided_at", "reject_reason",
+        "institution", "county", "supervisor_name", "form_link", "decided_at", "reject_reason",
     ]  # fmt: skip
     search_columns = ["status", "requested_role", "applicant_name", "email", "institution"]
     search_filters = {"institution": [institution_text_filter()]}

@@ -10,7 +10,7 @@ from core.views import CAN_EXPORT, CAN_READ, ScopedModelRestApi, ScopedModelView
 from models.audit import AuditLog
 
 AUDIT_LABELS = {
-    "at": _l("Time (UTC)"),
+    "at": _l("Time"),
     "user_id": _l("User ID"),
     "username": _l("User"),
     "action": _l("Action"),
