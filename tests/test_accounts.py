@@ -433,3 +433,16 @@ def test_rate_limits_on_apply_and_api_login(app, tmp_path):
 def test_the_public_application_page_is_in_zh_tw(app):
     page = visible_text(app.test_client().get("/apply/").text)
     assert "申請帳號" in page and "電子郵件" in page and "醫事機構代碼" in page
+
+
+def test_rate_limit_counters_are_shared_between_worker_processes(tmp_path):
+    """Two storages on one file stand for two gunicorn workers: they count together."""
+    from core.ratelimit import SQLiteFileStorage
+
+    uri = f"sqlitefile://{tmp_path / 'shared.db'}"
+    worker_a, worker_b = SQLiteFileStorage(uri), SQLiteFileStorage(uri)
+    assert worker_a.incr("login/127.0.0.1", 60) == 1
+    assert worker_b.incr("login/127.0.0.1", 60) == 2
+    assert worker_a.get("login/127.0.0.1") == 2
+    worker_b.clear("login/127.0.0.1")
+    assert worker_a.get("login/127.0.0.1") == 0
