@@ -446,3 +446,20 @@ def test_rate_limit_counters_are_shared_between_worker_processes(tmp_path):
     assert worker_a.get("login/127.0.0.1") == 2
     worker_b.clear("login/127.0.0.1")
     assert worker_a.get("login/127.0.0.1") == 0
+
+
+def test_demo_password_works_only_in_demo_mode(app, tmp_path):
+    """Demo users are exempt from the policy only while DEMO_MODE is on."""
+    strict = create_app({**app.config, "DEMO_MODE": False,
+                         "RATELIMIT_STORAGE_URI": f"sqlitefile://{tmp_path / 'rl.db'}"})  # fmt: skip
+    with strict.app_context():
+        client = strict.test_client()
+        response = login(strict, client, "ministry", PASSWORD)
+        assert "/login" in response.headers["Location"]
+        from core.extensions import db
+        from models.account import LoginThrottle
+
+        db.session.query(LoginThrottle).filter_by(username="ministry").delete()
+        db.session.commit()
+    response = login(app, app.test_client(), "ministry", PASSWORD)
+    assert "/login" not in response.headers["Location"]
