@@ -111,17 +111,10 @@ def stock_classes():
 
 # ------------------------------------------------------------------ database
 def reset_database(db) -> None:
-    """Empty the database so upgrade() starts from nothing (as tests/conftest.py does)."""
-    from sqlalchemy import inspect
+    """Empty the database so upgrade() starts from nothing (the test suite's helper)."""
+    from tests.conftest import reset_database as reset
 
-    engine = db.engine
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        else:
-            for table in inspect(conn).get_table_names():
-                conn.execute(text(f'DROP TABLE IF EXISTS "{table}"'))
+    reset(db)
 
 
 def build_database(app, rows: int, log) -> int:

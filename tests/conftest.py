@@ -21,7 +21,7 @@ USERNAMES = [
 ]  # fmt: skip
 
 
-def _reset_database(db) -> None:
+def reset_database(db) -> None:
     """Empty the test database so `upgrade()` starts from nothing (PostgreSQL may be reused)."""
     from sqlalchemy import inspect, text
 
@@ -78,7 +78,7 @@ def app(database_url, tmp_path_factory):
     from seed.demo import seed_demo
 
     with application.app_context():
-        _reset_database(db)
+        reset_database(db)
         upgrade()
         sync_roles(application.appbuilder)
         seed_demo(seed=DEMO_SEED, scale=DEMO_SCALE)
