@@ -302,6 +302,8 @@ def _references(obj, skip=frozenset()):
         target = rel.mapper.class_
         if not getattr(target, "defines_scope", lambda: False)():
             continue
+        if getattr(target, "__referable_by_any_scope__", False):
+            continue
         keys = []
         loaded = state.attrs[rel.key].loaded_value
         if loaded is not NO_VALUE and loaded is not None:

@@ -15,6 +15,8 @@ PRACTITIONER = "Practitioner"
 ASSIGNMENT = "ServiceAssignment"
 AUDIT = "AuditLog"
 PERSONAL_ID = "PersonalId"  # a permission only: reading personal IDs unmasked
+VISIT = "Visit"
+QUITTER = "Quitter"
 APPLICATION = "AccountApplication"
 ACCOUNT = "Account"
 CAN_APPROVE, CAN_REJECT, CAN_UNLOCK, CAN_SEND_RESET = "approve", "reject", "unlock", "send_reset"
@@ -53,6 +55,8 @@ _REFERENCE = {COUNTY: READ, LEVEL: READ}
 ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
     OFFICE: {
         **_REFERENCE,
+        VISIT: READ_EXPORT,
+        QUITTER: READ_EXPORT,
         INSTITUTION: READ_EXPORT,
         CONTRACT: READ_EXPORT,
         PRACTITIONER: READ_EXPORT,
@@ -61,6 +65,8 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
     },
     MINISTRY: {
         **_REFERENCE,
+        VISIT: READ_EXPORT,
+        QUITTER: READ_EXPORT,
         INSTITUTION: READ_EXPORT,
         CONTRACT: READ_EXPORT,
         PRACTITIONER: READ_EXPORT,
@@ -68,6 +74,8 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
     },
     BUREAU: {
         **_REFERENCE,
+        VISIT: READ_EXPORT,
+        QUITTER: READ_EXPORT,
         INSTITUTION: READ_EXPORT | {CAN_EDIT},
         CONTRACT: ALL,
         PRACTITIONER: READ_EXPORT,
@@ -77,6 +85,9 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
     },
     FACILITY: {
         **_REFERENCE,
+        # C2: the institution adds, changes and deletes its own visits until the deadline.
+        VISIT: ALL,
+        QUITTER: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
         INSTITUTION: READ_EXPORT,
         CONTRACT: READ_EXPORT,
         PRACTITIONER: READ_EXPORT | {CAN_CREATE, CAN_EDIT},

@@ -14,3 +14,4 @@ from models.institution import ContractPeriod, Institution  # noqa: F401
 from models.practitioner import Practitioner, Profession, ServiceAssignment  # noqa: F401
 from models.reference import County, InstitutionLevel  # noqa: F401
 from models.user import ScopedUser, ScopeKind, user_institution  # noqa: F401
+from models.visit import Quitter, Sex, Visit  # noqa: F401

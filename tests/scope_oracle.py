@@ -15,6 +15,7 @@ from models.institution import ContractPeriod, Institution
 from models.practitioner import Practitioner, ServiceAssignment
 from models.reference import County, InstitutionLevel
 from models.user import ScopedUser
+from models.visit import Quitter, Visit
 
 
 @dataclass
@@ -68,7 +69,17 @@ ORACLES = {
     or (u.county_id is not None and row.requested_role == "facility"
         and row.institution_id in u.institution_ids),
     ScopedUser: _account_visible,
+    Visit: lambda u, row: row.institution_id in u.institution_ids,
+    Quitter: lambda u, row: u.national
+    or row.created_by_id == u.user_id
+    or any(v.institution_id in u.institution_ids for v in _visits_of(row)),
 }
+
+
+def _visits_of(quitter):
+    from core.extensions import db
+
+    return db.session.query(Visit).filter(Visit.quitter_id == quitter.id).all()
 
 
 def expected_split(db, model, user: UserView) -> tuple[set[int], set[int]]:

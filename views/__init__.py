@@ -18,7 +18,16 @@ def register(appbuilder) -> None:
         ServiceAssignmentApi,
         ServiceAssignmentView,
     )
+    from views.visits import QuitterApi, QuitterView, VisitApi, VisitView
 
+    cessation = _l("Cessation services")
+    appbuilder.add_view(
+        VisitView, "Visit records", label=_l("Visit records"), icon="fa-stethoscope",
+        category="Cessation", category_label=cessation, category_icon="fa-ban",
+    )  # fmt: skip
+    appbuilder.add_view(
+        QuitterView, "Quitters", label=_l("Quitters"), icon="fa-user", category="Cessation",
+    )  # fmt: skip
     registry = _l("Registry")
     appbuilder.add_view(
         InstitutionView, "Institutions", label=_l("Institutions"), icon="fa-hospital-o",
@@ -61,6 +70,7 @@ def register(appbuilder) -> None:
     appbuilder.add_view_no_menu(ApplyView)
     appbuilder.add_view_no_menu(SetPasswordView)
     for api in (
+        VisitApi, QuitterApi,
         InstitutionApi, PractitionerApi, ServiceAssignmentApi, ContractPeriodApi,
         CountyApi, InstitutionLevelApi, AuditLogApi,
     ):  # fmt: skip

@@ -1,0 +1,146 @@
+"""Quitters (戒菸者) and their visit records (就醫資料), rules C1–C4 and C8."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    and_,
+    exists,
+    false,
+    or_,
+    true,
+)  # fmt: skip
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core.validators import mask_personal_id
+from models.base import AppModel, AuditColumnsMixin, LabelledEnum
+from models.institution import Institution
+from models.practitioner import Practitioner
+
+
+class Sex(LabelledEnum):
+    """Sex as recorded on the national ID."""
+
+    MALE = "M", _l("Male")
+    FEMALE = "F", _l("Female")
+
+
+class Quitter(AuditColumnsMixin, AppModel):
+    """A person in cessation treatment; one row per national ID, nationwide."""
+
+    __tablename__ = "quitter"
+    __label__ = _l("Quitter")
+    __table_args__ = (Index("ix_quitter_name", "name"), {"extend_existing": True})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    national_id: Mapped[str] = mapped_column(String(10), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(50), nullable=False)
+    sex: Mapped[str] = mapped_column(String(1), nullable=False)
+    birth_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    #: Visits name quitters by national ID across institutions (C4 spans them): any scope
+    #: may point a visit at an existing quitter; seeing the quitter still needs a visit.
+    __referable_by_any_scope__ = True
+
+    #: Touched by every visit entry: locking this row serialises the 5-day check (C4).
+    last_entry_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    @classmethod
+    def scope_clause(cls, scope):
+        """Quitters who visited an institution in scope (national users: everyone)."""
+        if scope.national:
+            return true()
+        # ... or registered by this very user, so a quitter can be created before the visit.
+        return or_(
+            exists().where(Visit.quitter_id == cls.id, scope.institution_filter(Visit.institution_id)),
+            and_(cls.created_by_id.is_not(None), cls.created_by_id == scope.user_id) if scope.has_any else false(),
+        )
+
+    @property
+    def national_id_masked(self) -> str:
+        return mask_personal_id(self.national_id)
+
+    def __str__(self) -> str:
+        return f"{self.name}（{self.national_id_masked}）"
+
+
+class Visit(AuditColumnsMixin, AppModel):
+    """One visit: medication (藥品, 天數) and/or education (衛教, minutes)."""
+
+    __tablename__ = "visit"
+    __label__ = _l("Visit record")
+    __table_args__ = (
+        CheckConstraint(
+            "medication_days IS NOT NULL OR education_minutes IS NOT NULL", name="ck_visit_service"
+        ),
+        Index("ix_visit_institution_date", "institution_id", "visit_date", "id"),
+        Index("ix_visit_date", "visit_date", "id"),
+        Index("ix_visit_quitter_date", "quitter_id", "visit_date"),
+        Index("ix_visit_practitioner_date", "practitioner_id", "visit_date"),
+        Index("ix_visit_institution_entered", "institution_id", "entered_at"),
+        {"extend_existing": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), nullable=False)
+    practitioner_id: Mapped[int] = mapped_column(ForeignKey("practitioner.id"), nullable=False)
+    quitter_id: Mapped[int] = mapped_column(ForeignKey("quitter.id"), nullable=False)
+    visit_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    medication_name: Mapped[str | None] = mapped_column(String(50))
+    medication_days: Mapped[int | None] = mapped_column(Integer)
+    education_minutes: Mapped[int | None] = mapped_column(Integer)
+    #: Server time (UTC) of entry; with the deadline it decides timeliness and C8.
+    entered_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
+    entered_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id", ondelete="SET NULL"))
+
+    institution: Mapped[Institution] = relationship()
+    practitioner: Mapped[Practitioner] = relationship()
+    quitter: Mapped[Quitter] = relationship()
+
+    @classmethod
+    def scope_clause(cls, scope):
+        return scope.institution_filter(cls.institution_id)
+
+    @property
+    def entry_deadline(self) -> dt.datetime:
+        from core.visits import entry_deadline
+
+        return entry_deadline(self.visit_date)
+
+    @property
+    def timeliness(self):
+        from core.visits import timeliness
+
+        return timeliness(self.visit_date, self.entered_at)
+
+    @property
+    def services_text(self) -> str:
+        from flask_babel import gettext
+
+        parts = []
+        if self.medication_days is not None:
+            parts.append(gettext("Medication %(name)s %(days)d days", name=self.medication_name or "", days=self.medication_days))
+        if self.education_minutes is not None:
+            parts.append(gettext("Education %(minutes)d min", minutes=self.education_minutes))
+        return "、".join(parts)
+
+    @property
+    def has_medication(self) -> bool:
+        return self.medication_days is not None
+
+    @property
+    def has_education(self) -> bool:
+        return self.education_minutes is not None
+
+    def __str__(self) -> str:
+        from core.dates import to_roc
+
+        return f"{to_roc(self.visit_date)} {self.quitter}"
