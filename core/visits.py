@@ -205,6 +205,10 @@ def enforce_on_write(visit: Visit, original_date: dt.date | None = None) -> None
                 route=_correction_route(),
             )
         )
+    # Flush first: foreign keys set through relationships get their ids, and the 5-day check
+    # below can exclude this very row.
+    db.session.add(visit)
+    db.session.flush()
     lock_quitter(visit.quitter_id)
     check_visit(
         institution_id=visit.institution_id,
