@@ -16,6 +16,8 @@ ASSIGNMENT = "ServiceAssignment"
 AUDIT = "AuditLog"
 PERSONAL_ID = "PersonalId"  # a permission only: reading personal IDs unmasked
 VISIT = "Visit"
+FEE_DEDUCTION = "FeeDeduction"
+SELF_CHECK = "SelfCheck"
 QUITTER = "Quitter"
 APPLICATION = "AccountApplication"
 ACCOUNT = "Account"
@@ -56,6 +58,8 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
     OFFICE: {
         **_REFERENCE,
         VISIT: READ_EXPORT,
+        FEE_DEDUCTION: READ_EXPORT,
+        SELF_CHECK: READ,
         QUITTER: READ_EXPORT,
         INSTITUTION: READ_EXPORT,
         CONTRACT: READ_EXPORT,
@@ -75,6 +79,8 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
     BUREAU: {
         **_REFERENCE,
         VISIT: READ_EXPORT,
+        FEE_DEDUCTION: READ_EXPORT,
+        SELF_CHECK: READ,
         QUITTER: READ_EXPORT,
         INSTITUTION: READ_EXPORT | {CAN_EDIT},
         CONTRACT: ALL,
@@ -87,6 +93,8 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
         **_REFERENCE,
         # C2: the institution adds, changes and deletes its own visits until the deadline.
         VISIT: ALL,
+        FEE_DEDUCTION: READ_EXPORT,
+        SELF_CHECK: READ,
         QUITTER: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
         INSTITUTION: READ_EXPORT,
         CONTRACT: READ_EXPORT,

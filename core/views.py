@@ -11,7 +11,7 @@ import datetime as dt
 import os
 
 from flask import abort, after_this_request, current_app, flash, redirect, request, send_file
-from flask_appbuilder import ModelRestApi, ModelView, expose
+from flask_appbuilder import BaseView, ModelRestApi, ModelView, expose
 from flask_appbuilder.security.decorators import has_access
 from flask_appbuilder.urltools import get_filter_args, get_order_args
 from flask_babel import gettext
@@ -336,6 +336,14 @@ def _integrity_message(exc) -> str:
     if "unique" in text or "duplicate" in text:
         return gettext("A record with the same value already exists.")
     return gettext("The record could not be saved: %(reason)s", reason=str(exc.__class__.__name__))
+
+
+class ScopedReportView(BaseView):
+    """Base of report screens: every query they run is filtered by a model's scope_clause()
+    for `current_scope()`. The scope matrix treats them as scoped; each report's own tests
+    prove its rows stay in scope."""
+
+    class_permission_name: str | None = None
 
 
 class ScopedModelRestApi(ModelRestApi):

@@ -207,6 +207,7 @@ def enforce_on_write(visit: Visit, original_date: dt.date | None = None) -> None
         )
     # Flush first: foreign keys set through relationships get their ids, and the 5-day check
     # below can exclude this very row.
+    visit.entry_timeliness = timeliness(visit.visit_date, visit.entered_at).value
     db.session.add(visit)
     db.session.flush()
     lock_quitter(visit.quitter_id)

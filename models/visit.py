@@ -86,6 +86,7 @@ class Visit(AuditColumnsMixin, AppModel):
         Index("ix_visit_quitter_date", "quitter_id", "visit_date"),
         Index("ix_visit_practitioner_date", "practitioner_id", "visit_date"),
         Index("ix_visit_institution_entered", "institution_id", "entered_at"),
+        Index("ix_visit_timeliness", "entry_timeliness", "institution_id", "visit_date"),
         {"extend_existing": True},
     )
 
@@ -100,6 +101,9 @@ class Visit(AuditColumnsMixin, AppModel):
     #: Server time (UTC) of entry; with the deadline it decides timeliness and C8.
     entered_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
     entered_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id", ondelete="SET NULL"))
+    #: within_24h / before_deadline / after_deadline, fixed when the record is written, so
+    #: the fee-deduction list (C8) is an index lookup rather than date arithmetic per row.
+    entry_timeliness: Mapped[str] = mapped_column(String(16), nullable=False, default="within_24h")
 
     institution: Mapped[Institution] = relationship()
     practitioner: Mapped[Practitioner] = relationship()
@@ -120,6 +124,10 @@ class Visit(AuditColumnsMixin, AppModel):
         from core.visits import timeliness
 
         return timeliness(self.visit_date, self.entered_at)
+
+    @property
+    def timeliness_label(self) -> str:
+        return str(self.timeliness.label)
 
     @property
     def services_text(self) -> str:

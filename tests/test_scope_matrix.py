@@ -17,7 +17,7 @@ import pytest
 from openpyxl import load_workbook
 
 from core.roles import ADMIN, self_service_permissions
-from core.views import ScopedModelRestApi, ScopedModelView
+from core.views import ScopedModelRestApi, ScopedModelView, ScopedReportView
 from tests.conftest import USERNAMES, csrf_token
 from tests.scope_oracle import expected_split, user_view
 
@@ -210,7 +210,7 @@ def test_views_outside_the_scoped_base_are_admin_only(app, db):
     scoped = {
         v.class_permission_name
         for v in app.appbuilder.baseviews
-        if isinstance(v, ScopedModelView | ScopedModelRestApi)
+        if isinstance(v, ScopedModelView | ScopedModelRestApi | ScopedReportView)
     } | {"PersonalId"}
     self_service = self_service_permissions(app.appbuilder)
     menus = {item.name for cat in app.appbuilder.menu.get_list() for item in [cat, *cat.childs]}

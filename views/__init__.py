@@ -18,6 +18,7 @@ def register(appbuilder) -> None:
         ServiceAssignmentApi,
         ServiceAssignmentView,
     )
+    from views.reports import FeeDeductionView, SelfCheckView
     from views.visits import QuitterApi, QuitterView, VisitApi, VisitView
 
     cessation = _l("Cessation services")
@@ -27,6 +28,14 @@ def register(appbuilder) -> None:
     )  # fmt: skip
     appbuilder.add_view(
         QuitterView, "Quitters", label=_l("Quitters"), icon="fa-user", category="Cessation",
+    )  # fmt: skip
+    appbuilder.add_view(
+        SelfCheckView, "Monthly self-check", label=_l("Monthly self-check"), icon="fa-calendar-check-o",
+        category="Cessation",
+    )  # fmt: skip
+    appbuilder.add_view(
+        FeeDeductionView, "Fee-deduction list", label=_l("Fee-deduction list"), icon="fa-minus-circle",
+        category="Cessation",
     )  # fmt: skip
     registry = _l("Registry")
     appbuilder.add_view(

@@ -31,6 +31,7 @@ VISIT_LABELS = {
     "services_text": _l("Services"),
     "entry_deadline": _l("Entry deadline"),
     "timeliness": _l("Timeliness"),
+    "timeliness_label": _l("Timeliness"),
     "entered_at": _l("Entered at"),
     "quitter_national_id": _l("National ID / resident certificate no."),
     "quitter_name": _l("Quitter's name"),
@@ -96,9 +97,9 @@ class VisitView(ScopedModelView):
     add_title = _l("Add visit record")
     edit_title = _l("Edit visit record")
     list_columns = ["visit_date", "institution", "quitter", "practitioner", "services_text",
-                    "entry_deadline", "timeliness"]  # fmt: skip
+                    "entry_deadline", "timeliness_label"]  # fmt: skip
     show_columns = ["visit_date", "institution", "quitter", "practitioner", "medication_name",
-                    "medication_days", "education_minutes", "entered_at", "entry_deadline", "timeliness"]  # fmt: skip
+                    "medication_days", "education_minutes", "entered_at", "entry_deadline", "timeliness_label"]  # fmt: skip
     add_columns = ["institution", "practitioner", "quitter_national_id", "quitter_name", "quitter_sex",
                    "quitter_birth_date", "visit_date", "medication_name", "medication_days", "education_minutes"]  # fmt: skip
     edit_columns = ["practitioner", "visit_date", "medication_name", "medication_days", "education_minutes"]
@@ -116,7 +117,6 @@ class VisitView(ScopedModelView):
     label_columns = VISIT_LABELS
     formatters_columns = {
         "entry_deadline": to_roc,
-        "timeliness": lambda t: str(t.label),
     }
     export_columns = ["visit_date", "institution.nhi_code", "institution.name", "quitter.national_id",
                       "quitter.name", "practitioner.name", "medication_name", "medication_days",

@@ -1,0 +1,77 @@
+"""The fee-deduction list (C8) and the monthly self-check (C2), in each user's scope."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+from openpyxl import load_workbook
+
+from core import clock
+from core.dates import TAIPEI
+from core.visits import timeliness
+from models.institution import Institution
+from models.visit import Quitter, Visit
+from tests.conftest import visible_text
+from tests.scope_oracle import user_view
+from tests.test_visits import _new_id, _setup
+
+
+def _insert_visit(db, institution_id, practitioner_id, visit_date, entered_at_taipei):
+    """A visit as a correction would leave it: entered_at possibly after the deadline."""
+    quitter = Quitter(national_id=_new_id("R"), name="鄭雅婷", sex="F", birth_date=dt.date(1975, 3, 3))
+    db.session.add(quitter)
+    db.session.flush()
+    entered = entered_at_taipei.replace(tzinfo=TAIPEI).astimezone(dt.UTC).replace(tzinfo=None)
+    visit = Visit(institution_id=institution_id, practitioner_id=practitioner_id, quitter_id=quitter.id,
+                  visit_date=visit_date, medication_name="Varenicline", medication_days=7,
+                  entered_at=entered, entry_timeliness=timeliness(visit_date, entered).value)  # fmt: skip
+    db.session.add(visit)
+    db.session.commit()
+    return visit
+
+
+def test_c8_records_entered_after_the_deadline_are_on_the_fee_deduction_list(app, db, login_as):
+    tpe_inst, tpe_prac = _setup(db, "facility_tpe")
+    _insert_visit(db, tpe_inst, tpe_prac, dt.date(2025, 2, 15), dt.datetime(2025, 4, 1, 10, 0))  # late: C8
+    _insert_visit(db, tpe_inst, tpe_prac, dt.date(2025, 2, 16), dt.datetime(2025, 3, 20, 23, 59))  # >24 h
+    _insert_visit(db, tpe_inst, tpe_prac, dt.date(2025, 2, 17), dt.datetime(2025, 2, 17, 18, 0))  # on time
+    code = db.session.get(Institution, tpe_inst).nhi_code
+    office = visible_text(login_as("office").get("/feededuction/?month=114/02").text)
+    assert code in office
+    row = office.split(code, 1)[1].split("114/02", 1)[1].split()
+    assert row[:2] == ["1", "1"]  # one after the deadline, one after 24 hours
+    workbook = load_workbook(io.BytesIO(login_as("office").get("/feededuction/export?month=114/02").data))
+    rows = [list(r) for r in workbook.active.iter_rows(values_only=True)]
+    assert [code, "114/02", 1, 1] == [rows[1][0], rows[1][3], rows[1][4], rows[1][5]]
+    # a bureau sees its county, a facility itself; the others do not see this row
+    assert code in login_as("bureau_tpe").get("/feededuction/").text
+    assert code not in login_as("bureau_khh").get("/feededuction/").text
+    assert code not in login_as("facility_khh").get("/feededuction/").text
+    assert code in login_as("facility_tpe").get("/feededuction/").text
+
+
+def test_c2_monthly_self_check_shows_the_month_and_the_deadline(app, db, login_as):
+    institution_id, practitioner_id = _setup(db, "facility_tpe")
+    _insert_visit(db, institution_id, practitioner_id, dt.date(2025, 3, 10), dt.datetime(2025, 3, 10, 12, 0))
+    gap = _insert_visit(db, institution_id, practitioner_id, dt.date(2025, 2, 20), dt.datetime(2025, 2, 20, 12, 0))
+    client = login_as("facility_tpe")
+    with clock.frozen(dt.datetime(2025, 4, 15, 9, 0)):
+        page = visible_text(client.get("/selfcheck/?month=114/04").text)
+        assert "本月資料可自行修改至 114/05/20（尚餘 35 天）" in page
+        march = visible_text(client.get("/selfcheck/?month=114/03").text)
+    assert "本月資料可自行修改至 114/04/20（尚餘 5 天）" in march
+    assert "114/03/10" in march
+    quitter = db.session.get(Quitter, gap.quitter_id)
+    assert quitter.name in march.split("可能漏登的戒菸者", 1)[1]  # seen in February, not in March
+    with clock.frozen(dt.datetime(2025, 4, 21, 0, 0)):
+        closed = visible_text(client.get("/selfcheck/?month=114/03").text)
+    assert "已於 114/04/20 截止" in closed
+    other = visible_text(login_as("facility_khh").get("/selfcheck/?month=114/03").text)
+    assert quitter.name not in other  # another institution's quitters never show
+
+
+def test_report_months_are_validated(login_as):
+    page = visible_text(login_as("office").get("/feededuction/?month=abc").text)
+    assert "114/05" in page and "民國年月" in page
+    assert user_view  # shared oracle import stays used
