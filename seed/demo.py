@@ -130,6 +130,10 @@ def seed_demo(seed: int = 113, scale: float = 1.0) -> dict[str, int | str]:
         result["note"] = "registry already present; left as it is"
     _seed_users()
     _seed_applications()
+    from seed.visits import seed_visits
+
+    demo_ids = [demo_institution(code).id for code in ("TPE", "KHH")]
+    result["visits"] = seed_visits(seed, scale, demo_ids)
     from core.security import bump_security_version
 
     bump_security_version()
@@ -234,7 +238,7 @@ def _seed_practitioners(rng, scale, institutions_by_level) -> None:
         for level in levels:
             queue = queues[level]
             institution_id = queue.pop() if queue else rng.choice(institutions_by_level[level])[0]
-            start = _date_between(rng, dt.date(2012, 1, 1), dt.date(2024, 6, 30))
+            start = _date_between(rng, dt.date(2012, 1, 1), dt.date(2023, 12, 31))
             assignments.append(
                 {
                     "practitioner_id": ids[row["national_id"]],

@@ -72,14 +72,10 @@ ORACLES = {
     Visit: lambda u, row: row.institution_id in u.institution_ids,
     Quitter: lambda u, row: u.national
     or row.created_by_id == u.user_id
-    or any(v.institution_id in u.institution_ids for v in _visits_of(row)),
+    or bool(_VISITED.get(row.id, set()) & u.institution_ids),
 }
-
-
-def _visits_of(quitter):
-    from core.extensions import db
-
-    return db.session.query(Visit).filter(Visit.quitter_id == quitter.id).all()
+#: quitter id → institutions they visited; filled by expected_split (one query, not N).
+_VISITED: dict[int, set[int]] = {}
 
 
 def expected_split(db, model, user: UserView) -> tuple[set[int], set[int]]:
@@ -89,6 +85,10 @@ def expected_split(db, model, user: UserView) -> tuple[set[int], set[int]]:
             f"no scope oracle for {model.__name__}: add one to tests/scope_oracle.py"
         )
     visible, hidden = set(), set()
+    if model is Quitter:
+        _VISITED.clear()
+        for quitter_id, institution_id in db.session.query(Visit.quitter_id, Visit.institution_id):
+            _VISITED.setdefault(quitter_id, set()).add(institution_id)
     for row in db.session.query(model).all():
         (visible if ORACLES[model](user, row) else hidden).add(row.id)
     return visible, hidden
