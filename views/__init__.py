@@ -19,6 +19,7 @@ def register(appbuilder) -> None:
         ServiceAssignmentView,
     )
     from views.reports import FeeDeductionView, SelfCheckView
+    from views.upload import VisitUploadView
     from views.visits import QuitterApi, QuitterView, VisitApi, VisitView
 
     cessation = _l("Cessation services")
@@ -28,6 +29,10 @@ def register(appbuilder) -> None:
     )  # fmt: skip
     appbuilder.add_view(
         QuitterView, "Quitters", label=_l("Quitters"), icon="fa-user", category="Cessation",
+    )  # fmt: skip
+    appbuilder.add_view(
+        VisitUploadView, "Batch upload", label=_l("Batch upload of visit records"), icon="fa-upload",
+        category="Cessation",
     )  # fmt: skip
     appbuilder.add_view(
         SelfCheckView, "Monthly self-check", label=_l("Monthly self-check"), icon="fa-calendar-check-o",
