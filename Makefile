@@ -27,7 +27,9 @@ db: install
 
 run: db
 	@$(FLASK) demo-logins
-	@echo "Serving on http://$(HOST):$(PORT)/  (Ctrl-C to stop)"
+	@echo "Serving on http://$(HOST):$(PORT)/  (Ctrl-C to stop; background jobs run alongside)"
+	@$(BIN)/huey_consumer core.jobs.huey --workers 2 --quiet & jobs=$$!; \
+	trap 'kill $$jobs 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) --access-logfile - 'app:create_app()'
 
 lint: install
@@ -55,6 +57,7 @@ babel: install
 
 bench: install
 	$(BIN)/python bench/list_page.py
+	$(BIN)/python bench/export.py
 
 clean:
 	rm -rf instance .pytest_cache

@@ -113,7 +113,7 @@ def _compile_catalogs() -> None:
 def _install_login_security(app: Flask, appbuilder) -> None:
     """Server-side sessions (logout really ends them, idle and absolute timeouts) and a rate
     limit on the API login like the one FAB puts on the login form."""
-    from flask import flash, jsonify, redirect, request, session
+    from flask import flash, g, jsonify, redirect, request, session
     from flask_appbuilder.security.api import SecurityApi
     from flask_babel import gettext
     from flask_login import current_user, logout_user, user_logged_in, user_logged_out
@@ -122,7 +122,8 @@ def _install_login_security(app: Flask, appbuilder) -> None:
 
     @user_logged_in.connect_via(app)
     def _opened(sender, user, **extra):
-        accounts.start_session(user)
+        if not g.get("background_job"):  # a worker acting for a user opens no browser session
+            accounts.start_session(user)
 
     @user_logged_out.connect_via(app)
     def _closed(sender, user, **extra):

@@ -108,6 +108,8 @@ class Config:
     REMEMBER_COOKIE_DURATION = 0
 
     UPLOAD_FOLDER = str(INSTANCE_DIR / "uploads")
-    EXPORT_MAX_ROWS = int(os.environ.get("EXPORT_MAX_ROWS", "1000000"))
+    EXPORT_MAX_ROWS = int(os.environ.get("EXPORT_MAX_ROWS", "5000000"))
+    #: Exports larger than this run as a background job with a progress bar.
+    EXPORT_ASYNC_THRESHOLD = int(os.environ.get("EXPORT_ASYNC_THRESHOLD", "20000"))
     DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "Demo-Pass-2024!")
     DEMO_MODE = _bool("DEMO_MODE", True)

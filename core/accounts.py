@@ -59,7 +59,10 @@ def record_event(action: str, account_id: int | None, account_name: str | None, 
     """One line in the audit trail about an account: login, lockout, password, role …"""
     actor = None
     if has_request_context():
-        actor = current_app.appbuilder.sm.current_user
+        try:
+            actor = current_app.appbuilder.sm.current_user
+        except AttributeError:  # no FAB g.user in this context
+            actor = None
     actor_id = getattr(actor, "id", None) if getattr(actor, "is_authenticated", False) else None
     actor_name = getattr(actor, "username", None) if actor_id else None
     db.session.execute(

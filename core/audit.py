@@ -64,7 +64,10 @@ def _actor() -> tuple[int | None, str | None, str | None]:
         return None, g.get("audit_cli_user") if _has_app_g() else None, None
     from flask import current_app
 
-    user = current_app.appbuilder.sm.current_user
+    try:
+        user = current_app.appbuilder.sm.current_user
+    except AttributeError:  # a context without FAB's g.user (background job, nested context)
+        user = None
     user_id = getattr(user, "id", None) if user is not None else None
     username = getattr(user, "username", None) if user is not None else None
     return user_id, username, request.remote_addr

@@ -40,6 +40,7 @@ def write_xlsx(
     formatters: list[Callable | None] | None = None,
     sheet_name: str = "Sheet1",
     max_rows: int | None = None,
+    progress=None,
 ) -> tuple[str, int]:
     """Write rows into a temporary .xlsx in constant memory; returns (path, row count)."""
     fd, path = tempfile.mkstemp(suffix=".xlsx", prefix="export-")
@@ -63,6 +64,8 @@ def write_xlsx(
                 sheet.write_string(count, col, value)
             else:
                 sheet.write_number(count, col, value)
+        if progress is not None and count % 5000 == 0:
+            progress(count)
     sheet.freeze_panes(1, 0)
     workbook.close()
     return path, count

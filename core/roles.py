@@ -16,6 +16,7 @@ ASSIGNMENT = "ServiceAssignment"
 AUDIT = "AuditLog"
 PERSONAL_ID = "PersonalId"  # a permission only: reading personal IDs unmasked
 VISIT = "Visit"
+EXPORT_JOB = "ExportJob"
 FEE_DEDUCTION = "FeeDeduction"
 SELF_CHECK = "SelfCheck"
 QUITTER = "Quitter"
@@ -105,6 +106,10 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
     # Looks up accounts, unlocks them and sends reset links; nothing else, no clinical data.
     HELPDESK: {**_REFERENCE, INSTITUTION: READ, ACCOUNT: {CAN_READ, CAN_UNLOCK, CAN_SEND_RESET}},
 }
+#: Everyone who can export can follow their own background exports.
+for _grants in ROLE_GRANTS.values():
+    if any(CAN_EXPORT in actions for actions in _grants.values()):
+        _grants[EXPORT_JOB] = READ
 
 #: Self-service pages every signed-in role may use (its own profile and password).
 SELF_SERVICE = [

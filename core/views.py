@@ -10,7 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-from flask import abort, after_this_request, current_app, flash, redirect, request, send_file
+from flask import (
+    abort,
+    after_this_request,
+    current_app,
+    flash,
+    g,
+    redirect,
+    request,
+    send_file,
+    url_for,
+)
 from flask_appbuilder import BaseView, ModelRestApi, ModelView, expose
 from flask_appbuilder.security.decorators import has_access
 from flask_appbuilder.urltools import get_filter_args, get_order_args
@@ -257,7 +267,38 @@ class ScopedModelView(ModelView):
     @expose("/export/xlsx")
     @has_access
     def export_xlsx(self):
-        """The list as .xlsx: same scope, same filters and order, never more rows than the list."""
+        """The list as .xlsx: same scope, filters and order, never more rows than the list.
+
+        Above EXPORT_ASYNC_THRESHOLD rows the export runs as a background job with a progress
+        page; the file is offered to the requesting user only.
+        """
+        filters = self.fresh_filters()
+        get_filter_args(filters)
+        total = self.datamodel.count(filters)
+        if total > current_app.config["EXPORT_ASYNC_THRESHOLD"]:
+            from core.exports import queue_export
+
+            job = queue_export(self, total, request.query_string.decode(), g.user.id)
+            return redirect(url_for("ExportJobView.progress", job_id=job.id))
+        path, _count, name = self.write_export()
+
+        @after_this_request
+        def _cleanup(response):
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+            return response
+
+        return send_file(
+            path,
+            as_attachment=True,
+            download_name=name,
+            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+
+    def write_export(self, progress=None) -> tuple[str, int, str]:
+        """Stream the filtered, scoped rows of this request into a temporary .xlsx."""
         filters = self.fresh_filters()
         get_filter_args(filters)
         query = self.datamodel.filtered_query(filters)
@@ -278,29 +319,16 @@ class ScopedModelView(ModelView):
             query = query.order_by(pk)
         stmt = query.with_entities(*exprs).statement
         rows = db.session.execute(stmt.execution_options(yield_per=2000))
-        path, _count = write_xlsx(
+        path, count = write_xlsx(
             headers,
             (tuple(r) for r in rows),
             formatters,
             sheet_name=str(self.list_title or self.class_permission_name),
             max_rows=current_app.config.get("EXPORT_MAX_ROWS"),
+            progress=progress,
         )
-
-        @after_this_request
-        def _cleanup(response):
-            try:
-                os.remove(path)
-            except OSError:
-                pass
-            return response
-
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M")
-        return send_file(
-            path,
-            as_attachment=True,
-            download_name=f"{self.class_permission_name}-{stamp}.xlsx",
-            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        )
+        return path, count, f"{self.class_permission_name}-{stamp}.xlsx"
 
     def _export_expr(self, col, query, joined):
         model = self.datamodel.obj

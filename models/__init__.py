@@ -10,6 +10,7 @@ from models.account import (  # noqa: F401
 )
 from models.audit import AuditLog  # noqa: F401
 from models.base import AppModel  # noqa: F401
+from models.export_job import ExportJob, ExportStatus  # noqa: F401
 from models.institution import ContractPeriod, Institution  # noqa: F401
 from models.practitioner import Practitioner, Profession, ServiceAssignment  # noqa: F401
 from models.reference import County, InstitutionLevel  # noqa: F401

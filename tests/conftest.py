@@ -10,7 +10,10 @@ import re
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
-from app import create_app
+# Background jobs run in-process during tests (must be set before core.jobs is imported).
+os.environ.setdefault("HUEY_IMMEDIATE", "1")
+
+from app import create_app  # noqa: E402
 
 DEMO_SCALE = 0.03  # ~83 institutions, ~344 practitioners: every county, every level
 DEMO_SEED = 7
@@ -59,6 +62,7 @@ def app(database_url, tmp_path_factory):
             "RATELIMIT_STORAGE_URI": f"sqlitefile://{tmp / 'ratelimit.db'}",
             "AUTH_RATE_LIMIT": "10000 per minute",
             "APPLY_RATE_LIMIT": "10000 per hour",
+            "EXPORT_ASYNC_THRESHOLD": 1_000_000,
         }
     )
     from flask import g
@@ -72,6 +76,9 @@ def app(database_url, tmp_path_factory):
             g.pop(name, None)
 
     application.before_request_funcs.setdefault(None, []).insert(0, fresh_request_globals)
+    from core import jobs
+
+    jobs.set_app(application)
 
     from core.extensions import db
     from core.roles import sync_roles

@@ -7,6 +7,7 @@ def register(appbuilder) -> None:
     """Add every view and API; the scope-matrix test walks whatever is registered here."""
     from views.accounts import AccountApplicationView, AccountLookupView, ApplyView, SetPasswordView
     from views.audit import AuditLogApi, AuditLogView
+    from views.exports import ExportJobView
     from views.reference import CountyApi, CountyView, InstitutionLevelApi, InstitutionLevelView
     from views.registry import (
         ContractPeriodApi,
@@ -81,6 +82,7 @@ def register(appbuilder) -> None:
         AccountLookupView, "Account lookup", label=_l("Account lookup"), icon="fa-search",
         category="Accounts",
     )  # fmt: skip
+    appbuilder.add_view_no_menu(ExportJobView)
     appbuilder.add_view_no_menu(ApplyView)
     appbuilder.add_view_no_menu(SetPasswordView)
     for api in (

@@ -1,0 +1,53 @@
+"""Background jobs (huey): SQLite storage by default, Redis when REDIS_URL is set.
+
+Run the worker with `huey_consumer core.jobs.huey` (`make run` starts it). Tasks build the
+app once per worker process and run inside a request context logged in as the user who
+asked, so scope and permissions are exactly the web's.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from huey import MemoryHuey, RedisHuey, SqliteHuey
+
+import config
+
+_app = None
+
+
+def _make_huey():
+    if os.environ.get("HUEY_IMMEDIATE", "").lower() in {"1", "true", "yes"}:
+        return MemoryHuey("cessation", immediate=True)  # tests: tasks run in-process
+    if os.environ.get("REDIS_URL"):
+        return RedisHuey("cessation", url=os.environ["REDIS_URL"])
+    Path(config.INSTANCE_DIR).mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("cessation", filename=str(Path(config.INSTANCE_DIR) / "huey.db"))
+
+
+huey = _make_huey()
+
+
+def worker_app():
+    """The Flask app of this worker process (created on first use)."""
+    global _app
+    if _app is None:
+        from app import create_app
+
+        _app = create_app()
+    return _app
+
+
+def set_app(app) -> None:
+    """Tests (immediate mode) run tasks in their own app."""
+    global _app
+    _app = app
+
+
+@huey.task()
+def run_export(job_id: str) -> None:
+    """Write one export job's workbook, reporting progress as it goes."""
+    from core.exports import run_export_job
+
+    run_export_job(worker_app(), job_id)
