@@ -52,23 +52,29 @@ def write_xlsx(
     bold = workbook.add_format({"bold": True})
     for col, header in enumerate(headers):
         sheet.write_string(0, col, neutralise(str(header)), bold)
-    formatters = formatters or [None] * len(headers)
+    converters = [_converter(f) for f in (formatters or [None] * len(headers))]
+    write_string, write_number = sheet.write_string, sheet.write_number
     count = 0
     for count, row in enumerate(_limit(rows, max_rows), start=1):
         for col, value in enumerate(row):
-            fmt = formatters[col]
-            if fmt is not None:
-                value = fmt(value)
-            value = cell_text(value)
-            if isinstance(value, str):
-                sheet.write_string(count, col, value)
+            value = converters[col](value)
+            if value.__class__ is str:
+                if value:
+                    write_string(count, col, value)
             else:
-                sheet.write_number(count, col, value)
+                write_number(count, col, value)
         if progress is not None and count % 5000 == 0:
             progress(count)
     sheet.freeze_panes(1, 0)
     workbook.close()
     return path, count
+
+
+def _converter(formatter: Callable | None) -> Callable:
+    """One function per column: the view's formatter (if any), then cell_text."""
+    if formatter is None:
+        return cell_text
+    return lambda value: cell_text(formatter(value))
 
 
 def _limit(rows: Iterable[tuple], max_rows: int | None) -> Iterator[tuple]:

@@ -350,7 +350,7 @@ class ScopedModelView(ModelView):
             full = can_see_full_ids()
             return (lambda v: v) if full else mask_personal_id
         formatter = self.formatters_columns.get(col)
-        if formatter is not None and col in self.datamodel.list_columns:
+        if formatter is not None and formatter is not _blank_none and col in self.datamodel.list_columns:
             return formatter
         return None
 

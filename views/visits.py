@@ -122,6 +122,7 @@ class VisitView(ScopedModelView):
                       "quitter.name", "practitioner.name", "medication_name", "medication_days",
                       "education_minutes", "entered_at"]  # fmt: skip
     list_eager = ["institution", "quitter", "practitioner"]
+    personal_id_columns = ["quitter.national_id"]
     validators_columns = {
         "visit_date": [VisitRules()],
         "medication_days": [Optional(), NumberRange(min=1, max=365)],
