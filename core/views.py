@@ -65,6 +65,14 @@ API_METHOD_PERMISSIONS = {
     "put": CAN_EDIT,
     "delete": CAN_DELETE,
 }
+#: Headers for the related columns that exports add (institution code, quitter's ID …).
+RELATED_EXPORT_LABELS = {
+    "institution.nhi_code": _l("NHI institution code"),
+    "institution.name": _l("Institution name"),
+    "practitioner.name": _l("Practitioner"),
+    "quitter.national_id": _l("Quitter's national ID"),
+    "quitter.name": _l("Quitter's name"),
+}
 #: Holders of this permission see personal IDs in full; everyone else sees A12****789.
 FULL_ID_PERMISSION = ("can_read", "PersonalId")
 
@@ -307,7 +315,7 @@ class ScopedModelView(ModelView):
         joined: dict[str, object] = {}
         for col in self.export_column_names():
             expr, query = self._export_expr(col, query, joined)
-            headers.append(str(self.label_columns.get(col, col)))
+            headers.append(str(self.label_columns.get(col) or RELATED_EXPORT_LABELS.get(col, col)))
             exprs.append(expr)
             formatters.append(self._export_formatter(col))
         order = get_order_args().get(self.__class__.__name__)

@@ -92,3 +92,11 @@ def test_institution_text_filter_on_lists_and_exports(db, login_as):
     assert html.count("/serviceassignmentview/show/") == expected
     rows = _rows(client.get(f"/serviceassignmentview/export/xlsx?_flt_0_institution={institution.nhi_code}"))
     assert len(rows) - 1 == expected and {r[1] for r in rows[1:]} == {institution.nhi_code}
+
+
+def test_visit_exports_mask_quitter_ids_for_roles_without_the_permission(db, login_as):
+    header, *rows = _rows(login_as("bureau_tpe").get("/visitview/export/xlsx"))
+    column = header.index("戒菸者身分證字號")
+    assert rows and all("****" in str(r[column]) for r in rows)
+    header, *rows = _rows(login_as("facility_tpe").get("/visitview/export/xlsx"))
+    assert rows and all("****" not in str(r[column]) for r in rows)

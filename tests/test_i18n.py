@@ -155,3 +155,19 @@ def test_every_string_of_our_code_is_in_the_catalog_and_translated():
             if not (text if isinstance(text, str) else (text or [""])[0]):
                 missing.add(msgid)
     assert sorted(missing) == []
+
+
+def test_every_export_header_is_translated(app, db, login_as):
+    import io
+
+    from openpyxl import load_workbook
+
+    client = login_as("admin")
+    for view in [v for v in app.appbuilder.baseviews if isinstance(v, ScopedModelView)]:
+        response = client.get(f"{view.route_base}/export/xlsx")
+        if response.status_code != 200:
+            continue
+        header = next(load_workbook(io.BytesIO(response.data), read_only=True).active.iter_rows(values_only=True))
+        raw = [h for h, col in zip(header, view.export_column_names(), strict=True) if h == col]
+        assert raw == [], f"{type(view).__name__}: untranslated headers {raw}"
+        assert _problems(" ".join(str(h) for h in header)) == []
