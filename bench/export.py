@@ -84,8 +84,18 @@ def export(url: str, tmp: str, queue) -> None:
             seconds = time.perf_counter() - started
     size = os.path.getsize(path)
     os.remove(path)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = _peak_rss_mb()
     queue.put((count, seconds, peak_mb, size))
+
+
+def _peak_rss_mb() -> float:
+    """VmHWM: this process's peak resident set. (ru_maxrss would carry over the parent's
+    peak across fork+exec on Linux, and the parent just built the whole database.)"""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> int:
