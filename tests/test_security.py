@@ -89,3 +89,17 @@ def test_permission_checks_are_cached_per_role_set(app, db, login_as):
     permission_queries = [s for s in statements if "ab_permission_view" in s]
     assert permission_queries == []
     assert len(statements) <= 8, statements
+
+
+def test_no_list_page_renders_a_dropdown_of_a_large_table(app, db, login_as):
+    """Search dropdowns for institutions, practitioners or quitters would load every row
+    for national users (FAB trap 8): those relations are searched by text instead."""
+    import re
+
+    from core.views import ScopedModelView
+
+    client = login_as("admin")
+    for view in [v for v in app.appbuilder.baseviews if isinstance(v, ScopedModelView)]:
+        html = client.get(f"{view.route_base}/list/").text
+        for select in re.findall(r"<select[^>]*>(.*?)</select>", html, re.S):
+            assert select.count("<option") <= 100, type(view).__name__
