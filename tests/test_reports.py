@@ -45,10 +45,10 @@ def test_c8_records_entered_after_the_deadline_are_on_the_fee_deduction_list(app
     rows = [list(r) for r in workbook.active.iter_rows(values_only=True)]
     assert [code, "114/02", 1, 1] == [rows[1][0], rows[1][3], rows[1][4], rows[1][5]]
     # a bureau sees its county, a facility itself; the others do not see this row
-    assert code in login_as("bureau_tpe").get("/feededuction/").text
-    assert code not in login_as("bureau_khh").get("/feededuction/").text
-    assert code not in login_as("facility_khh").get("/feededuction/").text
-    assert code in login_as("facility_tpe").get("/feededuction/").text
+    assert code in login_as("bureau_tpe").get("/feededuction/?month=114/02").text
+    assert code not in login_as("bureau_khh").get("/feededuction/?month=114/02").text
+    assert code not in login_as("facility_khh").get("/feededuction/?month=114/02").text
+    assert code in login_as("facility_tpe").get("/feededuction/?month=114/02").text
 
 
 def test_c2_monthly_self_check_shows_the_month_and_the_deadline(app, db, login_as):
@@ -75,3 +75,9 @@ def test_report_months_are_validated(login_as):
     page = visible_text(login_as("office").get("/feededuction/?month=abc").text)
     assert "114/05" in page and "民國年月" in page
     assert user_view  # shared oracle import stays used
+
+
+def test_fee_deduction_list_defaults_to_last_month(login_as):
+    with clock.frozen(dt.datetime(2025, 3, 5, 9, 0)):
+        page = login_as("office").get("/feededuction/").text
+    assert 'value="114/02"' in page
