@@ -82,3 +82,21 @@ def _limit(rows: Iterable[tuple], max_rows: int | None) -> Iterator[tuple]:
         if max_rows is not None and index >= max_rows:
             break
         yield row
+
+
+XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def send_xlsx(path: str, name: str):
+    """Send a temporary workbook and remove it once the response is done."""
+    from flask import after_this_request, send_file
+
+    @after_this_request
+    def _cleanup(response):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+        return response
+
+    return send_file(path, as_attachment=True, download_name=name, mimetype=XLSX_MIMETYPE)

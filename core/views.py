@@ -12,7 +12,6 @@ import os
 
 from flask import (
     abort,
-    after_this_request,
     current_app,
     flash,
     g,
@@ -30,7 +29,7 @@ from sqlalchemy import inspect
 from sqlalchemy.orm import aliased
 
 from core.dates import to_roc
-from core.export import write_xlsx
+from core.export import send_xlsx, write_xlsx
 from core.extensions import db
 from core.fields import RocDateField
 from core.interface import ScopedInterface, ScopeViolation
@@ -289,21 +288,7 @@ class ScopedModelView(ModelView):
             job = queue_export(self, total, request.query_string.decode(), g.user.id)
             return redirect(url_for("ExportJobView.progress", job_id=job.id))
         path, _count, name = self.write_export()
-
-        @after_this_request
-        def _cleanup(response):
-            try:
-                os.remove(path)
-            except OSError:
-                pass
-            return response
-
-        return send_file(
-            path,
-            as_attachment=True,
-            download_name=name,
-            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        )
+        return send_xlsx(path, name)
 
     def write_export(self, progress=None) -> tuple[str, int, str]:
         """Stream the filtered, scoped rows of this request into a temporary .xlsx."""

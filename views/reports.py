@@ -4,9 +4,8 @@ self-check of an institution's visits (C2)."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 
-from flask import abort, after_this_request, request, send_file
+from flask import abort, request
 from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access
 from flask_babel import gettext
@@ -15,7 +14,7 @@ from sqlalchemy import and_, extract, func, select
 
 from core import clock
 from core.dates import DateFormatError, to_roc
-from core.export import write_xlsx
+from core.export import send_xlsx, write_xlsx
 from core.extensions import db
 from core.scope import current_scope
 from core.validators import mask_personal_id
@@ -50,19 +49,6 @@ def parse_roc_month(text: str | None) -> tuple[int, int] | None:
 
 def roc_month(year: int, month: int) -> str:
     return f"{year - 1911}/{month:02d}"
-
-
-def _send_xlsx(path: str, name: str):
-    @after_this_request
-    def _cleanup(response):
-        try:
-            os.remove(path)
-        except OSError:
-            pass
-        return response
-
-    return send_file(path, as_attachment=True, download_name=name,
-                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
 
 
 class FeeDeductionView(ScopedReportView):
@@ -143,7 +129,7 @@ class FeeDeductionView(ScopedReportView):
                    gettext("Entered after 24 hours, within the deadline")]  # fmt: skip
         keys = ["nhi_code", "name", "county", "month", "after_deadline", "late_24h"]
         path, _ = write_xlsx(headers, ([r[k] for k in keys] for r in rows), sheet_name=gettext("Fee-deduction list"))
-        return _send_xlsx(path, f"fee-deduction-{dt.date.today():%Y%m%d}.xlsx")
+        return send_xlsx(path, f"fee-deduction-{dt.date.today():%Y%m%d}.xlsx")
 
 
 class SelfCheckView(ScopedReportView):
