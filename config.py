@@ -108,6 +108,8 @@ class Config:
     REMEMBER_COOKIE_DURATION = 0
 
     UPLOAD_FOLDER = str(INSTANCE_DIR / "uploads")
+    #: Correction tickets (Appendix 9): the largest scanned attachment accepted, per file.
+    CORRECTION_ATTACHMENT_MAX_BYTES = int(os.environ.get("CORRECTION_ATTACHMENT_MAX_BYTES", str(5 * 1024 * 1024)))
     EXPORT_MAX_ROWS = int(os.environ.get("EXPORT_MAX_ROWS", "5000000"))
     #: Exports larger than this run as a background job with a progress bar.
     EXPORT_ASYNC_THRESHOLD = int(os.environ.get("EXPORT_ASYNC_THRESHOLD", "20000"))

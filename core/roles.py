@@ -22,7 +22,11 @@ SELF_CHECK = "SelfCheck"
 QUITTER = "Quitter"
 APPLICATION = "AccountApplication"
 ACCOUNT = "Account"
+CORRECTION = "CorrectionTicket"
+#: Conversion (轉檔) is its own resource: reviewing a ticket does not allow applying it.
+CORRECTION_CONVERSION = "CorrectionConversion"
 CAN_APPROVE, CAN_REJECT, CAN_UNLOCK, CAN_SEND_RESET = "approve", "reject", "unlock", "send_reset"
+CAN_REVIEW, CAN_CONVERT = "review", "convert"
 
 # Roles
 ADMIN = "Admin"
@@ -67,6 +71,9 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
         PRACTITIONER: READ_EXPORT,
         ASSIGNMENT: READ_EXPORT,
         PERSONAL_ID: READ,
+        # C5–C7: intake of faxed/e-mailed forms, review, and the engineer's conversion.
+        CORRECTION: READ_EXPORT | {CAN_CREATE, CAN_REVIEW},
+        CORRECTION_CONVERSION: {CAN_CONVERT},
     },
     MINISTRY: {
         **_REFERENCE,
@@ -89,6 +96,8 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
         ASSIGNMENT: READ_EXPORT,
         # Facility-staff applications of the bureau's county (A13)
         APPLICATION: READ_EXPORT | {CAN_APPROVE, CAN_REJECT},
+        # The county's correction tickets, read-only.
+        CORRECTION: READ_EXPORT,
     },
     FACILITY: {
         **_REFERENCE,
@@ -102,6 +111,8 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
         PRACTITIONER: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
         ASSIGNMENT: ALL,
         PERSONAL_ID: READ,
+        # Its own correction tickets; filing online (C5).
+        CORRECTION: READ_EXPORT | {CAN_CREATE},
     },
     # Looks up accounts, unlocks them and sends reset links; nothing else, no clinical data.
     HELPDESK: {**_REFERENCE, INSTITUTION: READ, ACCOUNT: {CAN_READ, CAN_UNLOCK, CAN_SEND_RESET}},

@@ -100,7 +100,7 @@ def check_visit(
         raise VisitRuleError(gettext("Education minutes must be a positive number."))
     if visit_date > clock.today():
         raise VisitRuleError(gettext("A visit cannot be dated in the future."))
-    if not is_open(visit_date):
+    if not is_open(visit_date) and not reentry_allowed(institution_id, quitter_id, visit_date):
         raise VisitRuleError(
             gettext(
                 "The entry deadline for visits of %(date)s (%(deadline)s) has passed. %(route)s",
@@ -109,6 +109,23 @@ def check_visit(
                 route=_correction_route(),
             )
         )
+    check_contract_and_assignment(institution_id, practitioner_id, visit_date)
+    if quitter_id is not None:
+        check_five_days(quitter_id, visit_date, exclude_visit_id)
+
+
+def reentry_allowed(institution_id: int, quitter_id: int | None, visit_date: dt.date) -> bool:
+    """C6: after a swap-case conversion the displaced visit of exactly this date may be
+    entered, past its deadline, while the ticket's reminder is open."""
+    if quitter_id is None:
+        return False
+    from core.corrections import open_reentry_tickets
+
+    return bool(open_reentry_tickets(institution_id, quitter_id, visit_date))
+
+
+def check_contract_and_assignment(institution_id: int, practitioner_id: int, visit_date: dt.date) -> None:
+    """C1: a contract covering the date, and the practitioner assigned there on that date."""
     contracted = db.session.scalar(
         select(ContractPeriod.id).where(
             ContractPeriod.institution_id == institution_id, ContractPeriod.covering(visit_date)
@@ -133,8 +150,6 @@ def check_visit(
                 date=to_roc(visit_date),
             )
         )
-    if quitter_id is not None:
-        check_five_days(quitter_id, visit_date, exclude_visit_id)
 
 
 def check_five_days(quitter_id: int, visit_date: dt.date, exclude_visit_id: int | None = None) -> None:
@@ -220,6 +235,10 @@ def enforce_on_write(visit: Visit, original_date: dt.date | None = None) -> None
         education_minutes=visit.education_minutes,
         exclude_visit_id=visit.id,
     )
+    # C6: a re-entered displaced visit closes the ticket that asked for it.
+    from core.corrections import close_fulfilled_reentries
+
+    close_fulfilled_reentries(visit)
 
 
 def enforce_on_delete(visit: Visit) -> None:

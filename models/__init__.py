@@ -10,6 +10,16 @@ from models.account import (  # noqa: F401
 )
 from models.audit import AuditLog  # noqa: F401
 from models.base import AppModel  # noqa: F401
+from models.correction import (  # noqa: F401
+    AttachmentKind,
+    CorrectionAttachment,
+    CorrectionLine,
+    CorrectionTicket,
+    TicketChannel,
+    TicketCounter,
+    TicketStatus,
+    TicketTransition,
+)
 from models.export_job import ExportJob, ExportStatus  # noqa: F401
 from models.institution import ContractPeriod, Institution  # noqa: F401
 from models.practitioner import Practitioner, Profession, ServiceAssignment  # noqa: F401

@@ -104,6 +104,13 @@ class Visit(AuditColumnsMixin, AppModel):
     #: within_24h / before_deadline / after_deadline, fixed when the record is written, so
     #: the fee-deduction list (C8) is an index lookup rather than date arithmetic per row.
     entry_timeliness: Mapped[str] = mapped_column(String(16), nullable=False, default="within_24h")
+    #: The date first recorded, kept when a correction ticket re-dates the record (C5/C6).
+    original_date: Mapped[dt.date | None] = mapped_column(Date)
+    #: The correction ticket whose conversion last re-dated this record.
+    corrected_by_ticket_id: Mapped[int | None] = mapped_column(
+        ForeignKey("correction_ticket.id", ondelete="SET NULL", name="fk_visit_corrected_by_ticket"),
+        index=True,
+    )
 
     institution: Mapped[Institution] = relationship()
     practitioner: Mapped[Practitioner] = relationship()
@@ -121,13 +128,26 @@ class Visit(AuditColumnsMixin, AppModel):
 
     @property
     def timeliness(self):
-        from core.visits import timeliness
+        from core.visits import Timeliness, timeliness
 
+        if self.corrected_by_ticket_id is not None:
+            # A converted record keeps the classification the conversion gave it (C8).
+            return Timeliness(self.entry_timeliness)
         return timeliness(self.visit_date, self.entered_at)
 
     @property
     def timeliness_label(self) -> str:
         return str(self.timeliness.label)
+
+    @property
+    def corrected_by_number(self) -> str:
+        """The number of the correction ticket that re-dated this record, if any."""
+        if self.corrected_by_ticket_id is None:
+            return ""
+        from core.extensions import db
+        from models.correction import CorrectionTicket
+
+        return db.session.get(CorrectionTicket, self.corrected_by_ticket_id).number
 
     @property
     def services_text(self) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from models.account import AccountApplication
 from models.audit import AuditLog
+from models.correction import CorrectionAttachment, CorrectionLine, CorrectionTicket, TicketTransition
 from models.institution import ContractPeriod, Institution
 from models.practitioner import Practitioner, ServiceAssignment
 from models.reference import County, InstitutionLevel
@@ -70,6 +71,11 @@ ORACLES = {
         and row.institution_id in u.institution_ids),
     ScopedUser: _account_visible,
     Visit: lambda u, row: row.institution_id in u.institution_ids,
+    # Correction tickets follow their institution: office all, bureau its county, facility its own.
+    CorrectionTicket: lambda u, row: row.institution_id in u.institution_ids,
+    CorrectionLine: lambda u, row: row.ticket.institution_id in u.institution_ids,
+    CorrectionAttachment: lambda u, row: row.ticket.institution_id in u.institution_ids,
+    TicketTransition: lambda u, row: row.ticket.institution_id in u.institution_ids,
     Quitter: lambda u, row: u.national
     or row.created_by_id == u.user_id
     or bool(_VISITED.get(row.id, set()) & u.institution_ids),

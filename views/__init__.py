@@ -7,6 +7,12 @@ def register(appbuilder) -> None:
     """Add every view and API; the scope-matrix test walks whatever is registered here."""
     from views.accounts import AccountApplicationView, AccountLookupView, ApplyView, SetPasswordView
     from views.audit import AuditLogApi, AuditLogView
+    from views.corrections import (
+        CorrectionConversionView,
+        CorrectionLineApi,
+        CorrectionTicketApi,
+        CorrectionTicketView,
+    )
     from views.exports import ExportJobView
     from views.reference import CountyApi, CountyView, InstitutionLevelApi, InstitutionLevelView
     from views.registry import (
@@ -43,6 +49,11 @@ def register(appbuilder) -> None:
         FeeDeductionView, "Fee-deduction list", label=_l("Fee-deduction list"), icon="fa-minus-circle",
         category="Cessation",
     )  # fmt: skip
+    appbuilder.add_view(
+        CorrectionTicketView, "Correction requests", label=_l("Correction requests"),
+        icon="fa-pencil-square-o", category="Cessation",
+    )  # fmt: skip
+    appbuilder.add_view_no_menu(CorrectionConversionView)
     registry = _l("Registry")
     appbuilder.add_view(
         InstitutionView, "Institutions", label=_l("Institutions"), icon="fa-hospital-o",
@@ -88,6 +99,6 @@ def register(appbuilder) -> None:
     for api in (
         VisitApi, QuitterApi,
         InstitutionApi, PractitionerApi, ServiceAssignmentApi, ContractPeriodApi,
-        CountyApi, InstitutionLevelApi, AuditLogApi,
+        CountyApi, InstitutionLevelApi, AuditLogApi, CorrectionTicketApi, CorrectionLineApi,
     ):  # fmt: skip
         appbuilder.add_api(api)

@@ -186,6 +186,8 @@ class SelfCheckView(ScopedReportView):
         ).all()  # fmt: skip
         deadline = entry_deadline(first)
         days_left = (deadline.date() - today).days
+        from core.corrections import pending_reentries
+
         return self.render_template(
             "reports/self_check.html",
             title=gettext("Monthly self-check"),
@@ -201,6 +203,7 @@ class SelfCheckView(ScopedReportView):
             roc=to_roc,
             mask=mask_personal_id,
             timeliness_labels={t.value: str(t.label) for t in Timeliness},
+            reminders=pending_reentries(current_scope()),
         )
 
 

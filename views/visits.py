@@ -37,6 +37,8 @@ VISIT_LABELS = {
     "quitter_name": _l("Quitter's name"),
     "quitter_sex": _l("Sex"),
     "quitter_birth_date": _l("Birth date"),
+    "original_date": _l("Originally recorded date"),
+    "corrected_by_number": _l("Corrected by ticket"),
 }
 QUITTER_LABELS = {
     "national_id": _l("National ID / resident certificate no."),
@@ -99,7 +101,8 @@ class VisitView(ScopedModelView):
     list_columns = ["visit_date", "institution", "quitter", "practitioner", "services_text",
                     "entry_deadline", "timeliness_label"]  # fmt: skip
     show_columns = ["visit_date", "institution", "quitter", "practitioner", "medication_name",
-                    "medication_days", "education_minutes", "entered_at", "entry_deadline", "timeliness_label"]  # fmt: skip
+                    "medication_days", "education_minutes", "entered_at", "entry_deadline", "timeliness_label",
+                    "original_date", "corrected_by_number"]  # fmt: skip
     add_columns = ["institution", "practitioner", "quitter_national_id", "quitter_name", "quitter_sex",
                    "quitter_birth_date", "visit_date", "medication_name", "medication_days", "education_minutes"]  # fmt: skip
     edit_columns = ["practitioner", "visit_date", "medication_name", "medication_days", "education_minutes"]
