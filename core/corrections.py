@@ -62,9 +62,18 @@ MIN_REASON_LENGTH = 10
 MAX_REASON_LENGTH = 2000
 MAX_LINES = 20
 #: Accepted attachment types, decided by content (magic bytes), never by the file name.
-ALLOWED_MIME = {"application/pdf": "pdf", "image/tiff": "tif", "image/jpeg": "jpg", "image/png": "png"}
+ALLOWED_MIME = {
+    "application/pdf": "pdf",
+    "image/tiff": "tif",
+    "image/jpeg": "jpg",
+    "image/png": "png",
+}
 ATTACHMENT_FOLDER = "corrections"
-OPEN_STATUSES = (TicketStatus.RECEIVED.value, TicketStatus.IN_REVIEW.value, TicketStatus.APPROVED.value)
+OPEN_STATUSES = (
+    TicketStatus.RECEIVED.value,
+    TicketStatus.IN_REVIEW.value,
+    TicketStatus.APPROVED.value,
+)
 
 
 class CorrectionError(Exception):
@@ -139,7 +148,9 @@ def _actor() -> tuple[int | None, str | None]:
     return None, None
 
 
-def _record(ticket: CorrectionTicket, from_status: str | None, to_status: str, note: str | None = None):
+def _record(
+    ticket: CorrectionTicket, from_status: str | None, to_status: str, note: str | None = None
+):
     user_id, username = _actor()
     ticket.transitions.append(
         TicketTransition(
@@ -190,7 +201,11 @@ def check_attachment(filename: str, data: bytes) -> str:
         raise AttachmentError(gettext("The file %(name)s is empty.", name=filename))
     if len(data) > limit:
         raise AttachmentError(
-            gettext("The file %(name)s is larger than %(mb)d MB.", name=filename, mb=limit // (1024 * 1024))
+            gettext(
+                "The file %(name)s is larger than %(mb)d MB.",
+                name=filename,
+                mb=limit // (1024 * 1024),
+            )
         )
     kind = filetype.guess(data)
     mime = kind.mime if kind is not None else None
@@ -258,7 +273,9 @@ class FileTicket:
         self.channel = channel
         self.received_on = received_on
         self.reason = (reason or "").strip()
-        self.lines = [line for line in lines if line.recorded_date or line.corrected_date or line.visit_id]
+        self.lines = [
+            line for line in lines if line.recorded_date or line.corrected_date or line.visit_id
+        ]
         self.attachments = list(attachments)
         self.institution: Institution | None = None
         self.quitter: Quitter | None = None
@@ -277,7 +294,9 @@ class FileTicket:
             else None
         )
         if self.institution is None:
-            raise CorrectionError(gettext("The institution does not exist or is outside your data scope."))
+            raise CorrectionError(
+                gettext("The institution does not exist or is outside your data scope.")
+            )
         if self.channel not in {c.value for c in TicketChannel}:
             raise CorrectionError(gettext("Choose how the form was received."))
         if self.received_on is None:
@@ -289,22 +308,39 @@ class FileTicket:
         online = self.channel == TicketChannel.ONLINE.value
         if online and len(self.reason) < MIN_REASON_LENGTH:
             raise CorrectionError(
-                gettext("Explain the reason for the correction in detail (at least %(n)d characters).", n=MIN_REASON_LENGTH)
+                gettext(
+                    "Explain the reason for the correction in detail (at least %(n)d characters).",
+                    n=MIN_REASON_LENGTH,
+                )
             )
-        self.quitter = db.session.scalar(select(Quitter).where(Quitter.national_id == self.national_id)) if self.national_id else None
+        self.quitter = (
+            db.session.scalar(select(Quitter).where(Quitter.national_id == self.national_id))
+            if self.national_id
+            else None
+        )
         if self.quitter is None or not db.session.scalar(
-            select(exists().where(Visit.quitter_id == self.quitter.id, Visit.institution_id == self.institution.id))
+            select(
+                exists().where(
+                    Visit.quitter_id == self.quitter.id, Visit.institution_id == self.institution.id
+                )
+            )
         ):
-            raise CorrectionError(gettext("This institution has no visit record of a quitter with this national ID."))
+            raise CorrectionError(
+                gettext("This institution has no visit record of a quitter with this national ID.")
+            )
         if not self.lines:
             raise CorrectionError(gettext("A ticket needs at least one record to correct."))
         if len(self.lines) > MAX_LINES:
             raise CorrectionError(gettext("A ticket has at most %(n)d lines.", n=MAX_LINES))
-        self._visits = [self._check_line(position, line) for position, line in enumerate(self.lines, start=1)]
+        self._visits = [
+            self._check_line(position, line) for position, line in enumerate(self.lines, start=1)
+        ]
         if len({v.id for v in self._visits}) != len(self._visits):
             raise CorrectionError(gettext("The same record appears on two lines."))
         if online and not any(a.kind == AttachmentKind.FORM.value for a in self.attachments):
-            raise AttachmentError(gettext("Attach the scanned correction request form with both seals."))
+            raise AttachmentError(
+                gettext("Attach the scanned correction request form with both seals.")
+            )
         self._mimes = [check_attachment(a.filename, a.data) for a in self.attachments]
 
     def _check_line(self, position: int, line: LineInput) -> Visit:
@@ -312,27 +348,38 @@ class FileTicket:
             visit = db.session.get(Visit, line.visit_id)
         elif line.recorded_date is not None:
             visit = db.session.scalar(
-                select(Visit).where(
+                select(Visit)
+                .where(
                     Visit.institution_id == self.institution.id,
                     Visit.quitter_id == self.quitter.id,
                     Visit.visit_date == line.recorded_date,
-                ).order_by(Visit.id).limit(1)
+                )
+                .order_by(Visit.id)
+                .limit(1)
             )
         else:
             raise LineError(position, gettext("Enter the date the record has now."))
-        if visit is None or visit.institution_id != self.institution.id or visit.quitter_id != self.quitter.id:
+        if (
+            visit is None
+            or visit.institution_id != self.institution.id
+            or visit.quitter_id != self.quitter.id
+        ):
             raise LineError(
                 position,
                 gettext("There is no record of this institution and quitter dated %(date)s.",
                         date=to_roc(line.recorded_date) if line.recorded_date else "?"),
             )  # fmt: skip
         if line.recorded_date is not None and visit.visit_date != line.recorded_date:
-            raise LineError(position, gettext("The record is dated %(date)s.", date=to_roc(visit.visit_date)))
+            raise LineError(
+                position, gettext("The record is dated %(date)s.", date=to_roc(visit.visit_date))
+            )
         corrected = line.corrected_date
         if corrected is None:
             raise LineError(position, gettext("Enter the date the record should have."))
         if corrected == visit.visit_date:
-            raise LineError(position, gettext("The corrected date is the date the record already has."))
+            raise LineError(
+                position, gettext("The corrected date is the date the record already has.")
+            )
         if corrected > clock.today():
             raise LineError(position, gettext("A visit cannot be dated in the future."))
         if is_open(corrected):
@@ -347,7 +394,10 @@ class FileTicket:
             .where(CorrectionLine.visit_id == visit.id, CorrectionTicket.status.in_(OPEN_STATUSES))
         )
         if other:
-            raise LineError(position, gettext("This record is already on the open ticket %(number)s.", number=other))
+            raise LineError(
+                position,
+                gettext("This record is already on the open ticket %(number)s.", number=other),
+            )
         return visit
 
     def run(self) -> CorrectionTicket:
@@ -364,7 +414,9 @@ class FileTicket:
                 reason=self.reason,
                 status=TicketStatus.RECEIVED.value,
             )
-            for position, (line, visit) in enumerate(zip(self.lines, self._visits, strict=True), start=1):
+            for position, (line, visit) in enumerate(
+                zip(self.lines, self._visits, strict=True), start=1
+            ):
                 ticket.lines.append(
                     CorrectionLine(
                         position=position, visit_id=visit.id, recorded_date=visit.visit_date,
@@ -406,7 +458,9 @@ def _claim(ticket: CorrectionTicket, expected: str) -> None:
     )
     if result.rowcount != 1:
         db.session.rollback()
-        raise TransitionError(gettext("The ticket was changed by someone else meanwhile: reload it."))
+        raise TransitionError(
+            gettext("The ticket was changed by someone else meanwhile: reload it.")
+        )
 
 
 class _Transition:
@@ -473,10 +527,16 @@ class Approve(_Transition):
     sources = (TicketStatus.IN_REVIEW.value,)
     target = TicketStatus.APPROVED.value
 
-    def __init__(self, ticket, institution_seal: bool | None = None, supervisor_seal: bool | None = None):
+    def __init__(
+        self, ticket, institution_seal: bool | None = None, supervisor_seal: bool | None = None
+    ):
         super().__init__(ticket)
-        self.institution_seal = ticket.institution_seal_checked if institution_seal is None else institution_seal
-        self.supervisor_seal = ticket.supervisor_seal_checked if supervisor_seal is None else supervisor_seal
+        self.institution_seal = (
+            ticket.institution_seal_checked if institution_seal is None else institution_seal
+        )
+        self.supervisor_seal = (
+            ticket.supervisor_seal_checked if supervisor_seal is None else supervisor_seal
+        )
 
     def action_label(self) -> str:
         return gettext("approved")
@@ -576,7 +636,10 @@ class ConvertTicket:
         finals = {visit.id: line.corrected_date for line, visit in pairs}
         result = []
         for line, visit in pairs:
-            applied = visit.corrected_by_ticket_id == self.ticket.id and visit.visit_date == line.corrected_date
+            applied = (
+                visit.corrected_by_ticket_id == self.ticket.id
+                and visit.visit_date == line.corrected_date
+            )
             item = PreviewLine(
                 position=line.position, visit_id=visit.id, before=visit.visit_date, after=line.corrected_date,
                 original_date=visit.original_date, displaced_date=line.displaced_date, applied=applied,
@@ -593,7 +656,9 @@ class ConvertTicket:
                 now=to_roc(visit.visit_date), recorded=to_roc(line.recorded_date),
             )  # fmt: skip
         try:
-            check_contract_and_assignment(visit.institution_id, visit.practitioner_id, line.corrected_date)
+            check_contract_and_assignment(
+                visit.institution_id, visit.practitioner_id, line.corrected_date
+            )
         except VisitRuleError as exc:
             return str(exc)
         window = dt.timedelta(days=4)
@@ -607,7 +672,9 @@ class ConvertTicket:
         )  # fmt: skip
         # … and the other records of this ticket at their new dates.
         if other is None:
-            other = next((d for vid, d in finals.items() if vid != visit.id and low <= d <= high), None)
+            other = next(
+                (d for vid, d in finals.items() if vid != visit.id and low <= d <= high), None
+            )
         if other is not None:
             return gettext(
                 "Refused by the 5-day rule: this quitter already has a visit on %(date)s; "
@@ -627,9 +694,10 @@ class ConvertTicket:
                 raise LineError(item.position, item.problem)
 
     def already_done(self) -> bool:
-        return self.ticket.status in (TicketStatus.CONVERTED.value, TicketStatus.CLOSED.value) and all(
-            line.applied_at is not None for line in self.ticket.lines
-        )
+        return self.ticket.status in (
+            TicketStatus.CONVERTED.value,
+            TicketStatus.CLOSED.value,
+        ) and all(line.applied_at is not None for line in self.ticket.lines)
 
     def run(self) -> ConversionResult:
         if self.already_done():
@@ -644,7 +712,10 @@ class ConvertTicket:
                 pairs = self._lines()
                 for line, visit in pairs:
                     if visit.visit_date != line.recorded_date:  # changed since the preview
-                        raise LineError(line.position, gettext("The record is dated %(date)s.", date=to_roc(visit.visit_date)))
+                        raise LineError(
+                            line.position,
+                            gettext("The record is dated %(date)s.", date=to_roc(visit.visit_date)),
+                        )
                     if visit.original_date is None:
                         visit.original_date = visit.visit_date
                     visit.visit_date = line.corrected_date
@@ -656,7 +727,9 @@ class ConvertTicket:
                 db.session.flush()
                 for line, visit in pairs:
                     try:
-                        check_five_days(visit.quitter_id, visit.visit_date, exclude_visit_id=visit.id)
+                        check_five_days(
+                            visit.quitter_id, visit.visit_date, exclude_visit_id=visit.id
+                        )
                     except VisitRuleError as exc:
                         raise LineError(line.position, str(exc)) from None
                 ticket.status = TicketStatus.CONVERTED.value
@@ -675,7 +748,8 @@ class ConvertTicket:
     def _mail(self) -> None:
         ticket = self.ticket
         changes = "\n".join(
-            f"  {to_roc(line.recorded_date)} → {to_roc(line.corrected_date)}" for line in ticket.lines
+            f"  {to_roc(line.recorded_date)} → {to_roc(line.corrected_date)}"
+            for line in ticket.lines
         )
         body = gettext(
             "Your correction request %(number)s has been converted:\n%(changes)s\n",
@@ -686,11 +760,17 @@ class ConvertTicket:
                 "Please now re-enter the visit of %(dates)s that the corrected record had replaced (C6).",
                 dates="、".join(to_roc(d) for d in ticket.displaced_dates),
             )
-        _notify(ticket, gettext("Correction request %(number)s has been converted", number=ticket.number), body)
+        _notify(
+            ticket,
+            gettext("Correction request %(number)s has been converted", number=ticket.number),
+            body,
+        )
 
 
 # --------------------------------------------------------------- C6 re-entry
-def open_reentry_tickets(institution_id: int, quitter_id: int, visit_date: dt.date) -> list[CorrectionTicket]:
+def open_reentry_tickets(
+    institution_id: int, quitter_id: int, visit_date: dt.date
+) -> list[CorrectionTicket]:
     """Converted tickets of this institution and quitter still waiting for the displaced visit
     of exactly this date."""
     return db.session.scalars(
@@ -712,11 +792,13 @@ def _close_if_reentered(ticket: CorrectionTicket) -> bool:
         return False
     for day in ticket.displaced_dates:
         found = db.session.scalar(
-            select(Visit.id).where(
+            select(Visit.id)
+            .where(
                 Visit.institution_id == ticket.institution_id,
                 Visit.quitter_id == ticket.quitter_id,
                 Visit.visit_date == day,
-            ).limit(1)
+            )
+            .limit(1)
         )
         if found is None:
             return False

@@ -303,7 +303,8 @@ class ScopedModelView(ModelView):
             headers.append(str(self.label_columns.get(col) or RELATED_EXPORT_LABELS.get(col, col)))
             exprs.append(expr)
             formatters.append(self._export_formatter(col))
-        order = get_order_args().get(self.__class__.__name__)
+        # The list's order: the one asked for, else the view's base order, else the key.
+        order = get_order_args().get(self.__class__.__name__) or self.base_order
         pk = self.datamodel.get_pk()
         if order and order[0] in self.datamodel.list_columns:
             column = getattr(self.datamodel.obj, order[0])

@@ -174,7 +174,10 @@ class CorrectionAttachment(AuditColumnsMixin, AppModel):
 
     __tablename__ = "correction_attachment"
     __label__ = _l("Attachment")
-    __table_args__ = (Index("ix_correction_attachment_ticket", "ticket_id"), {"extend_existing": True})
+    __table_args__ = (
+        Index("ix_correction_attachment_ticket", "ticket_id"),
+        {"extend_existing": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ticket_id: Mapped[int] = mapped_column(
@@ -204,7 +207,10 @@ class TicketTransition(AppModel):
 
     __tablename__ = "correction_transition"
     __label__ = _l("Ticket history")
-    __table_args__ = (Index("ix_correction_transition_ticket", "ticket_id", "id"), {"extend_existing": True})
+    __table_args__ = (
+        Index("ix_correction_transition_ticket", "ticket_id", "id"),
+        {"extend_existing": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ticket_id: Mapped[int] = mapped_column(

@@ -134,6 +134,9 @@ def seed_demo(seed: int = 113, scale: float = 1.0) -> dict[str, int | str]:
 
     demo_ids = [demo_institution(code).id for code in ("TPE", "KHH")]
     result["visits"] = seed_visits(seed, scale, demo_ids)
+    from seed.corrections import seed_corrections
+
+    result["correction tickets"] = seed_corrections(*demo_ids)
     from core.security import bump_security_version
 
     bump_security_version()

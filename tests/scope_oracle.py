@@ -11,7 +11,12 @@ from dataclasses import dataclass
 
 from models.account import AccountApplication
 from models.audit import AuditLog
-from models.correction import CorrectionAttachment, CorrectionLine, CorrectionTicket, TicketTransition
+from models.correction import (
+    CorrectionAttachment,
+    CorrectionLine,
+    CorrectionTicket,
+    TicketTransition,
+)
 from models.institution import ContractPeriod, Institution
 from models.practitioner import Practitioner, ServiceAssignment
 from models.reference import County, InstitutionLevel

@@ -14,13 +14,21 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from sqlalchemy import false, or_, select
-from wtforms import BooleanField, FieldList, Form, FormField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    FieldList,
+    Form,
+    FormField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, Optional
 
 from core import clock
 from core.corrections import (
-    AttachmentInput,
     Approve,
+    AttachmentInput,
     CloseTicket,
     ConvertTicket,
     CorrectionError,
@@ -96,8 +104,10 @@ class CountyTextFilter(BaseFilter):
         value = _normalise_county(value or "")
         if not value:
             return query
-        ids = select(Institution.id).join(County, County.id == Institution.county_id).where(
-            or_(County.name.contains(value), County.code == value.upper())
+        ids = (
+            select(Institution.id)
+            .join(County, County.id == Institution.county_id)
+            .where(or_(County.name.contains(value), County.code == value.upper()))
         )
         return query.filter(CorrectionTicket.institution_id.in_(ids))
 
@@ -156,17 +166,23 @@ class TicketForm(FlaskForm):
     channel = SelectField(
         _l("Channel"),
         choices=[(c.value, c.label) for c in (TicketChannel.FAX, TicketChannel.EMAIL)],
+        default=TicketChannel.FAX.value,
+        validate_choice=False,  # the command checks it; facilities file online
     )
     received_on = RocDateField(_l("Received on"), validators=[Optional()])
     reason = TextAreaField(
         _l("Reason for the correction"),
         validators=[Length(max=2000)],
-        description=_l("As detailed on the form (C7), e.g. the visit of 114/02/15 was not entered; entered under 114/04/01."),
+        description=_l(
+            "As detailed on the form (C7), e.g. the visit of 114/02/15 was not entered; entered under 114/04/01."
+        ),
     )
     lines = FieldList(FormField(LineForm), min_entries=3, max_entries=20)
     form_file = FileField(
         _l("Scanned correction request form"),
-        description=_l("PDF, TIFF, JPEG or PNG, with the institution's seal and the supervisor's seal."),
+        description=_l(
+            "PDF, TIFF, JPEG or PNG, with the institution's seal and the supervisor's seal."
+        ),
     )
     case_record_file = FileField(_l("Case record form"))
 
@@ -207,8 +223,24 @@ class CorrectionTicketView(ScopedModelView):
     }  # fmt: skip
     list_title = show_title = _l("Correction requests")
     add_title = _l("New correction request")
-    list_columns = ["number", "received_on", "age_days", "institution", "quitter", "channel", "status"]
-    show_columns = ["number", "status", "institution", "quitter", "channel", "received_on", "reason"]
+    list_columns = [
+        "number",
+        "received_on",
+        "age_days",
+        "institution",
+        "quitter",
+        "channel",
+        "status",
+    ]
+    show_columns = [
+        "number",
+        "status",
+        "institution",
+        "quitter",
+        "channel",
+        "received_on",
+        "reason",
+    ]
     add_columns = ["reason"]
     search_columns = ["status", "channel", "received_on", "institution"]
     search_filters = {
@@ -266,7 +298,9 @@ class CorrectionTicketView(ScopedModelView):
     def show(self, pk):
         item = self._get(pk)
         audit = db.session.scalars(
-            select(AuditLog).where(AuditLog.reference == item.number, AuditLog.model == "Visit").order_by(AuditLog.id)
+            select(AuditLog)
+            .where(AuditLog.reference == item.number, AuditLog.model == "Visit")
+            .order_by(AuditLog.id)
         ).all()
         full_ids = can_see_full_ids()
         return self.render_template(
@@ -275,7 +309,9 @@ class CorrectionTicketView(ScopedModelView):
             item=item,
             audit=audit,
             roc=to_roc,
-            national_id=item.quitter.national_id if full_ids else mask_personal_id(item.quitter.national_id),
+            national_id=item.quitter.national_id
+            if full_ids
+            else mask_personal_id(item.quitter.national_id),
             can_review=self._can(CAN_REVIEW),
             can_convert=self._can(CAN_CONVERT, CORRECTION_CONVERSION),
             S=TicketStatus,
@@ -297,7 +333,9 @@ class CorrectionTicketView(ScopedModelView):
         if form.validate_on_submit():
             if office:
                 code = (form.nhi_code.data or "").strip()
-                institution_id = db.session.scalar(select(Institution.id).where(Institution.nhi_code == code))
+                institution_id = db.session.scalar(
+                    select(Institution.id).where(Institution.nhi_code == code)
+                )
                 channel, received_on = form.channel.data, form.received_on.data or clock.today()
             else:
                 institution_id = form.institution.data
@@ -315,8 +353,11 @@ class CorrectionTicketView(ScopedModelView):
                 received_on=received_on,
                 reason=form.reason.data,
                 lines=[
-                    LineInput(recorded_date=e.recorded_date.data, corrected_date=e.corrected_date.data,
-                              displaced=bool(e.displaced.data))
+                    LineInput(
+                        recorded_date=e.recorded_date.data,
+                        corrected_date=e.corrected_date.data,
+                        displaced=bool(e.displaced.data),
+                    )
                     for e in form.lines.entries
                 ],  # fmt: skip
                 attachments=attachments,
@@ -327,7 +368,10 @@ class CorrectionTicketView(ScopedModelView):
                 db.session.rollback()
                 flash(str(exc), "danger")
             else:
-                flash(gettext("Correction request %(number)s has been filed.", number=ticket.number), "success")
+                flash(
+                    gettext("Correction request %(number)s has been filed.", number=ticket.number),
+                    "success",
+                )
                 return self._back(ticket)
         return self.render_template(
             "corrections/add.html", title=self.add_title, form=form, office=office
@@ -402,7 +446,9 @@ class CorrectionTicketView(ScopedModelView):
         path = attachment_path(item)
         if not path.is_file():
             abort(404)
-        return send_file(path, mimetype=item.mime_type, download_name=item.filename, as_attachment=True)
+        return send_file(
+            path, mimetype=item.mime_type, download_name=item.filename, as_attachment=True
+        )
 
 
 class CorrectionConversionView(ScopedReportView):
@@ -427,7 +473,8 @@ class CorrectionConversionView(ScopedReportView):
             item=ticket,
             lines=lines,
             error=error,
-            ready=ticket.status == TicketStatus.APPROVED.value and not any(line.problem for line in lines),
+            ready=ticket.status == TicketStatus.APPROVED.value
+            and not any(line.problem for line in lines),
             roc=to_roc,
         )
 
@@ -447,9 +494,22 @@ class CorrectionConversionView(ScopedReportView):
             db.session.expire_all()
             return self._render(self._ticket(pk), error=str(exc)), 409
         if result.changed:
-            flash(gettext("Ticket %(number)s converted: %(n)d records re-dated.", number=ticket.number, n=len(result.lines)), "success")
+            flash(
+                gettext(
+                    "Ticket %(number)s converted: %(n)d records re-dated.",
+                    number=ticket.number,
+                    n=len(result.lines),
+                ),
+                "success",
+            )
         else:
-            flash(gettext("Ticket %(number)s was already converted: nothing changed.", number=ticket.number), "info")
+            flash(
+                gettext(
+                    "Ticket %(number)s was already converted: nothing changed.",
+                    number=ticket.number,
+                ),
+                "info",
+            )
         return redirect(url_for("CorrectionTicketView.show", pk=ticket.id))
 
 
