@@ -744,3 +744,33 @@ def test_demo_data_has_tickets_in_every_state_for_facility_tpe(app, db, login_as
     assert {"received", "in_review", "approved", "converted", "returned"} <= statuses
     page = visible_text(login_as("facility_tpe").get("/corrections/list/").text)
     assert "重新輸入" in page or "re-enter" in page
+
+
+def test_ticket_numbers_stay_unique_under_concurrent_filing(app, db):
+    """Two filings at once in a year that has no counter row yet: two different numbers."""
+    import threading
+
+    barrier = threading.Barrier(2)
+    numbers, errors = [], []
+
+    def allocate():
+        from core.extensions import db as _db
+
+        with app.app_context():
+            barrier.wait()
+            try:
+                numbers.append(allocate_number(150))
+                _db.session.commit()
+            except Exception as exc:  # reported below
+                errors.append(repr(exc))
+                _db.session.rollback()
+            finally:
+                _db.session.remove()
+
+    threads = [threading.Thread(target=allocate) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert sorted(numbers) == ["150-000001", "150-000002"]
