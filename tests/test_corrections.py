@@ -212,7 +212,8 @@ def test_c5_worked_example_a_office_enters_faxed_ticket_and_converts(app, db, lo
         and audit[0].before["visit_date"] == "2025-04-01"
     )
     show = visible_text(office.get(f"/corrections/show/{ticket.id}").text)
-    assert ticket.number in show.split("稽核", 1)[1]
+    audit_section = show.split("稽核", 1)[1]
+    assert ticket.number in audit_section and "114/04/01 114/02/15" in audit_section
     assert ticket.number in visible_text(office.get(f"/visitview/show/{visit.id}").text)
     # C8: the converted record was entered after 114/02's deadline
     assert visit.entry_timeliness == Timeliness.AFTER_DEADLINE.value

@@ -303,12 +303,21 @@ class CorrectionTicketView(ScopedModelView):
             .order_by(AuditLog.id)
         ).all()
         full_ids = can_see_full_ids()
+
+        def iso_roc(value):
+            """An ISO date of the audit trail shown as ROC (114/02/15)."""
+            try:
+                return to_roc(dt.date.fromisoformat(value)) if value else ""
+            except (TypeError, ValueError):
+                return value
+
         return self.render_template(
             "corrections/show.html",
             title=self.show_title,
             item=item,
             audit=audit,
             roc=to_roc,
+            iso_roc=iso_roc,
             national_id=item.quitter.national_id
             if full_ids
             else mask_personal_id(item.quitter.national_id),
