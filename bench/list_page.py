@@ -1,13 +1,15 @@
 """List-page and list-API latency and SQL query counts: stock Flask-AppBuilder versus ours.
 
     .venv/bin/python bench/list_page.py [--model {assignments,visits}] [--rows N] [--repeat N]
-                                        [--database-url URL] [--explain]
+                                        [--stock-repeat N] [--database-url URL [--reuse]]
+                                        [--explain]
 
     scripts/with-postgres.sh bash -c \\
         '.venv/bin/python bench/list_page.py --database-url "$TEST_DATABASE_URL"'
 
 Builds a scratch database (SQLite in a temporary folder by default, never instance/app.db;
-with --database-url the schema of that database is dropped and recreated), migrates it,
+with --database-url the schema of that database is dropped and recreated, unless --reuse
+finds it already built by an earlier run), migrates it,
 syncs roles, seeds the demo registry (seed 113), bulk-inserts rows of the measured table
 until it holds --rows rows, then runs ANALYZE:
 
@@ -35,7 +37,8 @@ page 1 and last page; the list filtered by one month (_flt_1_visit_date=<day bef
 _flt_2_visit_date=<first of next month>: FAB's date filters are [equal, greater, smaller,
 not equal]), page 1; API page 1 and deep page.
 
-Each endpoint gets 2 warm-up requests, then --repeat timed requests (time.perf_counter
+Each endpoint gets 2 warm-up requests, then --repeat timed requests (--stock-repeat for
+stock; default 5) (time.perf_counter
 around the test client call); every SQL statement is counted with a before_cursor_execute
 listener. Responses are checked: HTTP 200, the rows on the page, and for filtered lists the
 record count. The table gives p50/p95 in ms and statements per request, then whether ours
@@ -614,8 +617,21 @@ def parse_args(argv=None):
         "--repeat", type=int, default=30, help="timed requests per measurement (default 30)"
     )
     parser.add_argument(
+        "--stock-repeat",
+        type=int,
+        default=5,
+        help="timed requests per stock measurement (default 5: stock pages take seconds "
+        "at millions of rows)",
+    )
+    parser.add_argument(
         "--database-url",
         help="run against this database (its schema is dropped!) instead of a scratch SQLite file",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --database-url: keep a database an earlier run built when it already holds "
+        "--rows rows, instead of dropping and rebuilding it",
     )
     parser.add_argument(
         "--explain", action="store_true", help="always list our statements with their query plans"
@@ -664,12 +680,34 @@ def make_app(url: str, tmp: Path, model: str = "assignments"):
     return app, stock_view, stock_api
 
 
+def reusable_rows(args) -> int | None:
+    """The measured table's row count when an earlier run of this bench built the database
+    (its stock permissions exist and the table holds --rows rows); None means build it."""
+    from core.extensions import db
+
+    bench = BENCHES[args.model]
+    try:
+        total = db.session.scalar(text(f"SELECT count(*) FROM {bench.table}"))
+        built = db.session.scalar(
+            text("SELECT count(*) FROM ab_view_menu WHERE name = :name"),
+            {"name": bench.stock_view_permission},
+        )
+    except sqlalchemy.exc.DBAPIError:
+        db.session.rollback()
+        return None
+    return total if built and total >= args.rows else None
+
+
 def run(args, url: str, tmp: Path, log) -> int:
     from core.extensions import db
 
     app, stock_view, stock_api = make_app(url, tmp, args.model)
     with app.app_context():
-        total = build_database(app, args.rows, log, args.model)
+        total = reusable_rows(args) if args.reuse else None
+        if total is None:
+            total = build_database(app, args.rows, log, args.model)
+        else:
+            log(f"reusing {url}: {total:,} {BENCHES[args.model].table} rows")
         facts = visit_facts() if args.model == "visits" else None
         engine = db.engine
     return measure_and_report(args, app, stock_view, stock_api, engine, total, facts)
@@ -720,7 +758,7 @@ def measure_and_report(args, app, stock_view, stock_api, engine, total, facts=No
         results.append(
             (
                 mine.label,
-                measure(client, theirs, queries, args.repeat),
+                measure(client, theirs, queries, args.stock_repeat),
                 measure(client, mine, queries, args.repeat),
             )
         )
@@ -733,7 +771,8 @@ def measure_and_report(args, app, stock_view, stock_api, engine, total, facts=No
     )
     print(
         f"user: office (national) | page size {PAGE_SIZE} | deep page offset "
-        f"{deep_page * PAGE_SIZE:,} | {WARMUP} warm-up + {args.repeat} timed requests each"
+        f"{deep_page * PAGE_SIZE:,} | {WARMUP} warm-up + {args.repeat} timed requests each "
+        f"(stock: {args.stock_repeat})"
     )
     if facts is not None:
         print(

@@ -90,7 +90,9 @@ def test_institution_text_filter_on_lists_and_exports(db, login_as):
         "&psize_ServiceAssignmentView=500"
     ).text
     assert html.count("/serviceassignmentview/show/") == expected
-    rows = _rows(client.get(f"/serviceassignmentview/export/xlsx?_flt_0_institution={institution.nhi_code}"))
+    rows = _rows(
+        client.get(f"/serviceassignmentview/export/xlsx?_flt_0_institution={institution.nhi_code}")
+    )
     assert len(rows) - 1 == expected and {r[1] for r in rows[1:]} == {institution.nhi_code}
 
 
@@ -100,3 +102,28 @@ def test_visit_exports_mask_quitter_ids_for_roles_without_the_permission(db, log
     assert rows and all("****" in str(r[column]) for r in rows)
     header, *rows = _rows(login_as("facility_tpe").get("/visitview/export/xlsx"))
     assert rows and all("****" not in str(r[column]) for r in rows)
+
+
+def test_institution_text_filter_matching_many_institutions(db, login_as, monkeypatch):
+    """A name fragment matching more institutions than are inlined as ids still finds all of
+    their rows (the filter falls back to a sub-select), and one matching none finds nothing."""
+    from core import filters
+    from models.practitioner import ServiceAssignment
+
+    monkeypatch.setattr(filters, "INLINE_IDS", 3)
+
+    fragment = "醫院"
+    matching = [
+        i.id for i in db.session.query(Institution).filter(Institution.name.contains(fragment))
+    ]
+    assert len(matching) > filters.INLINE_IDS
+    expected = (
+        db.session.query(ServiceAssignment)
+        .filter(ServiceAssignment.institution_id.in_(matching))
+        .count()
+    )
+    client = login_as("office")
+    rows = _rows(client.get(f"/serviceassignmentview/export/xlsx?_flt_0_institution={fragment}"))
+    assert len(rows) - 1 == expected
+    rows = _rows(client.get("/serviceassignmentview/export/xlsx?_flt_0_institution=不存在的機構"))
+    assert len(rows) == 1
