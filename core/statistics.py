@@ -30,7 +30,7 @@ import uuid
 from decimal import ROUND_HALF_UP, Decimal
 
 from flask import has_app_context
-from sqlalchemy import case, distinct, event, exists, func, select
+from sqlalchemy import case, event, exists, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
@@ -83,7 +83,7 @@ def average(visits: int, people: int) -> str | None:
 def compute_cessation_statistics(year: int, scope: Scope) -> dict:
     """The three tables for Gregorian `year` within `scope` (no cache)."""
     first, last = dt.date(year, 1, 1), dt.date(year, 12, 31)
-    session = db.session
+    session = db.session.connection()  # Core rows: no ORM row processing over 10^5 rows
     levels = session.execute(
         select(InstitutionLevel.id, InstitutionLevel.code, InstitutionLevel.name).order_by(
             InstitutionLevel.sort_order
@@ -118,45 +118,43 @@ def compute_cessation_statistics(year: int, scope: Scope) -> dict:
             .distinct()
         ).all()
     )
-    visit_pairs = set(
-        session.execute(
-            select(Visit.practitioner_id, Institution.level_id)
-            .join(Institution, Institution.id == Visit.institution_id)
-            .where(*visit_in_year, in_scope)
+    # One pass over the year's visits for table 2's pairs, one for table 3; both group by
+    # institution (the leading column of an index) and the level is looked up in Python.
+    level_of = dict(
+        session.execute(select(Institution.id, Institution.level_id).where(in_scope)).all()
+    )
+    in_scope_visits = scope.institution_filter(Visit.institution_id)
+    visit_pairs = {
+        (practitioner_id, level_of[institution_id])
+        for institution_id, practitioner_id in session.execute(
+            select(Visit.institution_id, Visit.practitioner_id)
+            .where(*visit_in_year, in_scope_visits)
             .distinct()
-        ).all()
-    )
-    executing_pairs = contracted_pairs & visit_pairs
-
-    # Table 3: visits per level, distinct quitters per level and over all levels.
-    med = Visit.medication_days.is_not(None)
-    edu = Visit.education_minutes.is_not(None)
-    med_quitter = case((med, Visit.quitter_id))
-    edu_quitter = case((edu, Visit.quitter_id))
-    services_base = (
-        select(Institution.level_id)
-        .select_from(Visit)
-        .join(Institution, Institution.id == Visit.institution_id)
-    )
-    table3 = {
-        row[0]: tuple(int(v or 0) for v in row[1:])
-        for row in session.execute(
-            services_base.add_columns(
-                func.sum(case((med, 1), else_=0)),
-                func.sum(case((edu, 1), else_=0)),
-                func.count(distinct(med_quitter)),
-                func.count(distinct(edu_quitter)),
-            )
-            .where(*visit_in_year, in_scope)
-            .group_by(Institution.level_id)
         )
     }
-    national_quitters = session.execute(
-        select(func.count(distinct(med_quitter)), func.count(distinct(edu_quitter)))
-        .select_from(Visit)
-        .join(Institution, Institution.id == Visit.institution_id)
-        .where(*visit_in_year, in_scope)
-    ).one()
+    executing_pairs = contracted_pairs & visit_pairs
+
+    # Table 3: per (institution, quitter) how many visits had each service.
+    med = case((Visit.medication_days.is_not(None), 1), else_=0)
+    edu = case((Visit.education_minutes.is_not(None), 1), else_=0)
+    visits = {level_id: [0, 0, set(), set()] for level_id, _, _ in levels}
+    med_people, edu_people = set(), set()
+    for institution_id, quitter_id, med_visits, edu_visits in session.execute(
+        select(Visit.institution_id, Visit.quitter_id, func.sum(med), func.sum(edu))
+        .where(*visit_in_year, in_scope_visits)
+        .group_by(Visit.institution_id, Visit.quitter_id)
+    ):
+        row = visits.setdefault(level_of[institution_id], [0, 0, set(), set()])
+        if med_visits:
+            row[0] += int(med_visits)
+            row[2].add(quitter_id)
+            med_people.add(quitter_id)
+        if edu_visits:
+            row[1] += int(edu_visits)
+            row[3].add(quitter_id)
+            edu_people.add(quitter_id)
+    table3 = {level_id: (m, e, len(mq), len(eq)) for level_id, (m, e, mq, eq) in visits.items()}
+    national_quitters = (len(med_people), len(edu_people))
 
     institutions, practitioners, services = [], [], []
     for level_id, code, name in levels:
@@ -213,6 +211,79 @@ def _service_row(code, name, med_visits, edu_visits, med_quitters, edu_quitters)
     }
 
 
+# --- what a request may ask for -------------------------------------------------------
+
+
+class StatisticsRequestError(ValueError):
+    """A report request that cannot be answered; `status` is the HTTP code, the message zh_TW."""
+
+    status = 400
+
+
+class StatisticsForbidden(StatisticsRequestError):
+    """The user asked for a scope wider than or outside their own."""
+
+    status = 403
+
+
+class StatisticsNotFound(StatisticsRequestError):
+    """No such county."""
+
+    status = 404
+
+
+def default_year() -> int:
+    """The last complete calendar year."""
+    from core import clock
+
+    return clock.today().year - 1
+
+
+def parse_year(text: str | None) -> int:
+    """'113' (ROC) or '2024' → 2024; empty → the last complete year; else an error."""
+    from flask_babel import gettext
+
+    from core import clock
+
+    text = (text or "").strip()
+    if not text:
+        return default_year()
+    if not text.isdigit():
+        raise StatisticsRequestError(gettext("Give the year as an ROC year, e.g. 113."))
+    year = int(text)
+    year = year + 1911 if year < 1000 else year
+    if not 1912 <= year <= clock.today().year:
+        raise StatisticsRequestError(gettext("Give the year as an ROC year, e.g. 113."))
+    return year
+
+
+def report_scope(user_scope: Scope, county_code: str | None) -> tuple[Scope, object | None]:
+    """The scope of a report for a user: their own, or (national users only) one county.
+
+    Returns (scope, county row or None). A county outside the user's own is refused.
+    """
+    from flask_babel import gettext
+
+    from models.reference import County
+
+    if not user_scope.has_any:
+        raise StatisticsForbidden(gettext("Your account has no data scope."))
+    county_code = (county_code or "").strip().upper()
+    if not county_code:
+        county = None
+        if user_scope.kind == ScopeKind.COUNTY and len(user_scope.county_ids) == 1:
+            county = db.session.get(County, next(iter(user_scope.county_ids)))
+        return user_scope, county
+    county = db.session.scalar(select(County).where(County.code == county_code))
+    if county is None:
+        raise StatisticsNotFound(gettext("No county with the code %(code)s.", code=county_code))
+    if user_scope.national:
+        return Scope(kind=ScopeKind.COUNTY, county_ids=frozenset([county.id])), county
+    if user_scope.kind == ScopeKind.COUNTY and user_scope.county_ids == frozenset([county.id]):
+        return user_scope, county
+    raise StatisticsForbidden(gettext("You may only see the statistics of your own scope."))
+
+
 # --- cache ----------------------------------------------------------------------------
 
 
@@ -249,7 +320,7 @@ def bump_stats_version() -> None:
 
 def _transaction_wrote_watched_tables() -> bool:
     """This session's open transaction wrote a watched table (its figures are not committed)."""
-    session = db.session
+    session = db.session()
     if not session.in_transaction():
         return False
     return bool(session.connection().info.get(_DIRTY))

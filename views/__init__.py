@@ -20,6 +20,7 @@ def register(appbuilder) -> None:
         ServiceAssignmentView,
     )
     from views.reports import FeeDeductionView, SelfCheckView
+    from views.statistics import CessationStatisticsApi, CessationStatisticsView
     from views.upload import VisitUploadView
     from views.visits import QuitterApi, QuitterView, VisitApi, VisitView
 
@@ -42,6 +43,10 @@ def register(appbuilder) -> None:
     appbuilder.add_view(
         FeeDeductionView, "Fee-deduction list", label=_l("Fee-deduction list"), icon="fa-minus-circle",
         category="Cessation",
+    )  # fmt: skip
+    appbuilder.add_view(
+        CessationStatisticsView, "Yearly statistics", label=_l("Yearly cessation statistics"),
+        icon="fa-bar-chart", category="Cessation",
     )  # fmt: skip
     registry = _l("Registry")
     appbuilder.add_view(
@@ -88,6 +93,6 @@ def register(appbuilder) -> None:
     for api in (
         VisitApi, QuitterApi,
         InstitutionApi, PractitionerApi, ServiceAssignmentApi, ContractPeriodApi,
-        CountyApi, InstitutionLevelApi, AuditLogApi,
+        CountyApi, InstitutionLevelApi, AuditLogApi, CessationStatisticsApi,
     ):  # fmt: skip
         appbuilder.add_api(api)
