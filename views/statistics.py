@@ -35,10 +35,10 @@ RESOURCE = "CessationStatistics"
 def labels() -> dict[str, str]:
     """Headers and notes, worded as in the bulletin (section 肆)."""
     return {
-        "level": gettext("Level"),
+        "level": gettext("By level"),
         "item": gettext("Item"),
         "total": gettext("Total"),
-        "contracted_institutions": gettext("Contracted institutions"),
+        "contracted_institutions": gettext("Number of contracted institutions"),
         "executing_institutions": gettext("Executing institutions"),
         "contracted_practitioners": gettext("Contracted practitioners"),
         "executing_practitioners": gettext("Executing practitioners"),
