@@ -45,13 +45,19 @@ def main() -> None:
     os.environ.setdefault("HUEY_IMMEDIATE", "1")
     from app import create_app
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "CACHE_TYPE": "SimpleCache", "UPLOAD_FOLDER": f"{tmp}/up"})
+    # The production cache without Redis: a file cache shared by the workers of a machine.
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "CACHE_TYPE": "FileSystemCache", "CACHE_DIR": f"{tmp}/cache",
+                      "UPLOAD_FOLDER": f"{tmp}/up"})  # fmt: skip
     from flask_migrate import upgrade
     from sqlalchemy import case, func, select
 
     from core.extensions import db
     from core.scope import SYSTEM_SCOPE, Scope, ScopeKind
-    from core.statistics import bump_stats_version, cessation_statistics, compute_cessation_statistics
+    from core.statistics import (
+        bump_stats_version,
+        cessation_statistics,
+        compute_cessation_statistics,
+    )
     from models.institution import Institution
     from models.reference import County
     from models.visit import Visit

@@ -306,13 +306,15 @@ def test_c9_api_refuses_a_scope_outside_the_callers(app, db, api_as, login_as, u
 
 
 @pytest.mark.parametrize("username", ["helpdesk", "office"])
-def test_c9_api_bad_year_and_roles_without_the_report(app, db, api_as, username):
+def test_c9_bad_year_and_roles_without_the_report(app, db, api_as, login_as, username):
     client, headers = api_as(username)
     response = client.get("/api/v1/reports/cessation?year=abc", headers=headers)
+    page = login_as(username).get("/cessationstats/?year=abc")
     if username == "helpdesk":
-        assert response.status_code in (401, 403)
+        assert response.status_code in (401, 403) and page.status_code in (302, 403)
     else:
         assert response.status_code == 400 and "113" in response.json["message"]
+        assert page.status_code == 200 and "請以民國年輸入年度" in visible_text(page.text)
 
 
 # --- the full-scale demo dataset -----------------------------------------------------------

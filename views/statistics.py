@@ -234,14 +234,13 @@ class CessationStatisticsView(ScopedReportView):
         user_scope = current_scope()
         error = None
         try:
-            year, scope, county = _request()
+            scope, county = report_scope(user_scope, request.args.get("county"))
         except StatisticsRequestError as exc:
-            if exc.status == 403:
-                abort(403)
-            if exc.status == 404:
-                abort(404)
-            error = str(exc)
-            year, (scope, county) = parse_year(None), report_scope(user_scope, None)
+            abort(exc.status)
+        try:
+            year = parse_year(request.args.get("year"))
+        except StatisticsRequestError as exc:
+            error, year = str(exc), parse_year(None)
         result = cessation_statistics(year, scope)
         roc_year = result["roc_year"]
         counties = db.session.scalars(select(County).order_by(County.sort_order)).all() if user_scope.national else []
