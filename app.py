@@ -46,7 +46,7 @@ def create_app(config_overrides: dict | None = None) -> Flask:
     csrf.init_app(app)
 
     import models  # noqa: F401  (registers every table on the shared metadata)
-    from core import audit, patches
+    from core import audit, patches, statistics
     from core.interface import install_tracking
     from core.security import AppSecurityManager
 
@@ -63,6 +63,7 @@ def create_app(config_overrides: dict | None = None) -> Flask:
         # Only our catalog: FAB's own `zh` catalog is Simplified Chinese (trap 4).
         app.extensions["babel"].translation_directories = [app.config["BABEL_TRANSLATION_DIRECTORIES"]]
         audit.install(db.session)
+        statistics.install()
         install_tracking(db.session)
         from views import register
 

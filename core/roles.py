@@ -19,6 +19,7 @@ VISIT = "Visit"
 EXPORT_JOB = "ExportJob"
 FEE_DEDUCTION = "FeeDeduction"
 SELF_CHECK = "SelfCheck"
+CESSATION_STATISTICS = "CessationStatistics"  # yearly bulletin tables 1–3 (C9)
 QUITTER = "Quitter"
 APPLICATION = "AccountApplication"
 ACCOUNT = "Account"
@@ -62,6 +63,7 @@ _REFERENCE = {COUNTY: READ, LEVEL: READ}
 ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
     OFFICE: {
         **_REFERENCE,
+        CESSATION_STATISTICS: READ_EXPORT,
         VISIT: READ_EXPORT,
         FEE_DEDUCTION: READ_EXPORT,
         SELF_CHECK: READ,
@@ -77,6 +79,7 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
     },
     MINISTRY: {
         **_REFERENCE,
+        CESSATION_STATISTICS: READ_EXPORT,
         VISIT: READ_EXPORT,
         QUITTER: READ_EXPORT,
         INSTITUTION: READ_EXPORT,
@@ -86,6 +89,7 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
     },
     BUREAU: {
         **_REFERENCE,
+        CESSATION_STATISTICS: READ_EXPORT,
         VISIT: READ_EXPORT,
         FEE_DEDUCTION: READ_EXPORT,
         SELF_CHECK: READ,
@@ -101,6 +105,7 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
     },
     FACILITY: {
         **_REFERENCE,
+        CESSATION_STATISTICS: READ_EXPORT,
         # C2: the institution adds, changes and deletes its own visits until the deadline.
         VISIT: ALL,
         FEE_DEDUCTION: READ_EXPORT,

@@ -50,6 +50,15 @@ def is_valid_personal_id(value: str | None) -> bool:
 
 def personal_id_check_digit(prefix: str) -> str:
     """The check digit that completes a 9-character national-ID prefix (for demo data)."""
+    if (
+        len(prefix) == 9
+        and prefix[0] in _LETTER_VALUES
+        and prefix[1:].isdigit()
+        and prefix[1] in "1289"
+    ):
+        code = _LETTER_VALUES[prefix[0]]
+        values = [code // 10, code % 10, *(int(c) for c in prefix[1:])]
+        return str(-sum(w * v for w, v in zip(_WEIGHTS, values, strict=False)) % 10)
     for digit in "0123456789":
         if is_valid_personal_id(prefix + digit):
             return digit

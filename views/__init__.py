@@ -26,6 +26,7 @@ def register(appbuilder) -> None:
         ServiceAssignmentView,
     )
     from views.reports import FeeDeductionView, SelfCheckView
+    from views.statistics import CessationStatisticsApi, CessationStatisticsView
     from views.upload import VisitUploadView
     from views.visits import QuitterApi, QuitterView, VisitApi, VisitView
 
@@ -54,6 +55,10 @@ def register(appbuilder) -> None:
         icon="fa-pencil-square-o", category="Cessation",
     )  # fmt: skip
     appbuilder.add_view_no_menu(CorrectionConversionView)
+    appbuilder.add_view(
+        CessationStatisticsView, "Yearly statistics", label=_l("Yearly cessation statistics"),
+        icon="fa-bar-chart", category="Cessation",
+    )  # fmt: skip
     registry = _l("Registry")
     appbuilder.add_view(
         InstitutionView, "Institutions", label=_l("Institutions"), icon="fa-hospital-o",
@@ -100,5 +105,6 @@ def register(appbuilder) -> None:
         VisitApi, QuitterApi,
         InstitutionApi, PractitionerApi, ServiceAssignmentApi, ContractPeriodApi,
         CountyApi, InstitutionLevelApi, AuditLogApi, CorrectionTicketApi, CorrectionLineApi,
+        CessationStatisticsApi,
     ):  # fmt: skip
         appbuilder.add_api(api)
