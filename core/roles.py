@@ -22,6 +22,9 @@ SELF_CHECK = "SelfCheck"
 QUITTER = "Quitter"
 APPLICATION = "AccountApplication"
 ACCOUNT = "Account"
+#: FAB's /api/v1/_openapi document: integrators of every API-using role may read the spec.
+OPENAPI = "OpenApi"
+CAN_GET = "get"
 CAN_APPROVE, CAN_REJECT, CAN_UNLOCK, CAN_SEND_RESET = "approve", "reject", "unlock", "send_reset"
 
 # Roles
@@ -106,6 +109,9 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
     # Looks up accounts, unlocks them and sends reset links; nothing else, no clinical data.
     HELPDESK: {**_REFERENCE, INSTITUTION: READ, ACCOUNT: {CAN_READ, CAN_UNLOCK, CAN_SEND_RESET}},
 }
+#: Every role that uses the REST API may read its OpenAPI document (not the helpdesk).
+for _role in (OFFICE, MINISTRY, BUREAU, FACILITY):
+    ROLE_GRANTS[_role][OPENAPI] = {CAN_GET}
 #: Everyone who can export can follow their own background exports.
 for _grants in ROLE_GRANTS.values():
     if any(CAN_EXPORT in actions for actions in _grants.values()):
