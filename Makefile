@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 WORKERS ?= 2
 
-.PHONY: run test test-sqlite test-postgres install lint babel bench clean
+.PHONY: run test test-sqlite test-postgres test-e2e install lint babel bench load clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,7 @@ run: db
 lint: install
 	$(BIN)/ruff check .
 
-test: lint test-sqlite test-postgres
+test: lint test-sqlite test-postgres test-e2e
 
 test-sqlite: install
 	@echo "==================== tests on SQLite ===================="
@@ -52,12 +52,33 @@ test-postgres: install
 	  echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
 	elif [ $$rc -ne 0 ]; then exit $$rc; fi
 
+# Once, not per database: browser journeys (Debian's Chromium against gunicorn) and the
+# schemathesis API contract run, each over its own freshly seeded SQLite database.
+CHROMIUM ?= /usr/bin/chromium
+test-e2e: install
+	@echo "==================== end-to-end: browser journeys, API contract ===="
+	@if [ -x "$(CHROMIUM)" ]; then \
+	  CHROMIUM=$(CHROMIUM) $(BIN)/pytest tests/e2e; \
+	else \
+	  if [ "$$CI" = "true" ]; then echo "FAIL: Chromium ($(CHROMIUM)) is not installed, and CI must run the browser journeys"; exit 1; fi; \
+	  echo; echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
+	  echo "!!  Chromium is NOT installed: the browser journeys did NOT run.        !!"; \
+	  echo "!!  apt-get install chromium fonts-noto-cjk (never playwright install). !!"; \
+	  echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
+	  $(BIN)/pytest tests/e2e/test_api_contract.py; \
+	fi
+
 babel: install
 	PYBABEL=$(BIN)/pybabel bash babel/extract.sh
 
 bench: install
 	$(BIN)/python bench/list_page.py
 	$(BIN)/python bench/export.py
+
+# Load on gunicorn (2 workers) over the full demo dataset, at most 60 s; add
+# LOAD_ARGS="--database-url postgresql://..." for PostgreSQL.
+load: install
+	$(BIN)/python bench/load.py $(LOAD_ARGS)
 
 clean:
 	rm -rf instance .pytest_cache

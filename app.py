@@ -69,6 +69,7 @@ def create_app(config_overrides: dict | None = None) -> Flask:
 
         register(appbuilder)
         _register_template_helpers(app)
+        _install_api_errors(app)
         _install_login_security(app, appbuilder)
     _register_cli(app)
     return app
@@ -146,6 +147,33 @@ def _install_login_security(app: Flask, appbuilder) -> None:
             appbuilder.sm.limiter.limit(app.config["AUTH_RATE_LIMIT"], methods=["POST"])(
                 view.blueprint
             )
+
+
+def _install_api_errors(app: Flask) -> None:
+    """Under /api/ an unknown URL answers JSON, as the OpenAPI document says, not an HTML
+    page; a row URL whose key is not a number (GET /api/v1/visit/null) is no such row."""
+    from flask import jsonify, request
+    from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+    def _json(exc):
+        if not request.path.startswith("/api/"):
+            return exc
+        parts = request.path.strip("/").split("/")
+        if (
+            isinstance(exc, MethodNotAllowed)
+            and len(parts) == 4
+            and not parts[3].isdigit()
+            and not parts[3].startswith("_")
+        ):
+            return jsonify(message="Not found"), 404
+        response = jsonify(message=exc.name)
+        response.status_code = exc.code
+        if getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    app.register_error_handler(NotFound, _json)
+    app.register_error_handler(MethodNotAllowed, _json)
 
 
 def _register_template_helpers(app: Flask) -> None:

@@ -26,6 +26,9 @@ ACCOUNT = "Account"
 CORRECTION = "CorrectionTicket"
 #: Conversion (轉檔) is its own resource: reviewing a ticket does not allow applying it.
 CORRECTION_CONVERSION = "CorrectionConversion"
+#: FAB's /api/v1/_openapi document: integrators of every API-using role may read the spec.
+OPENAPI = "OpenApi"
+CAN_GET = "get"
 CAN_APPROVE, CAN_REJECT, CAN_UNLOCK, CAN_SEND_RESET = "approve", "reject", "unlock", "send_reset"
 CAN_REVIEW, CAN_CONVERT = "review", "convert"
 
@@ -122,6 +125,9 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
     # Looks up accounts, unlocks them and sends reset links; nothing else, no clinical data.
     HELPDESK: {**_REFERENCE, INSTITUTION: READ, ACCOUNT: {CAN_READ, CAN_UNLOCK, CAN_SEND_RESET}},
 }
+#: Every role that uses the REST API may read its OpenAPI document (not the helpdesk).
+for _role in (OFFICE, MINISTRY, BUREAU, FACILITY):
+    ROLE_GRANTS[_role][OPENAPI] = {CAN_GET}
 #: Everyone who can export can follow their own background exports.
 for _grants in ROLE_GRANTS.values():
     if any(CAN_EXPORT in actions for actions in _grants.values()):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import current_app, g
+from flask_appbuilder.security.api import SecurityApi
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.views import AuthDBView, RoleModelView, UserDBModelView
 from flask_appbuilder.widgets import ListWidget, ShowWidget
@@ -147,9 +148,35 @@ class LockoutAwareAuthDBView(AuthDBView):
         return _l("Invalid login. Please try again.")
 
 
+class DocumentedSecurityApi(SecurityApi):
+    """FAB's /api/v1/security/login and /refresh, documented as they answer: a 400 carries
+    per-field messages (an object), as for every other API (core.views.fix_operation_spec)."""
+
+    def operation_helper(self, path=None, operations=None, methods=None, func=None, **kwargs):
+        super().operation_helper(path=path, operations=operations, methods=methods, func=func, **kwargs)
+        from core.views import fix_operation_spec
+
+        for spec in operations.values():
+            fix_operation_spec(spec, path or "")
+
+
 class AppSecurityManager(SecurityManager):
     """Loads users as ScopedUser everywhere and caches role permissions across requests."""
 
+    security_api = DocumentedSecurityApi
+
+    def create_jwt_manager(self, app):
+        """A malformed or forged token is a 401 like a missing one (flask-jwt-extended
+        answers 422 by default, which no client reads as "sign in again")."""
+        from flask import jsonify
+
+        jwt_manager = super().create_jwt_manager(app)
+
+        @jwt_manager.invalid_token_loader
+        def _invalid(reason):
+            return jsonify(message=reason), 401
+
+        return jwt_manager
     user_model = ScopedUser
     userdbmodelview = ScopedUserDBModelView
     rolemodelview = ScopedRoleModelView

@@ -4,56 +4,13 @@ English string left untranslated (FAB's own included); English stays one click a
 from __future__ import annotations
 
 import importlib.util
-import re
-from pathlib import Path
 
-import opencc
 import pytest
-from babel.messages.pofile import read_po
 
 from core.views import ScopedModelView
 from tests.conftest import visible_text
-
-ROOT = Path(__file__).resolve().parent.parent
-PO = ROOT / "babel" / "translations" / "zh_Hant_TW" / "LC_MESSAGES" / "messages.po"
-FORBIDDEN = ("搜索", "后退", "注销", "注銷", "用户", "用戶", "数据", "數據", "默认", "默認",
-             "视图", "視圖", "菜单", "菜單", "登录")  # fmt: skip
-_converter = opencc.OpenCC("s2tw")
-
-
-def _catalog():
-    with PO.open("rb") as handle:
-        return read_po(handle)
-
-
-def _english_msgids() -> list[str]:
-    """msgids a page must never show as is: multi-letter English phrases."""
-    ids = []
-    for message in _catalog():
-        msgid = message.id if isinstance(message.id, str) else message.id[0]
-        if not msgid or msgid in ("English",) or "%" in msgid or "{" in msgid:
-            continue
-        if re.fullmatch(r"[A-Za-z][A-Za-z .,'!?:/-]{3,}", msgid) and " " in msgid.strip():
-            ids.append(msgid.strip())
-    return ids
-
-
-#: Traditional characters s2tw still rewrites: 台 (as 臺), and the surnames 余 and 游.
-_S2TW_FALSE_POSITIVES = {"台": "臺", "余": "餘", "游": "遊"}
-
-
-def simplified_fragments(text: str) -> list[str]:
-    """Runs of text that OpenCC s2tw would change (i.e. Simplified characters); 台 aside."""
-    normal = text.replace("台", "臺")
-    for char in _S2TW_FALSE_POSITIVES:
-        if char != "台":
-            normal = normal.replace(char, "姓")
-    converted = _converter.convert(normal)
-    return [
-        normal[max(0, i - 4) : i + 4]
-        for i, (a, b) in enumerate(zip(normal, converted, strict=False))
-        if a != b
-    ]
+from tests.i18n_check import PO, ROOT, _catalog, simplified_fragments
+from tests.i18n_check import page_problems as _problems
 
 
 def _pages(app, db):
@@ -71,14 +28,6 @@ def _pages(app, db):
     first = db.session.query(Institution).first()
     pages.append(f"/institutionview/edit/{first.id}")
     return pages
-
-
-def _problems(html: str) -> list[str]:
-    text = visible_text(html)
-    problems = [f"Simplified: {frag!r}" for frag in simplified_fragments(text)]
-    problems += [f"mainland term {t}" for t in FORBIDDEN if t in text]
-    problems += [f"untranslated: {m!r}" for m in _english_msgids() if m in text]
-    return problems
 
 
 def test_login_and_public_pages_are_traditional_chinese(app):

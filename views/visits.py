@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import g, request
+from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -135,12 +136,12 @@ class VisitView(ScopedModelView):
         "education_minutes": [Optional(), NumberRange(min=1, max=600)],
     }
     add_form_extra_fields = {
-        "quitter_national_id": StringField(VISIT_LABELS["quitter_national_id"], validators=[DataRequired(), PersonalId()]),
-        "quitter_name": StringField(VISIT_LABELS["quitter_name"], validators=[DataRequired(), Length(max=50)]),
+        "quitter_national_id": StringField(VISIT_LABELS["quitter_national_id"], validators=[DataRequired(), PersonalId()], widget=BS3TextFieldWidget()),
+        "quitter_name": StringField(VISIT_LABELS["quitter_name"], validators=[DataRequired(), Length(max=50)], widget=BS3TextFieldWidget()),
         "quitter_sex": SelectField(VISIT_LABELS["quitter_sex"], choices=Sex.choices()),
         "quitter_birth_date": RocDateField(VISIT_LABELS["quitter_birth_date"], validators=[DataRequired()]),
-        "medication_days": IntegerField(VISIT_LABELS["medication_days"], validators=[Optional(), NumberRange(min=1, max=365)]),
-        "education_minutes": IntegerField(VISIT_LABELS["education_minutes"], validators=[Optional(), NumberRange(min=1, max=600)]),
+        "medication_days": IntegerField(VISIT_LABELS["medication_days"], validators=[Optional(), NumberRange(min=1, max=365)], widget=BS3TextFieldWidget()),
+        "education_minutes": IntegerField(VISIT_LABELS["education_minutes"], validators=[Optional(), NumberRange(min=1, max=600)], widget=BS3TextFieldWidget()),
     }
     edit_form_extra_fields = {
         "medication_days": add_form_extra_fields["medication_days"],

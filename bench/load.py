@@ -1,0 +1,275 @@
+"""Load on gunicorn: 2 workers on 127.0.0.1 over the full demo dataset, a bounded mixed
+workload as several roles, figures per endpoint.
+
+    .venv/bin/python bench/load.py                       # scratch SQLite, full demo (~1 min to seed)
+    .venv/bin/python bench/load.py --database-url postgresql://...   # an existing or empty DB
+    .venv/bin/python bench/load.py --reuse /tmp/load-db  # keep/reuse a seeded scratch folder
+
+Workload (threads, each a signed-in person with its own session, for --seconds, at most 60):
+list pages (visits, institutions, practitioners), show pages, visit entry by the two
+facilities (new quitters, so the 5-day rule never refuses; concurrent writers on SQLite are
+what WAL and the busy timeout are for), the monthly self-check and the fee-deduction list
+(the statistics of this branch), and API lists with JWTs. Only 127.0.0.1 is ever contacted.
+
+Prints requests/s, p50/p99 per endpoint, the error count, and any `database is locked` in the
+server log. Targets (issue 7): list pages >= 120 requests/s, p99 <= 150 ms, 0 errors.
+The server and this client share the machine's cores: say so with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PASSWORD = os.environ.get("DEMO_PASSWORD", "Demo-Pass-2024!")
+LIST_PAGES = {"visit list", "institution list", "practitioner list"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def roc(day: dt.date) -> str:
+    return f"{day.year - 1911}/{day.month:02d}/{day.day:02d}"
+
+
+def national_id(rng: random.Random) -> str:
+    from core.validators import personal_id_check_digit
+
+    prefix = rng.choice("ABCDEFGHJKLMNPQRSTUVXYWZ") + rng.choice("12")
+    prefix += "".join(rng.choice("0123456789") for _ in range(7))
+    return prefix + personal_id_check_digit(prefix)
+
+
+class Server:
+    def __init__(self, env: dict, port: int, log: Path):
+        self.env, self.port, self.log = env, port, log
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = None
+
+    def flask(self, *args):
+        subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args], cwd=ROOT, env=self.env,
+                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+
+    def start(self):
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        self.process = subprocess.Popen(
+            [str(gunicorn), "--workers", "2", "--bind", f"127.0.0.1:{self.port}", "app:create_app()"],
+            cwd=ROOT, env=self.env, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(f"{self.url}/login/", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.3)
+        raise SystemExit("gunicorn did not start:\n" + self.log.read_text()[-2000:])
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+
+
+class Stats:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.times: dict[str, list[float]] = defaultdict(list)
+        self.errors: dict[str, int] = defaultdict(int)
+        self.samples: list[str] = []
+
+    def record(self, name: str, seconds: float, ok: bool, detail: str = ""):
+        with self.lock:
+            self.times[name].append(seconds)
+            if not ok:
+                self.errors[name] += 1
+                if len(self.samples) < 10:
+                    self.samples.append(f"{name}: {detail}")
+
+
+def login(session: requests.Session, base: str, username: str) -> None:
+    page = session.get(f"{base}/login/", timeout=30).text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    response = session.post(f"{base}/login/", data={"username": username, "password": PASSWORD,
+                            "csrf_token": token}, allow_redirects=False, timeout=30)  # fmt: skip
+    if response.status_code != 302 or "/login" in response.headers.get("Location", ""):
+        raise SystemExit(f"login failed for {username}")
+
+
+def worker(base, username, stop_at, stats, ids, rng, writer: bool):
+    session = requests.Session()
+    login(session, base, username)
+    api = requests.Session()
+    token = api.post(f"{base}/api/v1/security/login", json={"username": username, "password": PASSWORD,
+                     "provider": "db"}, timeout=30).json()["access_token"]  # fmt: skip
+    api.headers["Authorization"] = f"Bearer {token}"
+    today = dt.date.today()
+    month = f"{today.year - 1911}/{today.month:02d}"
+    mix = [
+        ("visit list", lambda: session.get(f"{base}/visitview/list/")),
+        ("institution list", lambda: session.get(f"{base}/institutionview/list/")),
+        ("practitioner list", lambda: session.get(f"{base}/practitionerview/list/")),
+        ("visit show", lambda: session.get(f"{base}/visitview/show/{rng.choice(ids['visit'][username])}")),
+        ("institution show", lambda: session.get(f"{base}/institutionview/show/{rng.choice(ids['institution'][username])}")),
+        ("self-check", lambda: session.get(f"{base}/selfcheck/?month={month}")),
+        ("fee deduction", lambda: session.get(f"{base}/feededuction/")),
+        ("api visit list", lambda: api.get(f"{base}/api/v1/visit/")),
+        ("api institution list", lambda: api.get(f"{base}/api/v1/institution/")),
+    ]  # fmt: skip
+    if writer:
+        mix += [("visit entry", lambda: enter_visit(session, base, ids, username, rng))] * 3
+    while time.monotonic() < stop_at:
+        name, call = rng.choice(mix)
+        started = time.perf_counter()
+        try:
+            response = call()
+            ok = response.status_code < 400 and "database is locked" not in response.text
+            detail = f"{response.status_code}"
+        except requests.RequestException as exc:
+            ok, detail = False, repr(exc)
+        stats.record(name, time.perf_counter() - started, ok, detail)
+
+
+def enter_visit(session, base, ids, username, rng):
+    """The visit form as a person submits it: a new quitter each time (C4 never refuses)."""
+    page = session.get(f"{base}/visitview/add")
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text).group(1)
+    institution, practitioner = ids["entry"][username]
+    day = dt.date.today() - dt.timedelta(days=rng.randrange(0, 3))
+    response = session.post(f"{base}/visitview/add", data={
+        "csrf_token": token, "institution": institution, "practitioner": practitioner,
+        "quitter_national_id": national_id(rng), "quitter_name": "負載測試", "quitter_sex": "M",
+        "quitter_birth_date": "70/01/01", "visit_date": roc(day), "medication_name": "尼古丁貼片",
+        "medication_days": "14",
+    }, allow_redirects=False)  # fmt: skip
+    if response.status_code != 302:  # the form came back: a refusal, which is an error here
+        response.status_code = 422
+    return response
+
+
+def collect_ids(env) -> dict:
+    """Rows each user may open, read once through the app's own scoping."""
+    os.environ.update(env)
+    from sqlalchemy import select
+
+    from app import create_app
+    from core.extensions import db
+    from models.institution import Institution
+    from models.practitioner import ServiceAssignment
+    from models.user import ScopedUser
+    from models.visit import Visit
+
+    app = create_app()
+    ids = {"visit": {}, "institution": {}, "entry": {}}
+    with app.app_context():
+        for username in USERS:
+            user = db.session.scalar(select(ScopedUser).where(ScopedUser.username == username))
+            insts = [i.id for i in user.scope_institutions] if user.scope_kind == "facility" else None
+            if user.scope_kind == "county":
+                insts = list(db.session.scalars(select(Institution.id).where(Institution.county_id == user.scope_county_id)))
+            q_inst = select(Institution.id).limit(500) if insts is None else select(Institution.id).where(Institution.id.in_(insts)).limit(500)
+            q_visit = select(Visit.id).order_by(Visit.id.desc()).limit(500)
+            if insts is not None:
+                q_visit = q_visit.where(Visit.institution_id.in_(insts))
+            ids["institution"][username] = list(db.session.scalars(q_inst))
+            ids["visit"][username] = list(db.session.scalars(q_visit))
+            if user.scope_kind == "facility":
+                assignment = db.session.scalars(select(ServiceAssignment).where(
+                    ServiceAssignment.institution_id == insts[0], ServiceAssignment.end_date.is_(None))).first()  # fmt: skip
+                ids["entry"][username] = (insts[0], assignment.practitioner_id)
+    return ids
+
+
+USERS = ["office", "bureau_tpe", "bureau_khh", "facility_tpe", "facility_khh"]
+
+
+def report(stats: Stats, seconds: float, log: Path) -> int:
+    total = sum(len(v) for v in stats.times.values())
+    errors = sum(stats.errors.values())
+    print(f"\n{'endpoint':<22}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    for name in sorted(stats.times):
+        times = sorted(stats.times[name])
+        p50 = statistics.median(times) * 1000
+        p99 = times[min(len(times) - 1, int(len(times) * 0.99))] * 1000
+        print(f"{name:<22}{len(times):>9}{len(times) / seconds:>8.1f}{p50:>9.1f}{p99:>9.1f}{stats.errors[name]:>8}")
+    lists = sorted(t for n in LIST_PAGES for t in stats.times.get(n, []))
+    locked = log.read_text(errors="replace").count("database is locked") if log.exists() else 0
+    print(f"\nall: {total} requests in {seconds:.1f} s = {total / seconds:.1f} req/s, {errors} errors")
+    if lists:
+        print(f"list pages: {len(lists) / seconds:.1f} req/s, p50 {statistics.median(lists) * 1000:.1f} ms, "
+              f"p99 {lists[int(len(lists) * 0.99)] * 1000:.1f} ms")  # fmt: skip
+    print(f"'database is locked' in the server log: {locked}")
+    for sample in stats.samples:
+        print("  error:", sample)
+    return 1 if errors or locked else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", help="PostgreSQL (or SQLite) URL; default: a scratch SQLite file")
+    parser.add_argument("--reuse", help="a folder for the scratch database, kept and reused if seeded")
+    parser.add_argument("--seconds", type=float, default=45)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--scale", type=float, default=1.0, help="demo scale (1.0 = the full demo)")
+    args = parser.parse_args()
+    seconds = min(args.seconds, 60.0)
+    folder = Path(args.reuse or tempfile.mkdtemp(prefix="load-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    url = args.database_url or f"sqlite:///{folder / 'app.db'}"
+    env = {**os.environ, "INSTANCE_DIR": str(folder), "DATABASE_URL": url, "MAIL_FOLDER": str(folder / "mail"),
+           "AUTH_RATE_LIMIT": "1000 per minute"}  # fmt: skip
+    server = Server(env, free_port(), folder / "server.log")
+    marker = folder / f"seeded-{re.sub(r'[^a-z0-9]+', '_', url.lower())[-60:]}"
+    if not marker.exists():
+        print(f"building the demo dataset (scale {args.scale}) in {url.split('@')[-1]} ...", flush=True)
+        started = time.monotonic()
+        server.flask("init")
+        server.flask("seed", "reference")
+        server.flask("seed", "demo", "--scale", str(args.scale))
+        marker.touch()
+        print(f"  seeded in {time.monotonic() - started:.0f} s")
+    ids = collect_ids(env)
+    server.start()
+    try:
+        print(f"gunicorn, 2 workers, 127.0.0.1:{server.port}; {args.threads} client threads for {seconds:.0f} s "
+              f"as {', '.join(USERS)}; server and client share {os.cpu_count()} cores", flush=True)  # fmt: skip
+        stats = Stats()
+        stop_at = time.monotonic() + seconds
+        threads = []
+        for index in range(args.threads):
+            username = USERS[index % len(USERS)]
+            thread = threading.Thread(
+                target=worker,
+                args=(server.url, username, stop_at, stats, ids, random.Random(index), username.startswith("facility")),
+            )  # fmt: skip
+            thread.start()
+            threads.append(thread)
+        started = time.monotonic()
+        for thread in threads:
+            thread.join()
+        return report(stats, time.monotonic() - started + 0.0, server.log)
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
