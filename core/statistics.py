@@ -15,9 +15,12 @@ For a calendar year Y and a scope (national, one county, or some institutions):
 
 Rates are percentages with two decimals, averages one decimal, both rounded half up.
 
-The result is cached per (year, scope) under a version token; every statement that writes
-to a table the figures depend on (whatever the path: ORM flush, bulk insert, Core, raw SQL)
-marks its connection, and the commit replaces the token, so no figure outlives a change.
+The result is cached per (year, scope) under two version tokens, a global one and one per
+year; every statement that writes to a table the figures depend on (whatever the path: ORM
+flush, bulk insert, Core, raw SQL) marks its connection with the years it changes, and the
+commit replaces those years' tokens, so no figure outlives a change. A visit write touches
+the years of its dates (old and new on an update); a registry write, or any visit write
+whose dates cannot be told (raw SQL, UPDATE by a condition), touches every year.
 """
 
 from __future__ import annotations
@@ -30,9 +33,25 @@ import uuid
 from decimal import ROUND_HALF_UP, Decimal
 
 from flask import has_app_context
-from sqlalchemy import case, event, exists, func, select
+from sqlalchemy import (
+    Delete,
+    Insert,
+    Integer,
+    Update,
+    case,
+    distinct,
+    event,
+    exists,
+    func,
+    inspect,
+    literal,
+    select,
+    union_all,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList
 
 from core.extensions import cache, db
 from core.scope import Scope, ScopeKind
@@ -55,8 +74,11 @@ _WRITE_RE = re.compile(
 )
 _VERSION_KEY = "cessation-stats:version"
 _RESULT_TIMEOUT = 24 * 3600
-_DIRTY = "cessation_stats_dirty"  # on a connection: this transaction wrote a watched table
-_POST_COMMIT = "cessation_stats_post_commit"  # bump again once the connection is returned
+#: In a set of years: every year (a registry change, or a write whose years are unknown).
+ALL = "all"
+_DIRTY = "cessation_stats_dirty"  # on a connection: the years this transaction changed
+_POST_COMMIT = "cessation_stats_post_commit"  # bump them again once the connection is returned
+_ORM_ROWS = "cessation_stats_orm_rows"  # visit id -> years, told by the unit of work
 _missed = threading.Event()  # a bump requested outside an app context
 
 
@@ -118,43 +140,55 @@ def compute_cessation_statistics(year: int, scope: Scope) -> dict:
             .distinct()
         ).all()
     )
-    # One pass over the year's visits for table 2's pairs, one for table 3; both group by
-    # institution (the leading column of an index) and the level is looked up in Python.
-    level_of = dict(
-        session.execute(select(Institution.id, Institution.level_id).where(in_scope)).all()
-    )
+    # The year's visits are read from the covering index ix_visit_statistics alone.
     in_scope_visits = scope.institution_filter(Visit.institution_id)
-    visit_pairs = {
-        (practitioner_id, level_of[institution_id])
-        for institution_id, practitioner_id in session.execute(
-            select(Visit.institution_id, Visit.practitioner_id)
+    visit_pairs = set(
+        session.execute(
+            select(Visit.practitioner_id, Institution.level_id)
+            .join(Institution, Institution.id == Visit.institution_id)
             .where(*visit_in_year, in_scope_visits)
             .distinct()
-        )
-    }
+        ).all()
+    )
     executing_pairs = contracted_pairs & visit_pairs
 
-    # Table 3: per (institution, quitter) how many visits had each service.
-    med = case((Visit.medication_days.is_not(None), 1), else_=0)
-    edu = case((Visit.education_minutes.is_not(None), 1), else_=0)
-    visits = {level_id: [0, 0, set(), set()] for level_id, _, _ in levels}
-    med_people, edu_people = set(), set()
-    for institution_id, quitter_id, med_visits, edu_visits in session.execute(
-        select(Visit.institution_id, Visit.quitter_id, func.sum(med), func.sum(edu))
+    # Table 3: one pass over the year's visits groups them by (level, quitter); the same
+    # derived set then gives each level's visits and quitters, and the distinct quitters of
+    # the total row (a quitter seen at two levels counts once there).
+    med = func.sum(case((Visit.medication_days.is_not(None), 1), else_=0))
+    edu = func.sum(case((Visit.education_minutes.is_not(None), 1), else_=0))
+    per_quitter = (
+        select(Institution.level_id.label("level_id"), Visit.quitter_id.label("quitter_id"),
+               med.label("med"), edu.label("edu"))
+        .join(Institution, Institution.id == Visit.institution_id)
         .where(*visit_in_year, in_scope_visits)
-        .group_by(Visit.institution_id, Visit.quitter_id)
+        .group_by(Institution.level_id, Visit.quitter_id)
+        .cte("per_quitter")
+    )  # fmt: skip
+    q = per_quitter.c
+    with_med = case((q.med > 0, 1), else_=0)
+    with_edu = case((q.edu > 0, 1), else_=0)
+    by_level = select(
+        q.level_id, func.sum(q.med), func.sum(q.edu), func.sum(with_med), func.sum(with_edu)
+    )
+    national = select(
+        literal(None, Integer), literal(0, Integer), literal(0, Integer),
+        func.count(distinct(case((q.med > 0, q.quitter_id)))),
+        func.count(distinct(case((q.edu > 0, q.quitter_id)))),
+    )  # fmt: skip
+    table3, national_quitters = {}, (0, 0)
+    for level_id, med_visits, edu_visits, med_quitters, edu_quitters in session.execute(
+        union_all(by_level.group_by(q.level_id), national)
     ):
-        row = visits.setdefault(level_of[institution_id], [0, 0, set(), set()])
-        if med_visits:
-            row[0] += int(med_visits)
-            row[2].add(quitter_id)
-            med_people.add(quitter_id)
-        if edu_visits:
-            row[1] += int(edu_visits)
-            row[3].add(quitter_id)
-            edu_people.add(quitter_id)
-    table3 = {level_id: (m, e, len(mq), len(eq)) for level_id, (m, e, mq, eq) in visits.items()}
-    national_quitters = (len(med_people), len(edu_people))
+        if level_id is None:
+            national_quitters = (int(med_quitters or 0), int(edu_quitters or 0))
+        else:
+            table3[level_id] = (
+                int(med_visits),
+                int(edu_visits),
+                int(med_quitters),
+                int(edu_quitters),
+            )
 
     institutions, practitioners, services = [], [], []
     for level_id, code, name in levels:
@@ -285,6 +319,10 @@ def report_scope(user_scope: Scope, county_code: str | None) -> tuple[Scope, obj
 
 
 # --- cache ----------------------------------------------------------------------------
+#
+# Every cached table is keyed by two tokens: a global one (a change to the registry, or any
+# write whose years cannot be told) and one per calendar year (a visit written with a date
+# in that year). A visit entry dated 2025 therefore leaves the 2024 tables cached.
 
 
 def scope_key(scope: Scope) -> str:
@@ -297,40 +335,53 @@ def scope_key(scope: Scope) -> str:
     return "none"
 
 
-def stats_version() -> str:
-    """The current version token (a fresh random one if the cache lost it, so an evicted
-    token can never bring back figures stored under an older one)."""
+def _year_key(year: int) -> str:
+    return f"{_VERSION_KEY}:{year}"
+
+
+def stats_version(year: int) -> str:
+    """The current token of `year`'s tables: the global token and the year's own (each a
+    fresh random one if the cache lost it, so an evicted token never brings back figures
+    stored under an older one)."""
     if _missed.is_set():
         _missed.clear()
         bump_stats_version()
-    version = cache.get(_VERSION_KEY)
-    if version is None:
-        version = uuid.uuid4().hex
-        cache.set(_VERSION_KEY, version, timeout=0)
-    return version
+    keys = (_VERSION_KEY, _year_key(year))
+    tokens = list(cache.get_many(*keys))
+    for i, key in enumerate(keys):
+        if tokens[i] is None:
+            tokens[i] = uuid.uuid4().hex
+            cache.set(key, tokens[i], timeout=0)
+    return ":".join(tokens)
 
 
-def bump_stats_version() -> None:
-    """Invalidate every cached table, in every process sharing the cache."""
+def bump_stats_version(years=None) -> None:
+    """Invalidate the cached tables of `years` (every year when None or when it holds ALL),
+    in every process sharing the cache."""
     if not has_app_context():
         _missed.set()
         return
-    cache.set(_VERSION_KEY, uuid.uuid4().hex, timeout=0)
+    if years is None or ALL in years:
+        cache.set(_VERSION_KEY, uuid.uuid4().hex, timeout=0)
+        return
+    if years:
+        cache.set_many({_year_key(int(year)): uuid.uuid4().hex for year in years}, timeout=0)
 
 
-def _transaction_wrote_watched_tables() -> bool:
-    """This session's open transaction wrote a watched table (its figures are not committed)."""
+def _transaction_wrote(year: int) -> bool:
+    """This session's open transaction wrote figures of `year` (not committed yet)."""
     session = db.session()
     if not session.in_transaction():
         return False
-    return bool(session.connection().info.get(_DIRTY))
+    dirty = session.connection().info.get(_DIRTY)
+    return bool(dirty) and (ALL in dirty or year in dirty)
 
 
 def cessation_statistics(year: int, scope: Scope) -> dict:
     """The three tables for (year, scope), from the cache when nothing changed since."""
-    if _transaction_wrote_watched_tables():
+    if _transaction_wrote(year):
         return compute_cessation_statistics(year, scope)
-    key = f"cessation-stats:{stats_version()}:{year}:{scope_key(scope)}"
+    key = f"cessation-stats:{stats_version(year)}:{year}:{scope_key(scope)}"
     result = cache.get(key)
     if result is None:
         result = compute_cessation_statistics(year, scope)
@@ -338,48 +389,136 @@ def cessation_statistics(year: int, scope: Scope) -> dict:
     return result
 
 
+# --- which years a write touches ------------------------------------------------------
+
+
+def _mark(conn, years) -> None:
+    conn.info.setdefault(_DIRTY, set()).update(years)
+
+
+def _dates_years(values) -> set | None:
+    """The years of a list of dates; None if any value is not a date."""
+    years = set()
+    for value in values:
+        if not isinstance(value, dt.date):
+            return None
+        years.add(value.year)
+    return years
+
+
+def _orm_row_years(mapper, connection, target) -> None:
+    """Unit of work, before a visit row is updated or deleted: remember the years its old
+    and new dates fall in, by id, for the statement that follows (see _visit_write_years)."""
+    history = inspect(target).attrs.visit_date.history
+    if not (history.unchanged or history.deleted):
+        return  # the date it had is not known here: the statement will touch every year
+    years = _dates_years([*history.added, *history.unchanged, *history.deleted])
+    if years and target.id is not None:
+        connection.info.setdefault(_ORM_ROWS, {})[target.id] = years
+
+
+def _pk_bind_key(statement) -> str | None:
+    """'id' for the unit of work's `WHERE visit.id = :id`; None for any other condition."""
+    where = statement.whereclause
+    if isinstance(where, BooleanClauseList) and len(where.clauses) == 1:
+        where = where.clauses[0]
+    if (
+        isinstance(where, BinaryExpression)
+        and where.operator is operators.eq
+        and getattr(where.left, "name", None) == "id"
+        and getattr(getattr(where.left, "table", None), "name", None) == Visit.__tablename__
+        and isinstance(where.right, BindParameter)
+    ):
+        return where.right.key
+    return None
+
+
+def _visit_write_years(conn, context) -> set | None:
+    """The years a statement writing the visit table touches, or None when they cannot be
+    told (raw SQL, INSERT ... SELECT, upserts, UPDATE/DELETE by any condition but the id of
+    a row the unit of work described): then every year is invalidated."""
+    compiled = getattr(context, "compiled", None)
+    statement = getattr(compiled, "statement", None)
+    parameters = getattr(context, "compiled_parameters", None)
+    table = getattr(statement, "table", None)  # ORM statements carry an annotated copy
+    if not parameters or getattr(table, "name", None) != Visit.__tablename__:
+        return None
+    if isinstance(statement, Insert):
+        if statement.select is not None or statement._post_values_clause is not None:
+            return None
+        return _dates_years([p.get("visit_date") for p in parameters])
+    if not isinstance(statement, Update | Delete):
+        return None
+    key = _pk_bind_key(statement)
+    if key is None:
+        return None
+    described = conn.info.get(_ORM_ROWS, {})
+    years = set()
+    for p in parameters:
+        row_years = described.pop(p.get(key), None)
+        if row_years is None:
+            return None
+        years |= row_years
+        if "visit_date" in p:  # SET visit_date = :visit_date
+            new = _dates_years([p["visit_date"]])
+            if new is None:
+                return None
+            years |= new
+    return years
+
+
 # --- invalidation hooks (installed once, process-wide) --------------------------------
 
 
 def _before_cursor_execute(conn, cursor, statement, parameters, context, executemany):
-    if _WRITE_RE.match(statement):
-        conn.info[_DIRTY] = True
+    match = _WRITE_RE.match(statement)
+    if not match:
+        return
+    years = None
+    if match.group(1).lower() == "visit":
+        years = _visit_write_years(conn, context)
+    _mark(conn, years if years is not None else {ALL})
 
 
 class _Pending(threading.local):
-    flag = False
+    years: set | None = None
 
 
 _pending_after_commit = _Pending()
 
 
 def _on_commit(conn):
-    if conn.info.pop(_DIRTY, False):
+    conn.info.pop(_ORM_ROWS, None)
+    years = conn.info.pop(_DIRTY, None)
+    if years:
         # Before the database commits (a reader may still see the old rows and cache them
         # under the new token), and again after it: when the session reports its commit,
         # or when a Core connection is handed back to the pool.
-        bump_stats_version()
-        conn.info[_POST_COMMIT] = True
-        _pending_after_commit.flag = True
+        bump_stats_version(years)
+        conn.info.setdefault(_POST_COMMIT, set()).update(years)
+        _pending_after_commit.years = (_pending_after_commit.years or set()) | years
 
 
 def _on_rollback(conn):
     conn.info.pop(_DIRTY, None)
+    conn.info.pop(_ORM_ROWS, None)
 
 
 def _on_checkin(dbapi_connection, record):
-    if record is not None and record.info.pop(_POST_COMMIT, False):
-        bump_stats_version()
+    if record is not None:
+        years = record.info.pop(_POST_COMMIT, None)
+        if years:
+            bump_stats_version(years)
 
 
 def _on_session_commit(session):
-    if _pending_after_commit.flag:
-        _pending_after_commit.flag = False
-        bump_stats_version()
+    years, _pending_after_commit.years = _pending_after_commit.years, None
+    if years:
+        bump_stats_version(years)
 
 
 def install() -> None:
-    """Listen to every engine, pool and session of the process (idempotent)."""
+    """Listen to every engine, pool, session and visit write of the process (idempotent)."""
     from sqlalchemy.orm import Session
 
     if event.contains(Engine, "before_cursor_execute", _before_cursor_execute):
@@ -389,9 +528,12 @@ def install() -> None:
     event.listen(Engine, "rollback", _on_rollback)
     event.listen(Pool, "checkin", _on_checkin)
     event.listen(Session, "after_commit", _on_session_commit)
+    event.listen(Visit, "before_update", _orm_row_years)
+    event.listen(Visit, "before_delete", _orm_row_years)
 
 
 __all__ = [
+    "ALL",
     "TOTAL",
     "bump_stats_version",
     "cessation_statistics",

@@ -83,6 +83,11 @@ class Visit(AuditColumnsMixin, AppModel):
         ),
         Index("ix_visit_institution_date", "institution_id", "visit_date", "id"),
         Index("ix_visit_date", "visit_date", "id"),
+        #: Covers the yearly statistics (C9): a year's visits are read from the index alone.
+        Index(
+            "ix_visit_statistics", "visit_date", "institution_id", "quitter_id", "practitioner_id",
+            "medication_days", "education_minutes",
+        ),  # fmt: skip
         Index("ix_visit_quitter_date", "quitter_id", "visit_date"),
         Index("ix_visit_practitioner_date", "practitioner_id", "visit_date"),
         Index("ix_visit_institution_entered", "institution_id", "entered_at"),
@@ -94,7 +99,9 @@ class Visit(AuditColumnsMixin, AppModel):
     institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), nullable=False)
     practitioner_id: Mapped[int] = mapped_column(ForeignKey("practitioner.id"), nullable=False)
     quitter_id: Mapped[int] = mapped_column(ForeignKey("quitter.id"), nullable=False)
-    visit_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    #: active_history: a change loads the date it replaces, so the statistics cache (C9)
+    #: knows both years a re-dated visit touches.
+    visit_date: Mapped[dt.date] = mapped_column(Date, nullable=False, active_history=True)
     medication_name: Mapped[str | None] = mapped_column(String(50))
     medication_days: Mapped[int | None] = mapped_column(Integer)
     education_minutes: Mapped[int | None] = mapped_column(Integer)

@@ -469,7 +469,7 @@ def _insert_all(quitters: list[dict], visits: list[dict], chunk: int = 20_000) -
     _bulk_insert(connection, Visit.__table__, VISIT_COLUMNS, visits, chunk)
     db.session.commit()
     # The SQLite path below writes through the driver, past the statistics hooks.
-    bump_stats_version()
+    bump_stats_version()  # every year
 
 
 def _sqlite_value(value):

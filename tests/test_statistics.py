@@ -55,20 +55,36 @@ def world(db):
 
     def institution(code, level, contract_end=None, start=None):
         start = start or D(2010, 1, 1)
-        inst = add(Institution(nhi_code=code, name=f"測試{code[-2:]}", level_id=levels[level].id, county_id=county.id))
+        inst = add(
+            Institution(
+                nhi_code=code,
+                name=f"測試{code[-2:]}",
+                level_id=levels[level].id,
+                county_id=county.id,
+            )
+        )
         add(ContractPeriod(institution_id=inst.id, start_date=start, end_date=contract_end))
         return inst
 
     suffix = _new_id("S")[2:6]
     a = institution(f"9920{suffix}01", "district_hospital")  # contracted, with visits
     b = institution(f"9920{suffix}02", "district_hospital")  # contracted, no visit in Y
-    c = institution(f"9920{suffix}03", "district_hospital", contract_end=D(Y, 6, 30))  # ended mid-year
+    c = institution(
+        f"9920{suffix}03", "district_hospital", contract_end=D(Y, 6, 30)
+    )  # ended mid-year
     d = institution(f"9920{suffix}04", "clinic", start=D(2015, 1, 1))
 
     def practitioner(*posts):
         p = add(Practitioner(national_id=_new_id("P"), name="測試醫師", profession="physician"))
         for inst, end in posts:
-            add(ServiceAssignment(practitioner_id=p.id, institution_id=inst.id, start_date=D(2015, 1, 1), end_date=end))
+            add(
+                ServiceAssignment(
+                    practitioner_id=p.id,
+                    institution_id=inst.id,
+                    start_date=D(2015, 1, 1),
+                    end_date=end,
+                )
+            )
         return p
 
     p1 = practitioner((a, None), (d, None))  # two levels
@@ -76,7 +92,10 @@ def world(db):
     p3 = practitioner((c, None))  # at the institution whose contract ended
     p4 = practitioner((a, D(Y, 10, 1)))  # assignment ended before 12/31
     p5 = practitioner((b, None))
-    quitters = [add(Quitter(national_id=_new_id("Q"), name="測試者", sex="M", birth_date=D(1970, 1, 1))) for _ in range(4)]
+    quitters = [
+        add(Quitter(national_id=_new_id("Q"), name="測試者", sex="M", birth_date=D(1970, 1, 1)))
+        for _ in range(4)
+    ]
     q1, q2, q3, q4 = quitters
 
     def visit(inst, prac, quitter, day, med=False, edu=False):
@@ -97,7 +116,18 @@ def world(db):
     }
     db.session.commit()
     scope = Scope(kind=ScopeKind.FACILITY, institution_ids=frozenset(i.id for i in (a, b, c, d)))
-    yield {"a": a, "b": b, "c": c, "d": d, "p1": p1, "p2": p2, "p4": p4, "q1": q1, "scope": scope, "visits": visits}
+    yield {
+        "a": a,
+        "b": b,
+        "c": c,
+        "d": d,
+        "p1": p1,
+        "p2": p2,
+        "p4": p4,
+        "q1": q1,
+        "scope": scope,
+        "visits": visits,
+    }
     db.session.rollback()
     for model in (Visit, ServiceAssignment, ContractPeriod):
         ids = [o.id for o in made if isinstance(o, model)]
@@ -123,7 +153,11 @@ def test_c9_table2_a_practitioner_at_two_levels_counts_in_each_and_once_in_the_t
     """C9 table 2: P1 serves at a district hospital and a clinic; P2 never saw anyone; P3 is
     at the institution whose contract ended; P4's assignment ended before 12/31."""
     result = compute_cessation_statistics(Y, world["scope"])
-    assert _cells(result, "practitioners", "district_hospital", *RATE) == (3, 1, "33.33")  # P1, P2, P5
+    assert _cells(result, "practitioners", "district_hospital", *RATE) == (
+        3,
+        1,
+        "33.33",
+    )  # P1, P2, P5
     assert _cells(result, "practitioners", "clinic", *RATE) == (1, 1, "100.00")  # P1
     assert _cells(result, "practitioners", TOTAL, *RATE) == (3, 1, "33.33")  # P1 once
     levels = [r for r in result["practitioners"] if r["level"] != TOTAL]
@@ -194,7 +228,9 @@ def test_c9_cache_is_used_and_never_serves_a_stale_figure(db, world):
     db.session.commit()
     assert fresh_equals_cached() == first
     # a contract ended before 12/31
-    contract = db.session.scalar(select(ContractPeriod).where(ContractPeriod.institution_id == world["b"].id))
+    contract = db.session.scalar(
+        select(ContractPeriod).where(ContractPeriod.institution_id == world["b"].id)
+    )
     contract.end_date = D(Y, 11, 30)
     db.session.commit()
     assert _cells(fresh_equals_cached(), "institutions", "district_hospital", "contracted") == (1,)
@@ -202,7 +238,9 @@ def test_c9_cache_is_used_and_never_serves_a_stale_figure(db, world):
     db.session.commit()
     assert fresh_equals_cached() == first
     # an assignment ended before 12/31
-    assignment = db.session.scalar(select(ServiceAssignment).where(ServiceAssignment.practitioner_id == world["p2"].id))
+    assignment = db.session.scalar(
+        select(ServiceAssignment).where(ServiceAssignment.practitioner_id == world["p2"].id)
+    )
     assignment.end_date = D(Y, 5, 1)
     db.session.commit()
     assert _cells(fresh_equals_cached(), "practitioners", "district_hospital", "contracted") == (2,)
@@ -220,10 +258,146 @@ def test_c9_cache_is_used_and_never_serves_a_stale_figure(db, world):
     db.session.commit()
     assert fresh_equals_cached() == first
     # an uncommitted change is seen by its own transaction, and a rollback leaves no trace
-    db.session.execute(update(Visit).where(Visit.id == world["visits"]["med"].id).values(visit_date=D(Y - 1, 2, 1)))
-    assert _cells(cessation_statistics(Y, scope), "services", "district_hospital", "medication_visits") == (2,)
+    db.session.execute(
+        update(Visit).where(Visit.id == world["visits"]["med"].id).values(visit_date=D(Y - 1, 2, 1))
+    )
+    assert _cells(
+        cessation_statistics(Y, scope), "services", "district_hospital", "medication_visits"
+    ) == (2,)
     db.session.rollback()
     assert cessation_statistics(Y, scope) == first
+
+
+def _cached(year, scope):
+    """(tables, hit): hit when the answer came from the cache, without reading any visit."""
+    result, statements = _statements(lambda: cessation_statistics(year, scope))
+    return result, not [s for s in statements if "visit" in s.lower()]
+
+
+def _orm_visit(world, day, prac="p1"):
+    return Visit(institution_id=world["a"].id, practitioner_id=world[prac].id, quitter_id=world["q1"].id,
+                 visit_date=day, medication_days=7, entered_at=dt.datetime(2020, 1, 2),
+                 entry_timeliness="after_deadline")  # fmt: skip
+
+
+def test_c9_cache_a_visit_in_another_year_keeps_the_year_cached_one_in_the_year_refreshes_it(
+    db, world
+):
+    """Invalidation is scoped by year: a visit entered, edited or deleted with a date in Y+1
+    (ORM, Core bulk insert) leaves Y's cached tables in place (answered without SQL); a visit
+    dated in Y recomputes them at once with the new figure; raw SQL (years unknown) and a
+    Core UPDATE/DELETE by a condition recompute every year; a rollback changes nothing."""
+    scope = world["scope"]
+    first = cessation_statistics(Y, scope)
+    assert _cached(Y, scope) == (first, True)
+    next_year = cessation_statistics(Y + 1, scope)
+
+    # a visit dated Y+1 through the ORM: entered, edited, deleted — Y stays cached
+    extra = _orm_visit(world, D(Y + 1, 3, 1))
+    db.session.add(extra)
+    db.session.commit()
+    assert _cached(Y, scope) == (first, True)
+    after, hit = _cached(Y + 1, scope)
+    assert not hit and after == compute_cessation_statistics(Y + 1, scope) != next_year
+    extra.education_minutes = 15
+    db.session.commit()
+    assert _cached(Y, scope) == (first, True)
+    edited, hit = _cached(Y + 1, scope)
+    assert not hit and edited == compute_cessation_statistics(Y + 1, scope)
+    assert _cells(edited, "services", "district_hospital", "education_visits") == (1,)
+    db.session.delete(extra)
+    db.session.commit()
+    assert _cached(Y, scope) == (first, True)
+    assert _cached(Y + 1, scope)[0] == next_year
+
+    # a Core bulk insert dated Y+1 (batch upload's path): Y stays cached
+    db.session.execute(insert(Visit), [{"institution_id": world["a"].id, "practitioner_id": world["p1"].id,
+                                        "quitter_id": world["q1"].id, "visit_date": D(Y + 1, 4, 1), "medication_days": 7,
+                                        "entered_at": dt.datetime(2020, 4, 1), "entry_timeliness": "within_24h"}])  # fmt: skip
+    db.session.commit()
+    assert _cached(Y, scope) == (first, True)
+    # a Core DELETE by a condition: its years are unknown, so every year recomputes
+    db.session.execute(
+        delete(Visit).where(
+            Visit.visit_date == D(Y + 1, 4, 1), Visit.institution_id == world["a"].id
+        )
+    )
+    db.session.commit()
+    assert _cached(Y, scope) == (first, False)
+    assert _cached(Y + 1, scope) == (next_year, False)
+
+    # a visit dated in Y: the next request recomputes Y and shows the new figure
+    extra = _orm_visit(world, D(Y, 6, 1), prac="p2")
+    db.session.add(extra)
+    db.session.commit()
+    fresh, hit = _cached(Y, scope)
+    assert not hit and fresh == compute_cessation_statistics(Y, scope)
+    assert _cells(fresh, "services", "district_hospital", "medication_visits") == (4,)
+    assert _cells(fresh, "practitioners", "district_hospital", "executing") == (2,)
+    assert _cached(Y + 1, scope) == (next_year, True)
+    db.session.delete(extra)
+    db.session.commit()
+    assert _cached(Y, scope) == (first, False)
+
+    # raw SQL on a visit dated Y+1: its years cannot be told from SQL text, so Y recomputes too
+    db.session.execute(text("UPDATE visit SET education_minutes = 5 WHERE id = :id"),
+                       {"id": world["visits"]["after"].id})  # fmt: skip
+    db.session.commit()
+    assert _cached(Y, scope) == (first, False)
+    assert _cells(
+        _cached(Y + 1, scope)[0], "services", "district_hospital", "education_visits"
+    ) == (1,)
+
+    # a visit in Y written, then rolled back: the cache still answers with the committed figures
+    cessation_statistics(Y, scope)
+    db.session.add(_orm_visit(world, D(Y, 8, 1)))
+    db.session.flush()
+    assert _cells(
+        cessation_statistics(Y, scope), "services", "district_hospital", "medication_visits"
+    ) == (4,)
+    db.session.rollback()
+    assert _cached(Y, scope) == (first, True)
+
+
+def test_c9_cache_re_dating_a_visit_across_years_refreshes_both_years_only(db, world):
+    """A visit moved from Y to Y+1 (an edit through the ORM) changes both years' tables at
+    once; a third year stays cached."""
+    scope = world["scope"]
+    before = {year: cessation_statistics(year, scope) for year in (Y - 1, Y, Y + 1)}
+    world["visits"]["med"].visit_date = D(Y + 1, 2, 1)
+    db.session.commit()
+    assert _cached(Y - 1, scope) == (before[Y - 1], True)
+    moved, hit = _cached(Y, scope)
+    assert not hit and _cells(moved, "services", "district_hospital", "medication_visits") == (2,)
+    assert moved == compute_cessation_statistics(Y, scope)
+    later, hit = _cached(Y + 1, scope)
+    assert not hit and later == compute_cessation_statistics(Y + 1, scope)
+    assert _cells(later, "services", "district_hospital", "medication_visits") == (2,)
+    world["visits"]["med"].visit_date = D(Y, 2, 1)
+    db.session.commit()
+    assert (_cached(Y, scope)[0], _cached(Y + 1, scope)[0]) == (before[Y], before[Y + 1])
+
+
+def test_c9_cache_a_correction_conversion_refreshes_the_old_and_the_new_year(app, db):
+    """C5/C9: converting a correction ticket re-dates a visit from 2025-02-03 to 2024-12-30;
+    both years' tables of the institution change at once, 2023's stay cached."""
+    from core import clock
+    from core.corrections import ConvertTicket
+    from core.dates import TAIPEI
+    from models.correction import CorrectionTicket
+    from tests.test_corrections import _approved_ticket
+
+    ticket, visit, _ = _approved_ticket(db, found=D(2025, 2, 3), real=D(2024, 12, 30))
+    scope = Scope(kind=ScopeKind.FACILITY, institution_ids=frozenset([visit.institution_id]))
+    before = {year: cessation_statistics(year, scope) for year in (2023, 2024, 2025)}
+    with clock.frozen(dt.datetime(2025, 2, 5, 10, 0, tzinfo=TAIPEI)):
+        assert ConvertTicket(db.session.get(CorrectionTicket, ticket.id)).run().changed
+    assert _cached(2023, scope) == (before[2023], True)
+    for year, change in ((2024, 1), (2025, -1)):
+        after, hit = _cached(year, scope)
+        assert not hit and after == compute_cessation_statistics(year, scope)
+        old, new = (_rows(r, "services")[TOTAL]["medication_visits"] for r in (before[year], after))
+        assert new - old == change, year
 
 
 def _table(html: str, table_id: str) -> str:
@@ -236,7 +410,9 @@ def test_c9_report_screen_shows_three_tables_definitions_footnote_and_chart(app,
     html = page.text
     national = cessation_statistics(2024, SYSTEM_SCOPE)
     total = _rows(national, "institutions")[TOTAL]
-    assert f"{total['contracted']:,} {total['executing']:,} {total['rate']}%" in _table(html, "table-1")
+    assert f"{total['contracted']:,} {total['executing']:,} {total['rate']}%" in _table(
+        html, "table-1"
+    )
     assert "醫學中心" in _table(html, "table-3") and "合計" in _table(html, "table-3")
     text_ = visible_text(html)
     assert "各層級人數加總可能大於合計人數" in text_  # the bulletin's footnote under table 2
@@ -256,12 +432,16 @@ def test_c9_report_screen_shows_three_tables_definitions_footnote_and_chart(app,
 def _oracle_contracted(db, username) -> int:
     """An independent count: institutions the user may see, contracted on 2024-12-31."""
     visible = user_view(db, username).institution_ids
-    contracted = db.session.scalars(select(Institution.id).where(Institution.contracted_at_year_end(2024)))
+    contracted = db.session.scalars(
+        select(Institution.id).where(Institution.contracted_at_year_end(2024))
+    )
     return len(set(contracted) & visible)
 
 
 @pytest.mark.parametrize("username", ["bureau_tpe", "facility_tpe", "office"])
-def test_c9_scope_screen_api_and_workbook_hold_only_the_users_rows(app, db, login_as, api_as, username):
+def test_c9_scope_screen_api_and_workbook_hold_only_the_users_rows(
+    app, db, login_as, api_as, username
+):
     client, headers = api_as(username)
     data = client.get("/api/v1/reports/cessation?year=113", headers=headers)
     assert data.status_code == 200, data.text
@@ -274,7 +454,9 @@ def test_c9_scope_screen_api_and_workbook_hold_only_the_users_rows(app, db, logi
     screen = _table(login_as(username).get("/cessationstats/?year=113").text, "table-1")
     total = body["institutions"][-1]
     assert f"{total['contracted']:,} {total['executing']:,}" in screen
-    workbook = load_workbook(io.BytesIO(login_as(username).get("/cessationstats/export?year=113").data))
+    workbook = load_workbook(
+        io.BytesIO(login_as(username).get("/cessationstats/export?year=113").data)
+    )
     cells = [list(r) for r in workbook.active.iter_rows(values_only=True)]
     assert "113" in cells[0][0]
     total_row = next(r for r in cells if r[0] == "合計")
@@ -288,7 +470,9 @@ def test_c9_scope_screen_api_and_workbook_hold_only_the_users_rows(app, db, logi
     [("bureau_tpe", "KHH", 403), ("facility_tpe", "KHH", 403), ("facility_tpe", "TPE", 403),
      ("office", "XXX", 404), ("bureau_tpe", "TPE", 200), ("office", "TPE", 200)],
 )  # fmt: skip
-def test_c9_api_refuses_a_scope_outside_the_callers(app, db, api_as, login_as, username, county, status):
+def test_c9_api_refuses_a_scope_outside_the_callers(
+    app, db, api_as, login_as, username, county, status
+):
     """A bureau or facility naming another county (or a facility naming any) gets 403, an
     unknown county 404, on the API, the screen and the workbook alike. (One user per test:
     the test client shares `g` between requests of one test.)"""
@@ -297,7 +481,9 @@ def test_c9_api_refuses_a_scope_outside_the_callers(app, db, api_as, login_as, u
     assert response.status_code == status
     if status == 200:
         tpe = db.session.scalar(select(County.id).where(County.code == "TPE"))
-        expected = cessation_statistics(2024, Scope(kind=ScopeKind.COUNTY, county_ids=frozenset([tpe])))
+        expected = cessation_statistics(
+            2024, Scope(kind=ScopeKind.COUNTY, county_ids=frozenset([tpe]))
+        )
         assert response.json["institutions"] == expected["institutions"]
         assert response.json["scope"]["name"] == "臺北市"
     browser = login_as(username)
@@ -373,7 +559,11 @@ def test_c9_demo_dataset_reproduces_bulletin_tables_1_to_3_digit_for_digit(full_
     assert _cells(result, "practitioners", TOTAL, *RATE) == bulletin.TABLE2_TOTAL
     medication, education, med_average, edu_average = _cells(result, "services", TOTAL, *SERVICES)
     assert (education, med_average, edu_average) == bulletin.TABLE3_TOTAL[1:]
-    assert medication == sum(bulletin.TABLE3[c][0] for c in bulletin.LEVEL_CODES) == bulletin.TABLE3_LEVELS_MEDICATION
+    assert (
+        medication
+        == sum(bulletin.TABLE3[c][0] for c in bulletin.LEVEL_CODES)
+        == bulletin.TABLE3_LEVELS_MEDICATION
+    )
     assert bulletin.TABLE3_TOTAL[0] - medication == 2_000
 
 
@@ -402,7 +592,19 @@ def test_demo_dataset_respects_c1_and_c4(full_scale):
                 too_close += 1
             previous = (quitter_id, day)
         assert too_close == 0
-        in_2024 = db.session.scalar(select(func.count(Visit.id)).where(Visit.visit_date.between(D(2024, 1, 1), D(2024, 12, 31))))
+        in_2024 = db.session.scalar(
+            select(func.count(Visit.id)).where(
+                Visit.visit_date.between(D(2024, 1, 1), D(2024, 12, 31))
+            )
+        )
         assert in_2024 > 400_000
-        assert db.session.scalar(select(func.count(Visit.id)).where(Visit.visit_date > D(2024, 12, 31))) > 0
-        assert db.session.scalar(select(func.count(Visit.id)).where(Visit.visit_date < D(2024, 1, 1))) > 0
+        assert (
+            db.session.scalar(
+                select(func.count(Visit.id)).where(Visit.visit_date > D(2024, 12, 31))
+            )
+            > 0
+        )
+        assert (
+            db.session.scalar(select(func.count(Visit.id)).where(Visit.visit_date < D(2024, 1, 1)))
+            > 0
+        )
