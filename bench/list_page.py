@@ -621,7 +621,7 @@ def parse_args(argv=None):
         type=int,
         default=5,
         help="timed requests per stock measurement (default 5: stock pages take seconds "
-        "at millions of rows)",
+        "at millions of rows; 0 skips stock)",
     )
     parser.add_argument(
         "--database-url",
@@ -758,7 +758,7 @@ def measure_and_report(args, app, stock_view, stock_api, engine, total, facts=No
         results.append(
             (
                 mine.label,
-                measure(client, theirs, queries, args.stock_repeat),
+                measure(client, theirs, queries, args.stock_repeat) if args.stock_repeat else None,
                 measure(client, mine, queries, args.repeat),
             )
         )
@@ -786,16 +786,26 @@ def measure_and_report(args, app, stock_view, stock_api, engine, total, facts=No
     print(head)
     print("-" * len(head))
     for label, theirs, mine in results:
+        stock_cells = (
+            f"{theirs.p50:9.1f} | {theirs.p95:9.1f} | {theirs.q_label():>7}"
+            if theirs
+            else f"{'-':>9} | {'-':>9} | {'-':>7}"
+        )
         print(
-            f"{label:<{width}} | {theirs.p50:9.1f} | {theirs.p95:9.1f} | {theirs.q_label():>7} | "
+            f"{label:<{width}} | {stock_cells} | "
             f"{mine.p50:8.1f} | {mine.p95:8.1f} | {mine.q_label():>6}"
         )
     print("(times in ms; q = SQL statements per request, min-max when it varies)")
     print()
     print("first request of each endpoint (the first warm-up, before any cache of ours is warm):")
     for label, theirs, mine in results:
+        stock_first = (
+            f"stock {theirs.first_ms:9.1f} ms {theirs.first_queries:>3} q"
+            if theirs
+            else f"stock {'-':>9}         "
+        )
         print(
-            f"  {label:<{width}}  stock {theirs.first_ms:9.1f} ms {theirs.first_queries:>3} q"
+            f"  {label:<{width}}  {stock_first}"
             f" | ours {mine.first_ms:8.1f} ms {mine.first_queries:>3} q"
         )
 

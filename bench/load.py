@@ -183,10 +183,20 @@ def collect_ids(env) -> dict:
     with app.app_context():
         for username in USERS:
             user = db.session.scalar(select(ScopedUser).where(ScopedUser.username == username))
-            insts = [i.id for i in user.scope_institutions] if user.scope_kind == "facility" else None
+            insts = (
+                [i.id for i in user.scope_institutions] if user.scope_kind == "facility" else None
+            )
             if user.scope_kind == "county":
-                insts = list(db.session.scalars(select(Institution.id).where(Institution.county_id == user.scope_county_id)))
-            q_inst = select(Institution.id).limit(500) if insts is None else select(Institution.id).where(Institution.id.in_(insts)).limit(500)
+                insts = list(
+                    db.session.scalars(
+                        select(Institution.id).where(Institution.county_id == user.scope_county_id)
+                    )
+                )
+            q_inst = (
+                select(Institution.id).limit(500)
+                if insts is None
+                else select(Institution.id).where(Institution.id.in_(insts)).limit(500)
+            )
             q_visit = select(Visit.id).order_by(Visit.id.desc()).limit(500)
             if insts is not None:
                 q_visit = q_visit.where(Visit.institution_id.in_(insts))
@@ -210,10 +220,14 @@ def report(stats: Stats, seconds: float, log: Path) -> int:
         times = sorted(stats.times[name])
         p50 = statistics.median(times) * 1000
         p99 = times[min(len(times) - 1, int(len(times) * 0.99))] * 1000
-        print(f"{name:<22}{len(times):>9}{len(times) / seconds:>8.1f}{p50:>9.1f}{p99:>9.1f}{stats.errors[name]:>8}")
+        print(
+            f"{name:<22}{len(times):>9}{len(times) / seconds:>8.1f}{p50:>9.1f}{p99:>9.1f}{stats.errors[name]:>8}"
+        )
     lists = sorted(t for n in LIST_PAGES for t in stats.times.get(n, []))
     locked = log.read_text(errors="replace").count("database is locked") if log.exists() else 0
-    print(f"\nall: {total} requests in {seconds:.1f} s = {total / seconds:.1f} req/s, {errors} errors")
+    print(
+        f"\nall: {total} requests in {seconds:.1f} s = {total / seconds:.1f} req/s, {errors} errors"
+    )
     if lists:
         print(f"list pages: {len(lists) / seconds:.1f} req/s, p50 {statistics.median(lists) * 1000:.1f} ms, "
               f"p99 {lists[int(len(lists) * 0.99)] * 1000:.1f} ms")  # fmt: skip
@@ -224,9 +238,15 @@ def report(stats: Stats, seconds: float, log: Path) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", help="PostgreSQL (or SQLite) URL; default: a scratch SQLite file")
-    parser.add_argument("--reuse", help="a folder for the scratch database, kept and reused if seeded")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--database-url", help="PostgreSQL (or SQLite) URL; default: a scratch SQLite file"
+    )
+    parser.add_argument(
+        "--reuse", help="a folder for the scratch database, kept and reused if seeded"
+    )
     parser.add_argument("--seconds", type=float, default=45)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--scale", type=float, default=1.0, help="demo scale (1.0 = the full demo)")
@@ -240,7 +260,10 @@ def main() -> int:
     server = Server(env, free_port(), folder / "server.log")
     marker = folder / f"seeded-{re.sub(r'[^a-z0-9]+', '_', url.lower())[-60:]}"
     if not marker.exists():
-        print(f"building the demo dataset (scale {args.scale}) in {url.split('@')[-1]} ...", flush=True)
+        print(
+            f"building the demo dataset (scale {args.scale}) in {url.split('@')[-1]} ...",
+            flush=True,
+        )
         started = time.monotonic()
         server.flask("init")
         server.flask("seed", "reference")

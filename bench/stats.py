@@ -37,7 +37,9 @@ def _ms(fn, repeat: int) -> tuple[float, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--database-url")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="reuse an already seeded database")
@@ -75,7 +77,9 @@ def main() -> None:
             seed_demo(seed=113, scale=1.0)
             print(f"seeded the demo dataset in {time.perf_counter() - start:.1f} s")
         first, last = dt.date(2024, 1, 1), dt.date(2024, 12, 31)
-        year_visits = db.session.scalar(select(func.count(Visit.id)).where(Visit.visit_date.between(first, last)))
+        year_visits = db.session.scalar(
+            select(func.count(Visit.id)).where(Visit.visit_date.between(first, last))
+        )
         print(f"database: {db.engine.dialect.name}; visits dated in 2024: {year_visits:,}")
 
         def plain_group_by():
@@ -91,17 +95,25 @@ def main() -> None:
             ).all()
 
         tpe = db.session.scalar(select(County.id).where(County.code == "TPE"))
-        scopes = {"national": SYSTEM_SCOPE, "臺北市": Scope(kind=ScopeKind.COUNTY, county_ids=frozenset([tpe]))}
+        scopes = {
+            "national": SYSTEM_SCOPE,
+            "臺北市": Scope(kind=ScopeKind.COUNTY, county_ids=frozenset([tpe])),
+        }
         print(f"{'':34}{'ms (median of ' + str(args.repeat) + ')':>22}")
         plain, _ = _ms(plain_group_by, args.repeat)
         print(f"{'plain GROUP BY level (table 3 counts only)':44}{plain:10.1f}")
         for name, scope in scopes.items():
-            cold, _ = _ms(lambda scope=scope: compute_cessation_statistics(2024, scope), max(1, args.repeat // 2))
+            cold, _ = _ms(
+                lambda scope=scope: compute_cessation_statistics(2024, scope),
+                max(1, args.repeat // 2),
+            )
             print(f"{'ours, cold (all 3 tables), ' + name:44}{cold:10.1f}")
 
             def after_entry(day, scope=scope):
                 """A visit entered (ORM, committed) dated `day`, then the report of 2024."""
-                template = db.session.scalar(select(Visit).where(Visit.visit_date == first).limit(1))
+                template = db.session.scalar(
+                    select(Visit).where(Visit.visit_date == first).limit(1)
+                )
                 visit = Visit(institution_id=template.institution_id, practitioner_id=template.practitioner_id,
                               quitter_id=template.quitter_id, visit_date=day, medication_days=7,
                               entered_at=dt.datetime(day.year, day.month, day.day, 9), entry_timeliness="within_24h")  # fmt: skip
@@ -121,7 +133,9 @@ def main() -> None:
             for label, day in (("2025", dt.date(2025, 6, 1)), ("2024", dt.date(2024, 6, 1))):
                 cessation_statistics(2024, scope)
                 times = [after_entry(day) for _ in range(max(1, args.repeat // 2))]
-                print(f"{'first request after a ' + label + ' visit, ' + name:44}{stats_module.median(times):10.3f}")
+                print(
+                    f"{'first request after a ' + label + ' visit, ' + name:44}{stats_module.median(times):10.3f}"
+                )
             bump_stats_version()  # a registry change: every year
             changed, _ = _ms(lambda scope=scope: cessation_statistics(2024, scope), 1)
             print(f"{'first request after a registry change, ' + name:44}{changed:10.1f}")
