@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.mark.parametrize("pk", ["null", "0.45", "-3", str(2**63), "99999999999999999999"])
+@pytest.mark.parametrize("pk", ["null", "0.45", "-3", str(2**63), "99999999999999999999", "__label__", "abc"])
 def test_a_row_url_with_a_key_that_is_no_id_is_a_json_404(api_as, pk):
     client, headers = api_as("facility_tpe")
     for method in ("get", "put", "delete"):
