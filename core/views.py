@@ -494,7 +494,7 @@ class ScopedModelRestApi(ModelRestApi):
     def get_headless(self, pk, **kwargs):
         if not valid_pk(pk):
             return self.response_404()
-        return super().get_headless(pk, **kwargs)
+        return super().get_headless(int(pk), **kwargs)
 
     def post_headless(self):
         errors = self._relation_errors(self.add_columns)
