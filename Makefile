@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 FLASK := $(BIN)/flask --app app
 HOST ?= 127.0.0.1
 PORT ?= 8080
-WORKERS ?= 2
+WORKERS ?= 4
 
 .PHONY: run test test-sqlite test-postgres test-e2e install lint babel bench load clean
 

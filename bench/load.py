@@ -61,8 +61,9 @@ def national_id(rng: random.Random) -> str:
 
 
 class Server:
-    def __init__(self, env: dict, port: int, log: Path):
+    def __init__(self, env: dict, port: int, log: Path, workers: int = 2, threads: int = 1):
         self.env, self.port, self.log = env, port, log
+        self.workers, self.threads = workers, threads
         self.url = f"http://127.0.0.1:{port}"
         self.process = None
 
@@ -73,7 +74,8 @@ class Server:
     def start(self):
         gunicorn = Path(sys.executable).with_name("gunicorn")
         self.process = subprocess.Popen(
-            [str(gunicorn), "--workers", "2", "--bind", f"127.0.0.1:{self.port}", "app:create_app()"],
+            [str(gunicorn), "--workers", str(self.workers), "--threads", str(self.threads),
+             "--bind", f"127.0.0.1:{self.port}", "app:create_app()"],
             cwd=ROOT, env=self.env, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         for _ in range(200):
@@ -88,6 +90,22 @@ class Server:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=20)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (Linux /proc; 0 elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0.0
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+        for one in pids:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    except OSError:
+        return 0.0
+    return total
 
 
 class Stats:
@@ -115,7 +133,7 @@ def login(session: requests.Session, base: str, username: str) -> None:
         raise SystemExit(f"login failed for {username}")
 
 
-def worker(base, username, stop_at, stats, ids, rng, writer: bool):
+def worker(base, username, stop_at, stats, ids, rng, writer: bool, lists_only: bool = False):
     session = requests.Session()
     login(session, base, username)
     api = requests.Session()
@@ -135,7 +153,9 @@ def worker(base, username, stop_at, stats, ids, rng, writer: bool):
         ("api visit list", lambda: api.get(f"{base}/api/v1/visit/")),
         ("api institution list", lambda: api.get(f"{base}/api/v1/institution/")),
     ]  # fmt: skip
-    if writer:
+    if lists_only:
+        mix = [entry for entry in mix if entry[0] in LIST_PAGES]
+    elif writer:
         mix += [("visit entry", lambda: enter_visit(session, base, ids, username, rng))] * 3
     while time.monotonic() < stop_at:
         name, call = rng.choice(mix)
@@ -250,6 +270,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=45)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--scale", type=float, default=1.0, help="demo scale (1.0 = the full demo)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (make run: 2)")
+    parser.add_argument("--gunicorn-threads", type=int, default=1,
+                        help="threads per worker (> 1: gunicorn's gthread worker)")  # fmt: skip
+    parser.add_argument("--lists-only", action="store_true",
+                        help="only the three list pages, no other endpoint and no visit entry")  # fmt: skip
     args = parser.parse_args()
     seconds = min(args.seconds, 60.0)
     folder = Path(args.reuse or tempfile.mkdtemp(prefix="load-"))
@@ -257,7 +282,7 @@ def main() -> int:
     url = args.database_url or f"sqlite:///{folder / 'app.db'}"
     env = {**os.environ, "INSTANCE_DIR": str(folder), "DATABASE_URL": url, "MAIL_FOLDER": str(folder / "mail"),
            "AUTH_RATE_LIMIT": "1000 per minute"}  # fmt: skip
-    server = Server(env, free_port(), folder / "server.log")
+    server = Server(env, free_port(), folder / "server.log", args.workers, args.gunicorn_threads)
     marker = folder / f"seeded-{re.sub(r'[^a-z0-9]+', '_', url.lower())[-60:]}"
     if not marker.exists():
         print(
@@ -273,7 +298,8 @@ def main() -> int:
     ids = collect_ids(env)
     server.start()
     try:
-        print(f"gunicorn, 2 workers, 127.0.0.1:{server.port}; {args.threads} client threads for {seconds:.0f} s "
+        print(f"gunicorn, {args.workers} workers x {args.gunicorn_threads} threads, 127.0.0.1:{server.port}; "
+              f"{'list pages only; ' if args.lists_only else ''}{args.threads} client threads for {seconds:.0f} s "
               f"as {', '.join(USERS)}; server and client share {os.cpu_count()} cores", flush=True)  # fmt: skip
         stats = Stats()
         stop_at = time.monotonic() + seconds
@@ -282,14 +308,25 @@ def main() -> int:
             username = USERS[index % len(USERS)]
             thread = threading.Thread(
                 target=worker,
-                args=(server.url, username, stop_at, stats, ids, random.Random(index), username.startswith("facility")),
+                args=(server.url, username, stop_at, stats, ids, random.Random(f"{index}-{time.time_ns()}"), username.startswith("facility"),
+                      args.lists_only),
             )  # fmt: skip
             thread.start()
             threads.append(thread)
         started = time.monotonic()
+        server_cpu, client_cpu = tree_cpu_seconds(server.process.pid), time.process_time()
         for thread in threads:
             thread.join()
-        return report(stats, time.monotonic() - started + 0.0, server.log)
+        elapsed = time.monotonic() - started
+        server_cpu = tree_cpu_seconds(server.process.pid) - server_cpu
+        client_cpu = time.process_time() - client_cpu
+        code = report(stats, elapsed, server.log)
+        total = sum(len(v) for v in stats.times.values()) or 1
+        print(f"CPU: gunicorn {server_cpu:.1f} s = {server_cpu * 1000 / total:.1f} ms/request, "
+              f"this client {client_cpu:.1f} s = {client_cpu * 1000 / total:.1f} ms/request, over "
+              f"{elapsed:.0f} s x {os.cpu_count()} cores = {elapsed * os.cpu_count():.0f} CPU s available "
+              f"(database server CPU not included)")  # fmt: skip
+        return code
     finally:
         server.stop()
 

@@ -23,17 +23,38 @@ _VERSION_KEY = "security:version"
 
 
 def security_version() -> int:
-    """A counter bumped whenever users, roles or permissions change (cache key salt)."""
+    """A counter bumped whenever users, roles or permissions change (cache key salt).
+
+    Read from the shared cache once per request: a list page checks a few dozen
+    permissions (menu, buttons), and each read of the file cache is a file open + unpickle.
+    """
+    memo = _request_memo()
+    if memo is not None and _VERSION_KEY in memo:
+        return memo[_VERSION_KEY]
     version = cache.get(_VERSION_KEY)
     if version is None:
         version = 1
         cache.set(_VERSION_KEY, version, timeout=0)
+    if memo is not None:
+        memo[_VERSION_KEY] = version
     return version
 
 
 def bump_security_version() -> None:
     """Invalidate every cached permission set and scope, in every process."""
     cache.set(_VERSION_KEY, (cache.get(_VERSION_KEY) or 1) + 1, timeout=0)
+    memo = _request_memo()
+    if memo is not None:
+        memo.clear()
+
+
+def _request_memo() -> dict | None:
+    """A dict living as long as the current request (None outside one)."""
+    from flask import has_request_context
+
+    if not has_request_context():
+        return None
+    return g.setdefault("_security_memo", {})
 
 
 SCOPE_KIND_CHOICES = [
@@ -264,11 +285,16 @@ class AppSecurityManager(SecurityManager):
                 cache.set(key, ids, timeout=600)
             return ids
         key = f"roles:{security_version()}:{user.id}"
+        memo = _request_memo()
+        if memo is not None and key in memo:
+            return memo[key]
         ids = cache.get(key)
         if ids is None:
             roles = self.get_user_roles(user)
             ids = tuple(sorted({r.id for r in roles}))
             cache.set(key, ids, timeout=600)
+        if memo is not None:
+            memo[key] = ids
         return ids
 
     def permissions_for_roles(self, role_ids: tuple[int, ...]) -> frozenset[tuple[str, str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, exists
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.validators import mask_personal_id
@@ -47,9 +47,13 @@ class Practitioner(AuditColumnsMixin, AppModel):
         # Visible where the practitioner serves (or served) at an institution in scope.
         if scope.national:
             return scope.institution_filter(cls.id)  # true()
-        return exists().where(
-            ServiceAssignment.practitioner_id == cls.id,
-            scope.institution_filter(ServiceAssignment.institution_id),
+        # `id IN (practitioners assigned in scope)`, not a correlated EXISTS: for a county the
+        # EXISTS probed (practitioner, institution) once per institution of the county for
+        # every practitioner (~0.5 s a page); the IN reads the county's assignments once.
+        return cls.id.in_(
+            select(ServiceAssignment.practitioner_id).where(
+                scope.institution_filter(ServiceAssignment.institution_id)
+            )
         )
 
     @property

@@ -13,13 +13,11 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    and_,
-    exists,
-    false,
-    or_,
+    select,
     true,
+    union,
 )  # fmt: skip
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
 
 from core.validators import mask_personal_id
 from models.base import AppModel, AuditColumnsMixin, LabelledEnum
@@ -39,7 +37,11 @@ class Quitter(AuditColumnsMixin, AppModel):
 
     __tablename__ = "quitter"
     __label__ = _l("Quitter")
-    __table_args__ = (Index("ix_quitter_name", "name"), {"extend_existing": True})
+    __table_args__ = (
+        Index("ix_quitter_name", "name"),
+        Index("ix_quitter_created_by", "created_by_id"),
+        {"extend_existing": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     national_id: Mapped[str] = mapped_column(String(10), unique=True, nullable=False)
@@ -59,10 +61,17 @@ class Quitter(AuditColumnsMixin, AppModel):
         if scope.national:
             return true()
         # ... or registered by this very user, so a quitter can be created before the visit.
-        return or_(
-            exists().where(Visit.quitter_id == cls.id, scope.institution_filter(Visit.institution_id)),
-            and_(cls.created_by_id.is_not(None), cls.created_by_id == scope.user_id) if scope.has_any else false(),
-        )
+        # `id IN (quitters of the scope's visits UNION the user's own)`, not a correlated
+        # EXISTS per quitter: the EXISTS probed the institution's visits once for each of
+        # ~190,000 quitters (15 s for a facility's list on the demo data), and an OR beside
+        # the IN let SQLite walk the whole name index for a page. The union reads the
+        # scope's visits once (ix_visit_institution_quitter) and the user's quitters
+        # through ix_quitter_created_by.
+        in_scope = select(Visit.quitter_id).where(scope.institution_filter(Visit.institution_id))
+        if scope.has_any and scope.user_id is not None:
+            own = aliased(cls)
+            in_scope = union(in_scope, select(own.id).where(own.created_by_id == scope.user_id))
+        return cls.id.in_(in_scope)
 
     @property
     def national_id_masked(self) -> str:
@@ -91,6 +100,8 @@ class Visit(AuditColumnsMixin, AppModel):
         Index("ix_visit_quitter_date", "quitter_id", "visit_date"),
         Index("ix_visit_practitioner_date", "practitioner_id", "visit_date"),
         Index("ix_visit_institution_entered", "institution_id", "entered_at"),
+        # The quitters of a scope's institutions (Quitter.scope_clause), read from the index.
+        Index("ix_visit_institution_quitter", "institution_id", "quitter_id"),
         Index("ix_visit_timeliness", "entry_timeliness", "institution_id", "visit_date"),
         {"extend_existing": True},
     )

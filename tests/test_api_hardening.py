@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.mark.parametrize("pk", ["null", "0.45", "-3", str(2**63), "99999999999999999999"])
+@pytest.mark.parametrize("pk", ["null", "0.45", "-3", str(2**63), "99999999999999999999", "__label__", "abc"])
 def test_a_row_url_with_a_key_that_is_no_id_is_a_json_404(api_as, pk):
     client, headers = api_as("facility_tpe")
     for method in ("get", "put", "delete"):
@@ -83,3 +83,18 @@ def test_info_descriptions_are_not_the_catalog_header(api_as):
     info = client.get("/api/v1/visit/_info", headers=headers).json
     texts = [c["description"] for c in info["add_columns"]] + [c["label"] for c in info["add_columns"]]
     assert not any("Project-Id-Version" in t for t in texts)
+
+
+def test_a_row_read_by_its_key_answers_the_id_as_an_integer(api_as):
+    """GET /<pk> takes any key (a bad one is a 404, not a 405) and still answers `id` as the
+    integer the spec documents."""
+    client, headers = api_as("office")
+    first = client.get("/api/v1/practitioner/", headers=headers).json["ids"][0]
+    response = client.get(f"/api/v1/practitioner/{first}", headers=headers)
+    assert response.status_code == 200 and response.json["id"] == first and isinstance(first, int)
+
+
+def test_the_statistics_api_documents_401(api_as):
+    client, headers = api_as("office")
+    spec = client.get("/api/v1/_openapi", headers=headers).json
+    assert "401" in spec["paths"]["/api/v1/reports/cessation"]["get"]["responses"]

@@ -321,7 +321,9 @@ class CorrectionTicketView(ScopedModelView):
             national_id=item.quitter.national_id
             if full_ids
             else mask_personal_id(item.quitter.national_id),
+            record_label=Visit.__label__,
             can_review=self._can(CAN_REVIEW),
+            can_file=self._can(CAN_CREATE),
             can_convert=self._can(CAN_CONVERT, CORRECTION_CONVERSION),
             S=TicketStatus,
         )

@@ -296,6 +296,8 @@ class CessationStatisticsApi(BaseApi):
               description: the three tables
             400:
               description: bad year
+            401:
+              description: no token, or a forged or expired one
             403:
               description: a scope outside the caller's
             404:

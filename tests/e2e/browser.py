@@ -222,12 +222,26 @@ class Journey:
         """Check the page now shown, and keep a full-page screenshot of it."""
         self.page.wait_for_load_state("load")
         url = self.page.url
-        for problem in page_problems(self.page.content()):
+        for problem in page_problems(self._content()):
             self.problems.append(f"{url}: {problem}")
         self._shots += 1
         slug = re.sub(r"[^\w一-鿿-]+", "_", label).strip("_")[:60] or "page"
         self.page.screenshot(path=str(self.folder / f"{self._shots:02d}-{slug}.png"), full_page=True)
         self.checked.append(url)
+
+    def _content(self) -> str:
+        """The page's HTML once it has settled (a redirect may still be landing)."""
+        from playwright.sync_api import Error
+
+        for _attempt in range(20):
+            try:
+                return self.page.content()
+            except Error as exc:
+                if "navigating" not in str(exc):
+                    raise
+                self.page.wait_for_load_state("load")
+                self.page.wait_for_timeout(100)
+        return self.page.content()
 
     def finish(self) -> None:
         """Fail on anything wrong that any visited page showed (or the server logged)."""

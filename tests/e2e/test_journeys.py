@@ -195,3 +195,191 @@ def test_an_applicant_applies_and_the_bureau_approves(journey, live_server):
     mails = list((live_server.instance / "mail").glob("*.eml"))
     assert any("ya-ting.chang@example.org" in m.read_text(errors="replace") for m in mails)
     person.finish()
+
+
+def national_id(prefix: str) -> str:
+    return prefix + personal_id_check_digit(prefix)
+
+
+def mail_texts(server) -> list[str]:
+    """Subject and body of every mail the live server wrote to its folder, decoded."""
+    import email
+    from email import policy
+
+    texts = []
+    for path in sorted((server.instance / "mail").glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        body = message.get_body(preferencelist=("plain", "html"))
+        texts.append(f"{message['subject']}\n{body.get_content() if body else ''}")
+    return texts
+
+
+def tpe_institution(server) -> tuple[int, str]:
+    """facility_tpe's institution (id, NHI code), read from its account's scope."""
+    return query(
+        server,
+        "SELECT i.id, i.nhi_code FROM institution i WHERE i.nhi_code = ?",
+        "0110000095",
+    )[0]
+
+
+def test_office_enters_a_faxed_ticket_converts_it_and_opens_the_statistics(journey, live_server):
+    """C5–C7 and C9 as the office meets them: a faxed Appendix 9 form for facility_tpe's
+    placeholder record (林志明, seed/corrections.py) entered in one screen; approval refused
+    without the seals (C7), then approved; the conversion preview, the conversion, and the
+    ticket number on the record's audit trail. Then the ROC 113 statistics, the chart and
+    the workbook."""
+    person = journey("office_ticket")
+    page = person.page
+    _institution_id, nhi_code = tpe_institution(live_server)
+    quitter = national_id("F12345678")
+    placeholder_id, recorded = query(
+        live_server,
+        "SELECT v.id, v.visit_date FROM visit v JOIN quitter q ON q.id = v.quitter_id "
+        "WHERE q.national_id = ? ORDER BY v.id DESC LIMIT 1",
+        quitter,
+    )[0]
+    recorded = dt.date.fromisoformat(recorded)
+    real = today() - dt.timedelta(days=70)
+
+    person.login("office")
+    person.goto("/corrections/list/", shot="ticket queue")
+    assert person.page.locator("#status-counts .status-count").count() == 6
+    person.click("#new-ticket", shot="new ticket form")
+    page.fill("#nhi_code", nhi_code)
+    page.select_option("#channel", "fax")
+    page.fill("#received_on", to_roc(today()))
+    page.fill("#quitter_national_id", quitter)
+    page.fill("#lines-0-recorded_date", to_roc(recorded))
+    page.fill("#lines-0-corrected_date", to_roc(real))
+    page.fill(
+        "#reason",
+        f"個案於 {to_roc(real)} 就診之資料漏未登錄，於 {to_roc(recorded)} 發現後以發現日建檔，申請更正為實際就診日期。",
+    )
+    scan = person.folder / "附錄九更正申請單.pdf"
+    scan.write_bytes(minimal_pdf())
+    page.set_input_files("#form_file", str(scan))
+    person.submit("#file-ticket", shot="ticket filed")
+    assert "已" in person.flashes() and "/corrections/show/" in page.url, person.text()
+    number = page.inner_text("#ticket-fields tr:first-child td:nth-child(2)").strip()
+    assert number.startswith(f"{today().year - 1911}-"), number
+    assert person.text("#ticket-status") == "收件"
+    assert "附錄九更正申請單.pdf" in person.text("#ticket-attachments")
+
+    person.submit("#start-review", shot="in review")
+    assert person.text("#ticket-status") == "審核中"
+    # C7: no approval without both seals checked.
+    page.check("#approve-form input[name=institution_seal]")
+    person.submit("#approve", shot="approval refused without the supervisor's seal")
+    assert person.text("#ticket-status") == "審核中"
+    assert "C7" in person.flashes() and "業務主管簽章" in person.flashes(), person.flashes()
+    page.check("#approve-form input[name=institution_seal]")
+    page.check("#approve-form input[name=supervisor_seal]")
+    person.submit("#approve", shot="approved")
+    assert person.text("#ticket-status") == "核准待轉檔", person.flashes()
+
+    person.click("#conversion-preview", shot="conversion preview")
+    row = page.locator("#conversion-preview tr").nth(1)
+    assert row.locator(".before").inner_text() == to_roc(recorded)
+    assert row.locator(".after").inner_text() == to_roc(real)
+    assert row.locator(".problem").inner_text() == "可轉檔", row.inner_text()
+    person.submit("#convert", shot="converted")
+    assert number in person.flashes(), person.flashes()
+    assert person.text("#ticket-status") == "已轉檔"
+    audit = person.text("#ticket-audit")
+    assert number in audit and to_roc(recorded) in audit and to_roc(real) in audit, audit
+    assert query(live_server, "SELECT visit_date, original_date FROM visit WHERE id = ?", placeholder_id) == [
+        (real.isoformat(), recorded.isoformat())
+    ]
+    person.goto(f"/visitview/show/{placeholder_id}", shot="the converted record")
+    record = person.text()
+    assert number in record and to_roc(real) in record and to_roc(recorded) in record, record
+
+    # C9: the yearly statistics of ROC 113, the chart and the workbook.
+    person.goto("/cessationstats/?year=113", shot="statistics 113")
+    for table in ("#table-1", "#table-2", "#table-3"):
+        assert page.locator(f"{table} tr").count() >= 3, table
+    assert "113" in person.text(".panel-heading")
+    assert page.locator("#execution-rate-chart rect.bar").count() >= 3
+    workbook = load_workbook(person.download("#export-xlsx"))
+    cells = [str(c) for row in workbook.worksheets[0].iter_rows(values_only=True) for c in row if c is not None]
+    for header in ("合約特約機構數", "執行特約機構數", "執行率", "層級別"):
+        assert any(header in c for c in cells), (header, cells[:20])
+    assert any("113" in c for c in cells[:3]), cells[:3]
+    person.finish()
+
+
+def test_facility_files_online_is_returned_and_sees_the_reminder(journey, live_server):
+    """C5: facility_tpe files a ticket online with the scanned stamped form; the office
+    returns it with a reason, which the institution then reads; and the converted swap-case
+    ticket of the seed shows its re-entry reminder on the self-check screen (C6)."""
+    person = journey("facility_ticket")
+    page = person.page
+    institution_id, _nhi_code = tpe_institution(live_server)
+    quitter = national_id("D28800004")  # 陳怡君: her first ticket was returned (seed)
+    recorded = dt.date.fromisoformat(
+        query(
+            live_server,
+            "SELECT v.visit_date FROM visit v JOIN quitter q ON q.id = v.quitter_id "
+            "WHERE q.national_id = ? ORDER BY v.id LIMIT 1",
+            quitter,
+        )[0][0]
+    )
+    real = today() - dt.timedelta(days=80)
+
+    person.login("facility_tpe")
+    person.goto("/corrections/list/", shot="own tickets")
+    person.click("#new-ticket", shot="online form")
+    assert page.locator("#nhi_code").count() == 0  # the institution is its own, not typed
+    page.select_option("#institution", str(institution_id))
+    page.fill("#quitter_national_id", quitter)
+    page.fill("#lines-0-recorded_date", to_roc(recorded))
+    page.fill("#lines-0-corrected_date", to_roc(real))
+    page.fill("#reason", f"個案於 {to_roc(real)} 就診之資料漏未登錄，依附錄九申請更正就診日期（已補蓋業務主管章）。")
+    # No scanned form: refused, nothing filed.
+    before = query(live_server, "SELECT count(*) FROM correction_ticket")[0][0]
+    person.submit("#file-ticket", shot="refused without the scan")
+    assert "/corrections/add" in page.url and "掃描" in person.flashes(), person.flashes()
+    assert query(live_server, "SELECT count(*) FROM correction_ticket")[0][0] == before
+    scan = person.folder / "更正申請單_用印.pdf"
+    scan.write_bytes(minimal_pdf())
+    page.fill("#lines-0-recorded_date", to_roc(recorded))
+    page.fill("#lines-0-corrected_date", to_roc(real))
+    page.set_input_files("#form_file", str(scan))
+    person.submit("#file-ticket", shot="filed online")
+    assert "/corrections/show/" in page.url, person.flashes() + person.text()
+    ticket_url = page.url
+    number = page.inner_text("#ticket-fields tr:first-child td:nth-child(2)").strip()
+    assert "線上" in person.text("#ticket-fields") and person.text("#ticket-status") == "收件"
+    assert page.locator("#review-actions").count() == 0  # the institution does not review
+    person.logout()
+
+    office = journey("facility_ticket_office")
+    office.login("office")
+    office.goto("/corrections/list/?_flt_0_status=received", shot="received tickets")
+    office.click(f"table tbody tr:has-text('{number}') a[href*='/show/']", shot="the online ticket")
+    assert "更正申請單_用印.pdf" in office.text("#ticket-attachments")
+    reason = "申請單更正後日期與病歷影本不符，請檢附當日病歷後重新申請。"
+    office.page.fill("#return-form textarea[name=return_reason]", reason)
+    office.submit("#return", shot="returned")
+    assert office.text("#ticket-status") == "退件", office.flashes()
+    assert any(number in text and reason in text for text in mail_texts(live_server)), mail_texts(live_server)
+    office.finish()
+
+    person.login("facility_tpe")
+    person.goto(ticket_url, shot="returned ticket")
+    assert person.text("#ticket-status") == "退件"
+    assert reason in person.text("#return-reason")
+    person.click("#file-again", shot="filing again, pre-filled")
+    assert page.input_value("#quitter_national_id") == quitter
+    assert page.input_value("#lines-0-recorded_date") == to_roc(recorded)
+    # C6: the converted swap case of the seed asks for the displaced visit to be re-entered.
+    person.goto("/selfcheck/", shot="self-check with the re-entry reminder")
+    reminders = person.text("#reentry-reminders")
+    swap_number = query(
+        live_server,
+        "SELECT t.number FROM correction_ticket t JOIN quitter q ON q.id = t.quitter_id WHERE q.national_id = ?",
+        national_id("E18800005"),
+    )[0][0]
+    assert swap_number in reminders and "黃冠宇" in reminders, reminders
+    person.finish()

@@ -1,0 +1,29 @@
+"""scoped list indexes: a scope's quitters from the visit index, quitters by creator
+
+Quitter.scope_clause reads `quitter.id IN (SELECT quitter_id FROM visit WHERE institution_id
+IN <scope>) OR created_by_id = <user>`: ix_visit_institution_quitter answers the first part
+from the index alone, ix_quitter_created_by the second (issue 7 load work, branch issue7b).
+
+Revision ID: a7c3e91f5d20
+Revises: 5c0e7a1d2b34
+Create Date: 2026-11-22 12:20:00.000000
+
+"""
+from alembic import op
+
+
+# revision identifiers, used by Alembic.
+revision = 'a7c3e91f5d20'
+down_revision = '5c0e7a1d2b34'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_index('ix_visit_institution_quitter', 'visit', ['institution_id', 'quitter_id'], unique=False)
+    op.create_index('ix_quitter_created_by', 'quitter', ['created_by_id'], unique=False)
+
+
+def downgrade():
+    op.drop_index('ix_quitter_created_by', table_name='quitter')
+    op.drop_index('ix_visit_institution_quitter', table_name='visit')
