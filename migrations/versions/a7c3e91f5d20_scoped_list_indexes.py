@@ -5,7 +5,7 @@ IN <scope>) OR created_by_id = <user>`: ix_visit_institution_quitter answers the
 from the index alone, ix_quitter_created_by the second (issue 7 load work, branch issue7b).
 
 Revision ID: a7c3e91f5d20
-Revises: 5c0e7a1d2b34
+Revises: 7d3f9b2c1a60
 Create Date: 2026-11-22 12:20:00.000000
 
 """
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'a7c3e91f5d20'
-down_revision = '5c0e7a1d2b34'
+down_revision = '7d3f9b2c1a60'
 branch_labels = None
 depends_on = None
 
