@@ -24,6 +24,7 @@ from flask import (
 from flask_appbuilder import BaseView, ModelRestApi, ModelView, expose
 from flask_appbuilder.security.decorators import has_access
 from flask_appbuilder.urltools import get_filter_args, get_order_args
+from flask_appbuilder.widgets import ListWidget
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from marshmallow import fields as ma_fields
@@ -92,6 +93,12 @@ def _datetime_columns(datamodel, columns):
     return [c for c in columns if c in datamodel.list_columns and datamodel.is_datetime(c)]
 
 
+class FastListWidget(ListWidget):
+    """FAB's list widget, rendering each row's buttons from per-page URLs and labels."""
+
+    template = "scoped/list_widget.html"
+
+
 class ScopedModelView(ModelView):
     """Base of every application ModelView: scoped, ROC dates, masked IDs, Excel export."""
 
@@ -106,6 +113,7 @@ class ScopedModelView(ModelView):
     list_eager: list[str] = []
     page_size = 25
     list_template = "scoped/list.html"
+    list_widget = FastListWidget
     #: Filters for a column searched through a text box (FAB's ModelView has no such hook).
     search_filters: dict | None = None
 
@@ -142,8 +150,10 @@ class ScopedModelView(ModelView):
 
     # ---------------------------------------------------------------- dates
     def _install_roc_dates(self):
-        cols = set(self.add_columns or []) | set(self.edit_columns or []) | set(
-            self.datamodel.get_columns_list()
+        cols = (
+            set(self.add_columns or [])
+            | set(self.edit_columns or [])
+            | set(self.datamodel.get_columns_list())
         )
         add_extra = dict(self.add_form_extra_fields or {})
         edit_extra = dict(self.edit_form_extra_fields or {})
@@ -234,7 +244,9 @@ class ScopedModelView(ModelView):
     @has_access
     def download(self, filename):
         """Serve an uploaded file only if a row in the user's scope refers to it."""
-        file_columns = self.datamodel.get_file_column_list() + self.datamodel.get_image_column_list()
+        file_columns = (
+            self.datamodel.get_file_column_list() + self.datamodel.get_image_column_list()
+        )
         if not file_columns:
             abort(404)
         from sqlalchemy import or_
@@ -347,7 +359,11 @@ class ScopedModelView(ModelView):
             full = can_see_full_ids()
             return (lambda v: v) if full else mask_personal_id
         formatter = self.formatters_columns.get(col)
-        if formatter is not None and formatter is not _blank_none and col in self.datamodel.list_columns:
+        if (
+            formatter is not None
+            and formatter is not _blank_none
+            and col in self.datamodel.list_columns
+        ):
             return formatter
         return None
 

@@ -22,6 +22,11 @@ depends_on = None
 def upgrade():
     op.create_index('ix_visit_institution_quitter', 'visit', ['institution_id', 'quitter_id'], unique=False)
     op.create_index('ix_quitter_created_by', 'quitter', ['created_by_id'], unique=False)
+    # Refresh the planner's statistics: with stale ones SQLite read (institution_id, quitter_id)
+    # for "one institution's visits by date" and sorted them all (40 ms at 3M visits) instead of
+    # walking (institution_id, visit_date) in order.
+    op.execute('ANALYZE visit')
+    op.execute('ANALYZE quitter')
 
 
 def downgrade():
