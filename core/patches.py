@@ -34,9 +34,59 @@ class CachedJsonSchema:
         return getattr(jsonschema, name)
 
 
+def _babel_context():
+    """flask_babel's per-request namespace, found through one context-variable read.
+
+    flask_babel looks it up through three `g` proxy accesses on each of its calls, and a
+    list page translates a few hundred strings (labels, buttons, each row's services).
+    """
+    from types import SimpleNamespace
+
+    from flask.globals import _cv_app
+
+    ctx = _cv_app.get(None)
+    if ctx is None:
+        return None
+    namespace = ctx.g.__dict__.get("_flask_babel")
+    if namespace is None:
+        namespace = ctx.g._flask_babel = SimpleNamespace()
+    return namespace
+
+
+def _memoised_translations(original):
+    """Domain.get_translations remembered for the request's locale object.
+
+    The original formats the locale to a string for its cache key on every call;
+    flask_babel.refresh() makes a new locale object, which misses this memo.
+    """
+    import flask_babel
+
+    def get_translations(self):
+        ctx = flask_babel._get_current_context()
+        if ctx is None:
+            return original(self)
+        locale = flask_babel.get_locale()
+        memo = ctx.__dict__.get("_translations_memo")
+        if memo is not None and memo[0] is locale and memo[1] is self:
+            return memo[2]
+        translations = original(self)
+        ctx._translations_memo = (locale, self, translations)
+        return translations
+
+    get_translations.patched = True
+    return get_translations
+
+
 def apply() -> None:
     """Install the patches (idempotent)."""
     import flask_appbuilder.api as fab_api
+    import flask_babel
+
+    flask_babel._get_current_context = _babel_context
+    if not getattr(flask_babel.Domain.get_translations, "patched", False):
+        flask_babel.Domain.get_translations = _memoised_translations(
+            flask_babel.Domain.get_translations
+        )
 
     if not isinstance(fab_api.jsonschema, CachedJsonSchema):
         fab_api.jsonschema = CachedJsonSchema()

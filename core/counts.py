@@ -1,0 +1,113 @@
+"""Row counts of list pages, cached until a table they read changes.
+
+A list page's "記錄數" is a count(*) over every row the filters match: 4 ms on SQLite and
+11 ms on PostgreSQL for one month of 3,000,000 visits, a fifth of the page, for a number
+that is the same on the next page and the next request. Each table has a version in the
+shared cache (Redis or the file cache, so every worker sees it), bumped after any commit
+that wrote to the table; a count is cached under the versions of the tables its query
+reads, so a visit entered anywhere shows in the next count, in every process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import g, has_app_context, has_request_context
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.schema import Table
+
+from core.extensions import cache
+
+#: Counts nobody invalidates still expire (writes outside a Session, e.g. raw SQL).
+COUNT_SECONDS = 300
+_PENDING = "count_tables_written"
+
+
+def table_version(name: str) -> int:
+    """The table's write counter, read from the shared cache once per request."""
+    memo = g.setdefault("_table_versions", {}) if has_request_context() else {}
+    if name in memo:
+        return memo[name]
+    version = cache.get(f"table-version:{name}") or 0
+    memo[name] = version
+    return version
+
+
+def bump_tables(names) -> None:
+    """Invalidate every cached count reading these tables, in every process."""
+    if not has_app_context():
+        return  # no cache to reach (scripts on a bare engine); counts expire by time
+    for name in names:
+        # The backend's inc: atomic INCR on Redis, read-and-write on the file cache (two
+        # bumps racing lose one increment, but either one invalidates the old counts).
+        cache.cache.inc(f"table-version:{name}")
+    if has_request_context():
+        memo = g.get("_table_versions")
+        if memo:
+            for name in names:
+                memo.pop(name, None)
+
+
+def tables_of(statement) -> list[str]:
+    """The names of the tables a statement reads, subqueries included."""
+    names = {
+        element.name for element in visitors.iterate(statement) if isinstance(element, Table)
+    }
+    return sorted(names)
+
+
+def cached_count(session: Session, statement) -> int:
+    """statement's scalar result (a count), cached under its tables' versions.
+
+    Not cached while the session holds uncommitted writes: that count may never exist
+    for anyone else.
+    """
+    if session.info.get(_PENDING):
+        return session.execute(statement).scalar() or 0
+    compiled = statement.compile(dialect=session.get_bind().dialect)
+    tables = tables_of(statement)
+    versions = ",".join(f"{name}={table_version(name)}" for name in tables)
+    digest = hashlib.sha1(
+        f"{compiled}|{sorted(compiled.params.items(), key=str)}|{versions}".encode()
+    ).hexdigest()
+    key = f"count:{digest}"
+    value = cache.get(key)
+    if value is None:
+        value = session.execute(statement).scalar() or 0
+        cache.set(key, value, timeout=COUNT_SECONDS)
+    return value
+
+
+# ------------------------------------------------------- which commits wrote what
+@event.listens_for(Session, "before_flush")
+def _note_flushed_tables(session, flush_context, instances):
+    written = session.info.setdefault(_PENDING, set())
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        table = getattr(type(obj), "__table__", None)
+        if table is not None:
+            written.add(table.name)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_bulk_tables(state):
+    if state.is_insert or state.is_update or state.is_delete:
+        table = getattr(state.statement, "table", None)
+        name = getattr(table, "name", None)
+        if name:
+            state.session.info.setdefault(_PENDING, set()).add(name)
+
+
+@event.listens_for(Session, "after_commit")
+def _bump_written_tables(session):
+    written = session.info.pop(_PENDING, None)
+    if written:
+        bump_tables(sorted(written))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_written_tables(session, previous_transaction):
+    # A savepoint's rollback leaves the outer transaction's writes to be committed.
+    if not session.in_transaction():
+        session.info.pop(_PENDING, None)
