@@ -24,7 +24,6 @@ from core.counts import cached_count
 from core.filters import RocFilterConverter
 from core.scope import current_scope
 
-
 _MISSING = object()
 
 
