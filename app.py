@@ -191,6 +191,9 @@ def _register_template_helpers(app: Flask) -> None:
     from core.navbar import cached_navbar
 
     app.jinja_env.globals["cached_navbar"] = cached_navbar
+    from core.listrows import render_rows
+
+    app.jinja_env.globals["render_list_rows"] = render_rows
     # Browsers ask for it on every first visit; a 404 there is noise in every console.
     app.add_url_rule("/favicon.ico", "favicon", lambda: ("", 204))
 

@@ -86,20 +86,28 @@ def _current_user_id() -> int | None:
     return getattr(user, "id", None)
 
 
-def scope_for_user_id(user_id: int | None) -> Scope:
-    """Read a user's scope from the database (no caching)."""
+def scope_for_user_id(user_id: int | None, loaded=None) -> Scope:
+    """Read a user's scope from the database (no caching across requests).
+
+    `loaded` is the request's own ScopedUser row when the login loaded one: its scope
+    columns were read from the database moments ago, so they are used instead of a
+    second SELECT of the same row.
+    """
     from core.extensions import db
     from models.institution import Institution
     from models.user import ScopedUser, user_institution
 
     if user_id is None:
         return NO_SCOPE
-    row = db.session.execute(
-        select(ScopedUser.scope_kind, ScopedUser.scope_county_id, ScopedUser.active).where(
-            ScopedUser.id == user_id
-        )
-    ).one_or_none()
-    if row is None or not row.active:
+    if isinstance(loaded, ScopedUser) and loaded.id == user_id:
+        row = (loaded.scope_kind, loaded.scope_county_id, loaded.active)
+    else:
+        row = db.session.execute(
+            select(ScopedUser.scope_kind, ScopedUser.scope_county_id, ScopedUser.active).where(
+                ScopedUser.id == user_id
+            )
+        ).one_or_none()
+    if row is None or not row[2]:
         return NO_SCOPE
     kind, county_id, _ = row
     if kind == ScopeKind.NATIONAL:
@@ -127,6 +135,8 @@ def current_scope() -> Scope:
     cached = g.get("_scope")
     if cached is not None and cached.user_id == user_id:
         return cached
-    scope = scope_for_user_id(user_id)
+    from flask import current_app
+
+    scope = scope_for_user_id(user_id, current_app.appbuilder.sm.current_user)
     g._scope = scope
     return scope

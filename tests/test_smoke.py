@@ -70,17 +70,26 @@ def _markup(html: str) -> str:
     return re.sub(r"\s*([<>])\s*", r"\1", html)
 
 
-@pytest.mark.parametrize("username", ["office", "facility_tpe"])
-def test_fast_list_widget_renders_what_fab_list_widget_renders(app, login_as, username):
-    """The per-page row buttons (core/views.py FastListWidget) give FAB's exact list markup:
-    show, edit and delete links with their filters, confirm dialog script and labels."""
+@pytest.mark.parametrize(
+    "username, view_name, url",
+    [
+        ("office", "VisitView", "/visitview/list/"),
+        ("facility_tpe", "VisitView", "/visitview/list/?_flt_1_visit_date=2020-01-01"),
+        ("helpdesk", "AccountLookupView", "/accounts/list/"),
+        ("bureau_tpe", "AccountApplicationView", "/accountapplicationview/list/"),
+    ],
+)
+def test_fast_list_widget_renders_what_fab_list_widget_renders(app, login_as, username, view_name, url):
+    """The rows built in Python (core/listrows.py, FastListWidget) give FAB's exact list
+    markup: show, edit and delete links with their filters, the confirm dialog script, the
+    action checkboxes, labels and every cell's formatted value."""
     from flask_appbuilder.widgets import ListWidget
 
-    view = next(v for v in app.appbuilder.baseviews if type(v).__name__ == "VisitView")
+    view = next(v for v in app.appbuilder.baseviews if type(v).__name__ == view_name)
     client = login_as(username)
-    url = "/visitview/list/"
     fast = client.get(url).text
-    assert fast.count("/visitview/show/") >= 2
+    base = url.split("/list/")[0]
+    assert fast.count(f"{base}/show/") >= 1, url
     if username == "facility_tpe":
         assert fast.count("/visitview/edit/") >= 2 and "btn-delete-/visitview/delete/" in fast
     try:
@@ -89,3 +98,22 @@ def test_fast_list_widget_renders_what_fab_list_widget_renders(app, login_as, us
     finally:
         del view.list_widget
     assert _markup(fast) == _markup(stock)
+
+
+def test_list_rows_carry_fab_action_checkboxes_and_escape_every_value():
+    """No view has a multi-row action yet: the checkbox cell still follows FAB's markup, and
+    every value, label and URL is escaped (a name cannot inject markup into the list)."""
+    from core.listrows import render_rows
+
+    html = render_rows(
+        [{"name": "<b>王</b>", "n": None}], [7], ["name", "n"], {"n": lambda v: v or ""},
+        actions={"approve": object()}, show_url="/x/show/__pk__?a=1&b=2", edit_url=None,
+        delete_url=None, nonce="",
+        labels=dict.fromkeys(("show_title", "show_text", "edit_title", "edit_text",
+                              "delete_title", "delete_text", "delete_question"), '"t"'),
+    )  # fmt: skip
+    assert _markup(html).startswith(
+        '<tr><td><input id="7" class="action_check" name="rowid" value="7" type="checkbox"></td>'
+    )
+    assert 'href="/x/show/7?a=1&amp;b=2"' in html and 'title="&#34;t&#34;"' in html
+    assert "<td>&lt;b&gt;王&lt;/b&gt;</td><td></td></tr>" in html
