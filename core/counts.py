@@ -58,26 +58,32 @@ def tables_of(statement) -> list[str]:
     return sorted(names)
 
 
-def cached_count(session: Session, statement) -> int:
+def cached_count(session: Session, statement, identity: str) -> int:
     """statement's scalar result (a count), cached under its tables' versions.
 
-    Not cached while the session holds uncommitted writes: that count may never exist
-    for anyone else.
+    `identity` names what is counted (model, scope, filters and their values) so that no
+    SQL needs compiling to look the count up; the tables the statement reads are found once
+    per shape of statement. Not cached while the session holds uncommitted writes: that
+    count may never exist for anyone else.
     """
     if session.info.get(_PENDING):
         return session.execute(statement).scalar() or 0
-    compiled = statement.compile(dialect=session.get_bind().dialect)
-    tables = tables_of(statement)
+    tables = _tables_by_identity.get(identity)
+    if tables is None:
+        tables = _tables_by_identity[identity] = tables_of(statement)
+        if len(_tables_by_identity) > 10_000:
+            _tables_by_identity.clear()
     versions = ",".join(f"{name}={table_version(name)}" for name in tables)
-    digest = hashlib.sha1(
-        f"{compiled}|{sorted(compiled.params.items(), key=str)}|{versions}".encode()
-    ).hexdigest()
+    digest = hashlib.sha1(f"{identity}|{versions}".encode()).hexdigest()
     key = f"count:{digest}"
     value = cache.get(key)
     if value is None:
         value = session.execute(statement).scalar() or 0
         cache.set(key, value, timeout=COUNT_SECONDS)
     return value
+
+
+_tables_by_identity: dict[str, list[str]] = {}
 
 
 # ------------------------------------------------------- which commits wrote what

@@ -115,7 +115,25 @@ class ScopedInterface(SQLAInterface):
                 return top
         # count(*), not count(pk): SQLite counts the smallest index instead of reading ids.
         ids = query.with_entities(pk).order_by(None).subquery()
-        return cached_count(self.session, select(func.count()).select_from(ids))
+        identity = "|".join(map(str, (self.obj.__name__, self._scope_key(), self._filter_key(filters))))
+        return cached_count(self.session, select(func.count()).select_from(ids), identity)
+
+    @staticmethod
+    def _scope_key() -> tuple:
+        scope = current_scope()
+        return (scope.kind, tuple(sorted(scope.county_ids)), tuple(sorted(scope.institution_ids)))
+
+    @staticmethod
+    def _filter_key(filters) -> str:
+        """The filters and their values, as a cache key: the same key, the same SQL."""
+        if not filters:
+            return ""
+        # A base filter's value may be a function of the request (FilterEqualFunction):
+        # its result, not the function, is what the SQL compares against.
+        return repr(
+            [(type(f).__module__, type(f).__name__, f.column_name, v() if callable(v) else v)
+             for f, v in zip(filters.filters, filters.values, strict=True)]
+        )  # fmt: skip
 
     def eager_options(self, columns: Iterable[str] | None):
         """joinedload for every many-to-one relation a list shows (no N+1 per row)."""
@@ -228,12 +246,9 @@ class ScopedInterface(SQLAInterface):
 
         pk = self.get_pk()
         keys = (sort, pk) if sort is not pk else (pk,)
-        scope = current_scope()
-        filter_key = repr([(f.__class__.__name__, f.column_name, v) for f, v in zip(
-            filters.filters, filters.values, strict=True)]) if filters else ""  # fmt: skip
         key = "bookmarks:" + "|".join(map(str, (
-            self.obj.__name__, sort.key, descending, scope.kind, sorted(scope.county_ids),
-            sorted(scope.institution_ids), filter_key)))  # fmt: skip
+            self.obj.__name__, sort.key, descending, self._scope_key(),
+            self._filter_key(filters))))  # fmt: skip
         marks = cache.get(key)
         if marks is not None:
             return marks

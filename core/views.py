@@ -24,7 +24,7 @@ from flask import (
 from flask_appbuilder import BaseView, ModelRestApi, ModelView, expose
 from flask_appbuilder.security.decorators import has_access
 from flask_appbuilder.urltools import get_filter_args, get_order_args
-from flask_appbuilder.widgets import ListWidget
+from flask_appbuilder.widgets import ListWidget, SearchWidget
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from marshmallow import fields as ma_fields
@@ -81,8 +81,13 @@ FULL_ID_PERMISSION = ("can_read", "PersonalId")
 
 
 def can_see_full_ids() -> bool:
-    perm, view = FULL_ID_PERMISSION
-    return current_app.appbuilder.sm.has_access(perm, view)
+    """Whether the current user sees personal IDs in full (asked once per request: a list
+    page would otherwise check the permission for every masked cell)."""
+    allowed = g.get("_full_ids")
+    if allowed is None:
+        perm, view = FULL_ID_PERMISSION
+        allowed = g._full_ids = current_app.appbuilder.sm.has_access(perm, view)
+    return allowed
 
 
 def _date_columns(datamodel, columns):
@@ -97,6 +102,59 @@ class FastListWidget(ListWidget):
     """FAB's list widget, rendering each row's buttons from per-page URLs and labels."""
 
     template = "scoped/list_widget.html"
+
+
+class CachedSearchWidget(SearchWidget):
+    """FAB's search widget, reusing the rendered search fields between requests.
+
+    FAB renders every search field on every list page, and a dropdown field first queries
+    its related table (an institution list's 22 counties and 4 levels: a fifth of the
+    page). The empty fields depend only on the view, the user's scope (which rows the
+    dropdowns offer), the language and the contents of the related tables, so those are
+    the key; a table's version (core/counts.py) changes with every commit that writes it.
+    """
+
+    MAX_ENTRIES = 1000
+
+    def __call__(self, **kwargs):
+        from flask_babel import get_locale
+
+        from core.counts import table_version
+        from core.scope import current_scope
+
+        form, columns = self.template_args["form"], self.template_args["include_cols"]
+        datamodel = self.filters.datamodel
+        related = sorted(
+            datamodel.get_related_model(col).__table__.name
+            for col in columns
+            if datamodel.is_relation(col)
+        )
+        scope = current_scope()
+        key = (
+            self.template_args.get("route_base"),
+            tuple(columns),
+            scope.kind,
+            tuple(sorted(scope.county_ids)),
+            tuple(sorted(scope.institution_ids)),
+            str(get_locale()),
+            tuple((name, table_version(name)) for name in related),
+        )
+        cache = current_app.extensions.setdefault("search_fields_cache", {})
+        fields = cache.get(key)
+        if fields is None:
+            fields = {col: form[col]() for col in columns}
+            if len(cache) >= self.MAX_ENTRIES:
+                cache.clear()
+            cache[key] = fields
+        dict_filters = self.filters.get_search_filters()
+        kwargs["label_columns"] = {col: str(form[col].label.text) for col in columns}
+        kwargs["form_fields"] = fields
+        kwargs["search_filters"] = {
+            col: [str(flt.name) for flt in dict_filters[col]] for col in columns
+        }
+        kwargs["active_filters"] = self.filters.get_filters_values_tojson()
+        # RenderTemplateWidget's own __call__, not SearchWidget's (which renders the fields).
+        return super(SearchWidget, self).__call__(**kwargs)
 
 
 class ScopedModelView(ModelView):
@@ -114,6 +172,7 @@ class ScopedModelView(ModelView):
     page_size = 25
     list_template = "scoped/list.html"
     list_widget = FastListWidget
+    search_widget = CachedSearchWidget
     #: Filters for a column searched through a text box (FAB's ModelView has no such hook).
     search_filters: dict | None = None
 

@@ -73,7 +73,7 @@ def app(database_url, tmp_path_factory):
         # client's requests, so `g` would carry the previous request's user (Flask-Login
         # caches it in g._login_user). In production every request has its own context.
         for name in ("_login_user", "user", "_scope", "_perm_memo", "_api_key_user",
-                     "_table_versions", "_security_memo"):
+                     "_table_versions", "_security_memo", "_full_ids"):
             g.pop(name, None)
 
     application.before_request_funcs.setdefault(None, []).insert(0, fresh_request_globals)

@@ -4,6 +4,7 @@ language) and the translations of the request."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from sqlalchemy import event
@@ -74,7 +75,7 @@ def test_a_count_inside_an_uncommitted_write_is_not_cached(app, db):
 
     with app.test_request_context():
         statement = select(func.count()).select_from(Visit)
-        committed = cached_count(db.session, statement)
+        committed = cached_count(db.session, statement, "test:all visits")
         first = db.session.query(Visit).first()
         clone = Visit(
             institution_id=first.institution_id, practitioner_id=first.practitioner_id,
@@ -83,9 +84,9 @@ def test_a_count_inside_an_uncommitted_write_is_not_cached(app, db):
         )  # fmt: skip
         db.session.add(clone)
         db.session.flush()
-        assert cached_count(db.session, statement) == committed + 1
+        assert cached_count(db.session, statement, "test:all visits") == committed + 1
         db.session.rollback()
-        assert cached_count(db.session, statement) == committed
+        assert cached_count(db.session, statement, "test:all visits") == committed
 
 
 def test_navbar_follows_the_users_roles_and_name(app, db, login_as):
@@ -131,3 +132,63 @@ def test_switching_language_changes_the_cached_navbar_and_the_page(app, login_as
         client.get("/lang/zh_TW")
     page = client.get("/visitview/list/").text
     assert "登出" in page and "資料筆數" in page
+
+
+def test_cached_search_fields_render_what_fab_renders_and_follow_new_rows(app, db, login_as):
+    """The search form's fields come from a cache keyed by view, scope, language and the
+    related tables' versions: same markup as FAB's widget, and a new level appears at once."""
+    from flask_appbuilder.widgets import SearchWidget
+
+    from models.reference import InstitutionLevel
+    from tests.test_smoke import _markup
+
+    view = next(v for v in app.appbuilder.baseviews if type(v).__name__ == "InstitutionView")
+    url = "/institutionview/list/"
+    for username in ("office", "bureau_khh", "facility_tpe"):
+        client = login_as(username)
+        client.get(url)
+        cached = client.get(url).text
+        try:
+            view.search_widget = SearchWidget
+            stock = client.get(url).text
+        finally:
+            del view.search_widget
+        assert _markup(cached) == _markup(stock), username
+    client = login_as("office")
+
+    def offered(text, page):
+        # The fields reach the page as JSON (FAB's tojson escapes non-ASCII characters).
+        return json.dumps(text)[1:-1] in page.split('id="filter_form"')[1]
+
+    level = InstitutionLevel(code="ZZ", name="測試層級甲", sort_order=99)
+    db.session.add(level)
+    db.session.commit()
+    try:
+        assert offered("測試層級甲", client.get(url).text)
+        assert offered("臺北市", client.get(url).text)
+        assert offered("測試層級甲", login_as("bureau_khh").get(url).text)
+    finally:
+        db.session.delete(level)
+        db.session.commit()
+    assert not offered("測試層級甲", client.get(url).text)
+
+
+def test_cached_counts_are_per_scope_and_per_filter(app, db, login_as):
+    """Every user's count is their own scope's, cached or not, and a filter has its own."""
+    from tests.scope_oracle import user_view
+
+    url = "/visitview/list/?_oc_VisitView=visit_date&_od_VisitView=desc"
+    for username in ("bureau_khh", "facility_tpe", "facility_khh", "bureau_tpe"):
+        ids = user_view(db, username).institution_ids
+        expected = db.session.query(Visit).filter(Visit.institution_id.in_(ids)).count()
+        client = login_as(username)
+        for _ in range(2):  # computed, then cached
+            assert _record_count(client.get(url)) == expected, username
+    client = login_as("bureau_khh")
+    ids = user_view(db, "bureau_khh").institution_ids
+    one = min(ids, key=lambda i: -db.session.query(Visit).filter(Visit.institution_id == i).count())
+    from models.institution import Institution
+
+    code = db.session.get(Institution, one).nhi_code
+    expected = db.session.query(Visit).filter(Visit.institution_id == one).count()
+    assert _record_count(client.get(f"{url}&_flt_0_institution={code}")) == expected
