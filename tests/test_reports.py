@@ -94,3 +94,27 @@ def test_fee_deduction_list_defaults_to_last_month(login_as):
     with clock.frozen(dt.datetime(2025, 3, 5, 9, 0)):
         page = login_as("office").get("/feededuction/").text
     assert 'value="114/02"' in page
+
+
+def test_c2_self_check_pages_its_visits_and_bounds_its_lists(app, db, login_as, monkeypatch):
+    """C2 self-check over a large month (the office's is nationwide): visit rows come a page
+    at a time with the month's full count, and the gap and practitioner lists are bounded."""
+    import views.reports as reports
+
+    institution_id, practitioner_id = _setup(db, "facility_tpe")
+    month, days = "105/07", [dt.date(2016, 7, d) for d in (4, 11, 18)]
+    for day in days:
+        _insert_visit(db, institution_id, practitioner_id, day, dt.datetime(2016, 7, day.day, 12, 0))
+    for day in (dt.date(2016, 5, 9), dt.date(2016, 6, 6)):  # seen before July, not in it
+        _insert_visit(db, institution_id, practitioner_id, day, dt.datetime(2016, 6, day.day, 12, 0))
+    monkeypatch.setattr(reports, "SELF_CHECK_PAGE", 2)
+    monkeypatch.setattr(reports, "SELF_CHECK_BOUND", 1)
+    client = login_as("facility_tpe")
+    first = visible_text(client.get(f"/selfcheck/?month={month}").text)
+    assert "第 1–2 筆，共 3 筆" in first and "下一頁" in first and "上一頁" not in first
+    assert "105/07/04" in first and "105/07/11" in first and "105/07/18" not in first.split("就醫資料")[-1]
+    assert "僅列出前 1 位" in first
+    second = visible_text(client.get(f"/selfcheck/?month={month}&page=2").text)
+    assert "第 3–3 筆，共 3 筆" in second and "上一頁" in second and "下一頁" not in second
+    # Out-of-range pages show the last page, not an error.
+    assert "第 3–3 筆，共 3 筆" in visible_text(client.get(f"/selfcheck/?month={month}&page=99").text)

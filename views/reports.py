@@ -132,6 +132,11 @@ class FeeDeductionView(ScopedReportView):
         return send_xlsx(path, f"fee-deduction-{dt.date.today():%Y%m%d}.xlsx")
 
 
+#: Visit rows per page of the self-check, and the most practitioners and gaps it lists.
+SELF_CHECK_PAGE = 200
+SELF_CHECK_BOUND = 200
+
+
 class SelfCheckView(ScopedReportView):
     """每月自行清查 (C2): a month's visits of the user's institutions, what may be missing,
     and until when the institution can still fix them itself."""
@@ -154,6 +159,11 @@ class SelfCheckView(ScopedReportView):
         after = (first + dt.timedelta(days=32)).replace(day=1)
         scope = Visit.scope_clause(current_scope())
         in_month = and_(Visit.visit_date >= first, Visit.visit_date < after, scope)
+        # A facility's month is tens to hundreds of rows; the office's is tens of thousands,
+        # so every list here is paged or bounded, with its full count shown.
+        visits_total = db.session.scalar(select(func.count()).select_from(Visit).where(in_month))
+        pages = max(1, -(-visits_total // SELF_CHECK_PAGE))
+        page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
         visits = db.session.execute(
             select(Visit.visit_date, Institution.name, Quitter.name, Quitter.national_id,
                    Practitioner.name, Visit.medication_days, Visit.education_minutes,
@@ -162,7 +172,8 @@ class SelfCheckView(ScopedReportView):
             .join(Institution, Institution.id == Visit.institution_id)
             .join(Quitter, Quitter.id == Visit.quitter_id)
             .join(Practitioner, Practitioner.id == Visit.practitioner_id)
-            .where(in_month).order_by(Visit.visit_date, Visit.id).limit(2000)
+            .where(in_month).order_by(Visit.visit_date, Visit.id)
+            .offset((page - 1) * SELF_CHECK_PAGE).limit(SELF_CHECK_PAGE)
         ).all()  # fmt: skip
         per_day = db.session.execute(
             select(Visit.visit_date, func.count()).where(in_month)
@@ -171,7 +182,8 @@ class SelfCheckView(ScopedReportView):
         per_practitioner = db.session.execute(
             select(Practitioner.name, func.count()).select_from(Visit)
             .join(Practitioner, Practitioner.id == Visit.practitioner_id)
-            .where(in_month).group_by(Practitioner.id, Practitioner.name).order_by(func.count().desc())
+            .where(in_month).group_by(Practitioner.id, Practitioner.name)
+            .order_by(func.count().desc(), Practitioner.name).limit(SELF_CHECK_BOUND + 1)
         ).all()  # fmt: skip
         # Quitters seen in the two months before but not in this one: a visit may be missing.
         before = (first - dt.timedelta(days=1)).replace(day=1)
@@ -182,7 +194,8 @@ class SelfCheckView(ScopedReportView):
             select(Quitter.name, Quitter.national_id, func.max(Visit.visit_date))
             .join(Visit, Visit.quitter_id == Quitter.id)
             .where(Quitter.id.in_(seen_before), Quitter.id.not_in(seen_now), Visit.visit_date < first, scope)
-            .group_by(Quitter.id, Quitter.name, Quitter.national_id).order_by(func.max(Visit.visit_date))
+            .group_by(Quitter.id, Quitter.name, Quitter.national_id)
+            .order_by(func.max(Visit.visit_date), Quitter.id).limit(SELF_CHECK_BOUND + 1)
         ).all()  # fmt: skip
         deadline = entry_deadline(first)
         days_left = (deadline.date() - today).days
@@ -194,9 +207,16 @@ class SelfCheckView(ScopedReportView):
             month=roc_month(*month),
             error=error,
             visits=visits,
+            visits_total=visits_total,
+            first_row=(page - 1) * SELF_CHECK_PAGE + 1,
+            page=page,
+            pages=pages,
             per_day=per_day,
-            per_practitioner=per_practitioner,
-            gaps=gaps,
+            per_practitioner=per_practitioner[:SELF_CHECK_BOUND],
+            more_practitioners=len(per_practitioner) > SELF_CHECK_BOUND,
+            gaps=gaps[:SELF_CHECK_BOUND],
+            more_gaps=len(gaps) > SELF_CHECK_BOUND,
+            bound=SELF_CHECK_BOUND,
             deadline=to_roc(deadline.date()),
             days_left=days_left,
             open=clock.now() <= deadline,
