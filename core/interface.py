@@ -71,7 +71,15 @@ class ScopedInterface(SQLAInterface):
         return self.session.query(self.obj).filter(self.scope_clause())
 
     def get_related_interface(self, col_name: str):
-        return ScopedInterface(self.get_related_model(col_name), self._session)
+        # One per relation, kept: building an interface inspects the whole mapper, and
+        # FAB asks for it once per related-row lookup (four times on an institution page).
+        related = self.__dict__.setdefault("_related_interfaces", {})
+        interface = related.get(col_name)
+        if interface is None:
+            interface = related[col_name] = ScopedInterface(
+                self.get_related_model(col_name), self._session
+            )
+        return interface
 
     def get_related_obj(self, col_name: str, value: Any):
         return self.get_related_interface(col_name).get(value)

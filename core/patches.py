@@ -77,11 +77,36 @@ def _memoised_translations(original):
     return get_translations
 
 
+def _converted_once(original):
+    """Filters._get_filters remembered per datamodel and column list.
+
+    FAB builds a Filters object, converting every column of the model into its filter
+    classes, for each get(), copy() and joined filter: 180 conversions for one institution
+    page with its contracts and assignments. Filter instances hold only their column and
+    datamodel, so one conversion per datamodel serves every request; the lists are copied
+    because FAB appends to them.
+    """
+
+    def _get_filters(self, cols):
+        cache = self.datamodel.__dict__.setdefault("_converted_filters", {})
+        key = (self.filter_converter, tuple(cols))
+        converted = cache.get(key)
+        if converted is None:
+            converted = cache[key] = original(self, cols)
+        return {col: list(filters) for col, filters in converted.items()}
+
+    _get_filters.patched = True
+    return _get_filters
+
+
 def apply() -> None:
     """Install the patches (idempotent)."""
     import flask_appbuilder.api as fab_api
     import flask_babel
+    from flask_appbuilder.models.filters import Filters
 
+    if not getattr(Filters._get_filters, "patched", False):
+        Filters._get_filters = _converted_once(Filters._get_filters)
     flask_babel._get_current_context = _babel_context
     if not getattr(flask_babel.Domain.get_translations, "patched", False):
         flask_babel.Domain.get_translations = _memoised_translations(
