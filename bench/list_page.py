@@ -670,6 +670,10 @@ def make_app(url: str, tmp: Path, model: str = "assignments"):
             "UPLOAD_FOLDER": str(tmp / "uploads"),
             "TESTING": True,
             "SECRET_KEY": "bench-secret-key-0123456789abcdef",
+            # The bench logs in for a token per endpoint; runs back to back would hit the
+            # API login's limit in the shared limiter store.
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "AUTH_RATE_LIMIT": "10000 per minute",
         }
     )
     stock_view, stock_api = stock_classes(model)
