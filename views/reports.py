@@ -188,12 +188,14 @@ class SelfCheckView(ScopedReportView):
         # Quitters seen in the two months before but not in this one: a visit may be missing.
         before = (first - dt.timedelta(days=1)).replace(day=1)
         before = (before - dt.timedelta(days=1)).replace(day=1)
-        seen_before = select(Visit.quitter_id).where(Visit.visit_date >= before, Visit.visit_date < first, scope)
+        # Their last visit before this month lies in those two months, so only the two
+        # months' visits are read (not each quitter's whole history).
         seen_now = select(Visit.quitter_id).where(in_month)
         gaps = db.session.execute(
             select(Quitter.name, Quitter.national_id, func.max(Visit.visit_date))
             .join(Visit, Visit.quitter_id == Quitter.id)
-            .where(Quitter.id.in_(seen_before), Quitter.id.not_in(seen_now), Visit.visit_date < first, scope)
+            .where(Visit.visit_date >= before, Visit.visit_date < first, scope,
+                   Visit.quitter_id.not_in(seen_now))
             .group_by(Quitter.id, Quitter.name, Quitter.national_id)
             .order_by(func.max(Visit.visit_date), Quitter.id).limit(SELF_CHECK_BOUND + 1)
         ).all()  # fmt: skip
