@@ -81,10 +81,6 @@ def _prepare_sqlite(app: Flask) -> None:
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
 
-#: How much of an SQLite database file is read through mmap (it is address space, not RSS).
-SQLITE_MMAP_BYTES = 8 * 1024**3
-
-
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record):
     """WAL, a busy timeout and enforced foreign keys for every SQLite connection."""
@@ -99,6 +95,8 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
         # Reads through the OS page cache, shared by every worker, instead of a read()
         # system call and a copy per 4 KB page: a 25-row page of one institution's visits
         # touches pages all over a multi-gigabyte file (measured: −4 ms a page at 3M rows).
+        from core.extensions import SQLITE_MMAP_BYTES
+
         cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
         cursor.close()
 

@@ -34,7 +34,7 @@ from sqlalchemy.orm import aliased
 
 from core.dates import to_roc
 from core.export import send_xlsx, write_xlsx
-from core.extensions import db
+from core.extensions import db, without_sqlite_mmap
 from core.fields import RocDateField
 from core.interface import ScopedInterface, ScopeViolation
 from core.validators import mask_personal_id
@@ -386,15 +386,16 @@ class ScopedModelView(ModelView):
         else:
             query = query.order_by(pk)
         stmt = query.with_entities(*exprs).statement
-        rows = db.session.execute(stmt.execution_options(yield_per=2000))
-        path, count = write_xlsx(
-            headers,
-            (tuple(r) for r in rows),
-            formatters,
-            sheet_name=str(self.list_title or self.class_permission_name),
-            max_rows=current_app.config.get("EXPORT_MAX_ROWS"),
-            progress=progress,
-        )
+        with without_sqlite_mmap(db.session):
+            rows = db.session.execute(stmt.execution_options(yield_per=2000))
+            path, count = write_xlsx(
+                headers,
+                (tuple(r) for r in rows),
+                formatters,
+                sheet_name=str(self.list_title or self.class_permission_name),
+                max_rows=current_app.config.get("EXPORT_MAX_ROWS"),
+                progress=progress,
+            )
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M")
         return path, count, f"{self.class_permission_name}-{stamp}.xlsx"
 

@@ -48,3 +48,19 @@ def test_a_second_writer_waits_instead_of_database_is_locked(tmp_path):
     assert errors == []
     with engine.connect() as conn:
         assert sorted(r[0] for r in conn.execute(text("SELECT who FROM visit_like"))) == ["first", "second"]
+
+
+def test_sqlite_reads_through_mmap_except_inside_a_streaming_export(tmp_path):
+    """Requests read the file through mmap; a whole-table export turns it off for its own
+    duration (mapped pages would count in the exporting process's memory) and back on."""
+    from sqlalchemy.orm import Session
+
+    from core.extensions import SQLITE_MMAP_BYTES, without_sqlite_mmap
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'mmap.db'}")
+    with Session(engine) as session:
+        mmap = lambda: session.connection().exec_driver_sql("PRAGMA mmap_size").scalar()  # noqa: E731
+        assert mmap() == SQLITE_MMAP_BYTES
+        with without_sqlite_mmap(session):
+            assert mmap() == 0
+        assert mmap() == SQLITE_MMAP_BYTES
