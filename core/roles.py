@@ -70,10 +70,12 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
         VISIT: READ_EXPORT,
         FEE_DEDUCTION: READ_EXPORT,
         SELF_CHECK: READ,
-        QUITTER: READ_EXPORT,
+        # The office owns the identity data of the programme's shared persons (issue 12):
+        # it alone corrects a quitter's or a practitioner's ID, name, sex or birth date.
+        QUITTER: READ_EXPORT | {CAN_EDIT},
         INSTITUTION: READ_EXPORT,
         CONTRACT: READ_EXPORT,
-        PRACTITIONER: READ_EXPORT,
+        PRACTITIONER: READ_EXPORT | {CAN_EDIT},
         ASSIGNMENT: READ_EXPORT,
         PERSONAL_ID: READ,
         # C5–C7: intake of faxed/e-mailed forms, review, and the engineer's conversion.
@@ -113,10 +115,12 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
         VISIT: ALL,
         FEE_DEDUCTION: READ_EXPORT,
         SELF_CHECK: READ,
-        QUITTER: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
+        # Registers persons (found by ID and identity data, core/persons.py), never
+        # rewrites them: a quitter or practitioner may be served elsewhere too.
+        QUITTER: READ_EXPORT | {CAN_CREATE},
         INSTITUTION: READ_EXPORT,
         CONTRACT: READ_EXPORT,
-        PRACTITIONER: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
+        PRACTITIONER: READ_EXPORT | {CAN_CREATE},
         ASSIGNMENT: ALL,
         PERSONAL_ID: READ,
         # Its own correction tickets; filing online (C5).
