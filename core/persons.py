@@ -100,3 +100,49 @@ def same_person_ids(model, person_id: int):
     """SELECT of every row of `model` holding the national ID of row `person_id` (C4 spans them)."""
     national_id = select(model.national_id).where(model.id == person_id).scalar_subquery()
     return select(model.id).where(model.national_id == national_id)
+
+
+class MergeError(ValueError):
+    """A conflict row that cannot be merged; str() is the zh_TW message."""
+
+
+def merge_into_verified(model, row) -> object:
+    """Fold a conflict row into the verified row of its ID: every reference (visits, tickets,
+    links …, found from the schema's foreign keys, so a new table is covered) moves over,
+    then the conflict row is deleted. The office's reconciliation; the caller commits."""
+    from flask_babel import gettext
+    from sqlalchemy import update
+
+    from models.person import PersonLink
+
+    session = db.session
+    if row.identity_status != IdentityStatus.CONFLICT.value:
+        raise MergeError(gettext("Only a registration whose identity data differ can be merged."))
+    verified = session.scalar(
+        select(model).where(
+            model.national_id == row.national_id,
+            model.identity_status == IdentityStatus.VERIFIED.value,
+        )
+    )
+    if verified is None:
+        raise MergeError(gettext("There is no verified record of this national ID to merge into."))
+    table = model.__table__
+    for other in table.metadata.tables.values():
+        for fk in other.foreign_keys:
+            if fk.column is table.c.id and other is not table:
+                session.execute(
+                    update(other).where(fk.parent == row.id).values({fk.parent.name: verified.id})
+                )
+    kind = model.__person_kind__
+    links = session.scalars(
+        select(PersonLink.institution_id).where(
+            PersonLink.person_kind == kind, PersonLink.person_id == row.id
+        )
+    ).all()
+    link_person(session, kind, verified.id, links, "merge")
+    session.delete(row)
+    session.flush()
+    from core.statistics import bump_stats_version
+
+    bump_stats_version()  # distinct quitters per level (C9) may change
+    return verified

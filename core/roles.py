@@ -21,6 +21,9 @@ FEE_DEDUCTION = "FeeDeduction"
 SELF_CHECK = "SelfCheck"
 CESSATION_STATISTICS = "CessationStatistics"  # yearly bulletin tables 1–3 (C9)
 QUITTER = "Quitter"
+#: Registrations whose identity data differ from the national record of their ID (issue 12).
+QUITTER_IDENTITY = "QuitterIdentity"
+CAN_MERGE = "merge"
 APPLICATION = "AccountApplication"
 ACCOUNT = "Account"
 CORRECTION = "CorrectionTicket"
@@ -73,6 +76,7 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
         # The office owns the identity data of the programme's shared persons (issue 12):
         # it alone corrects a quitter's or a practitioner's ID, name, sex or birth date.
         QUITTER: READ_EXPORT | {CAN_EDIT},
+        QUITTER_IDENTITY: {CAN_READ, CAN_MERGE},
         INSTITUTION: READ_EXPORT,
         CONTRACT: READ_EXPORT,
         PRACTITIONER: READ_EXPORT | {CAN_EDIT},

@@ -239,3 +239,38 @@ def test_class1_deleting_the_visit_leaves_the_trace(app, db, login_as):
     db.session.expire_all()
     assert db.session.query(Visit).filter_by(quitter_id=quitter.id).count() == 0
     assert institution_id in _links(db, "quitter", quitter.id)
+
+
+def test_office_reconciles_a_conflict_row_by_merging_it(app, db, login_as, api_as):
+    """Identity conflicts (issue 12): the office lists registrations whose identity data differ
+    from the national record, and merges one: its visits move to the national record, the
+    facility keeps seeing the person (its link moves too), the conflict row is gone. Nobody
+    else can open the list."""
+    institution_id, practitioner_id = _setup(db, "facility_tpe")
+    khh_inst, khh_prac = _setup(db, "facility_khh")
+    national_id = _new_id("G")
+    with _at(2025, 6, 20, 9, 0):
+        khh = login_as("facility_khh")
+        assert post_form(app, khh, "/visitview/add",
+                         _form(khh_inst, khh_prac, national_id, "114/06/01")).status_code == 302  # fmt: skip
+        tpe = login_as("facility_tpe")
+        assert post_form(app, tpe, "/visitview/add", _form(
+            institution_id, practitioner_id, national_id, "114/06/10", quitter_name="吳宗瀚")).status_code == 302
+    verified, conflict = db.session.query(Quitter).filter_by(national_id=national_id).order_by(Quitter.id).all()
+    for username in ("facility_tpe", "bureau_tpe", "helpdesk", "ministry"):
+        assert login_as(username).get(f"/quitteridentityview/show/{conflict.id}").status_code in (302, 403, 404)
+    office = login_as("office")
+    listed = office.get("/quitteridentityview/list/?psize_QuitterIdentityView=500")
+    assert listed.status_code == 200 and f"/quitteridentityview/show/{conflict.id}" in listed.text
+    assert f"/quitteridentityview/show/{verified.id}" not in listed.text
+    assert "吳宗翰" in office.get(f"/quitteridentityview/show/{conflict.id}").text  # the national record beside it
+    response = office.post(f"/quitteridentityview/action/merge/{conflict.id}",
+                           data={"csrf_token": csrf_token(app, office)})  # fmt: skip
+    assert response.status_code == 302
+    page = visible_text(office.get(response.headers["Location"]).text)
+    assert "已併入全國資料" in page
+    db.session.expire_all()
+    assert db.session.get(Quitter, conflict.id) is None
+    assert db.session.query(Visit).filter_by(quitter_id=verified.id).count() == 2
+    assert institution_id in _links(db, "quitter", verified.id)
+    assert tpe.get(f"/quitterview/show/{verified.id}").status_code == 200

@@ -28,7 +28,7 @@ def register(appbuilder) -> None:
     from views.reports import FeeDeductionView, SelfCheckView
     from views.statistics import CessationStatisticsApi, CessationStatisticsView
     from views.upload import VisitUploadView
-    from views.visits import QuitterApi, QuitterView, VisitApi, VisitView
+    from views.visits import QuitterApi, QuitterIdentityView, QuitterView, VisitApi, VisitView
 
     cessation = _l("Cessation services")
     appbuilder.add_view(
@@ -37,6 +37,10 @@ def register(appbuilder) -> None:
     )  # fmt: skip
     appbuilder.add_view(
         QuitterView, "Quitters", label=_l("Quitters"), icon="fa-user", category="Cessation",
+    )  # fmt: skip
+    appbuilder.add_view(
+        QuitterIdentityView, "Identity data to reconcile", label=_l("Identity data to reconcile"),
+        icon="fa-id-card", category="Cessation",
     )  # fmt: skip
     appbuilder.add_view(
         VisitUploadView, "Batch upload", label=_l("Batch upload of visit records"), icon="fa-upload",
