@@ -23,6 +23,7 @@ CESSATION_STATISTICS = "CessationStatistics"  # yearly bulletin tables 1–3 (C9
 QUITTER = "Quitter"
 #: Registrations whose identity data differ from the national record of their ID (issue 12).
 QUITTER_IDENTITY = "QuitterIdentity"
+PRACTITIONER_IDENTITY = "PractitionerIdentity"
 CAN_MERGE = "merge"
 APPLICATION = "AccountApplication"
 ACCOUNT = "Account"
@@ -77,6 +78,7 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
         # it alone corrects a quitter's or a practitioner's ID, name, sex or birth date.
         QUITTER: READ_EXPORT | {CAN_EDIT},
         QUITTER_IDENTITY: {CAN_READ, CAN_MERGE},
+        PRACTITIONER_IDENTITY: {CAN_READ, CAN_MERGE},
         INSTITUTION: READ_EXPORT,
         CONTRACT: READ_EXPORT,
         PRACTITIONER: READ_EXPORT | {CAN_EDIT},

@@ -107,6 +107,26 @@ class PersonMixin:
             ),
         )
 
+    @property
+    def national_record(self) -> str:
+        """The verified record of the same ID, as the office compares it with a conflict row."""
+        from core.dates import to_roc
+        from core.extensions import db
+
+        if self.identity_status == IdentityStatus.VERIFIED.value:
+            return ""
+        cls = type(self)
+        other = db.session.scalar(
+            select(cls).where(
+                cls.national_id == self.national_id,
+                cls.identity_status == IdentityStatus.VERIFIED.value,
+            )
+        )
+        if other is None:
+            return ""
+        values = [getattr(other, f) for f in cls.__identity_fields__]
+        return " ".join(to_roc(v) if hasattr(v, "year") else str(v) for v in values)
+
     @classmethod
     def linked_in_scope(cls, scope):
         """`id IN (persons linked to an institution in scope)`, read from ix_person_link_scope."""

@@ -13,7 +13,6 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    select,
     true,
 )  # fmt: skip
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -67,24 +66,6 @@ class Quitter(PersonMixin, AuditColumnsMixin, AppModel):
     @property
     def national_id_masked(self) -> str:
         return mask_personal_id(self.national_id)
-
-    @property
-    def national_record(self) -> str:
-        """The verified record of the same ID, as the office compares it with a conflict row."""
-        from core.extensions import db
-
-        if self.identity_status == "verified":
-            return ""
-        other = db.session.scalar(
-            select(Quitter).where(
-                Quitter.national_id == self.national_id, Quitter.identity_status == "verified"
-            )
-        )
-        if other is None:
-            return ""
-        from core.dates import to_roc
-
-        return f"{other.name} {other.sex} {to_roc(other.birth_date)}"
 
     def __str__(self) -> str:
         return f"{self.name}（{self.national_id_masked}）"

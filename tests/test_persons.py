@@ -274,3 +274,34 @@ def test_office_reconciles_a_conflict_row_by_merging_it(app, db, login_as, api_a
     assert db.session.query(Visit).filter_by(quitter_id=verified.id).count() == 2
     assert institution_id in _links(db, "quitter", verified.id)
     assert tpe.get(f"/quitterview/show/{verified.id}").status_code == 200
+
+
+def test_practitioner_registered_with_another_name_is_kept_apart_then_merged(app, db, login_as):
+    """Class 3 for practitioners: adding an ID that serves elsewhere under another name saves
+    a row of its own (no "already exists" answer); the office merges it, and the assignment
+    moves to the national record."""
+    user = user_view(db, "facility_tpe")
+    _, hidden = expected_split(db, Practitioner, user)
+    other = db.session.get(Practitioner, max(hidden))
+    institution_id = min(user.institution_ids)
+    client = login_as("facility_tpe")
+    response = post_form(app, client, "/practitionerview/add", {
+        "national_id": other.national_id, "name": "別的名字", "profession": "nurse",
+        "licence_number": "", "institution": str(institution_id), "start_date": "114/01/02"})  # fmt: skip
+    assert response.status_code == 302, visible_text(response.text)[-300:]
+    conflict = db.session.query(Practitioner).filter_by(
+        national_id=other.national_id, identity_status="conflict").one()  # fmt: skip
+    assert client.get(f"/practitionerview/show/{conflict.id}").status_code == 200
+    assert client.get(f"/practitionerview/show/{other.id}").status_code == 404
+    office = login_as("office")
+    assert other.name in office.get(f"/practitioneridentityview/show/{conflict.id}").text
+    office.post(f"/practitioneridentityview/action/merge/{conflict.id}",
+                data={"csrf_token": csrf_token(app, office)})  # fmt: skip
+    db.session.expire_all()
+    assert db.session.get(Practitioner, conflict.id) is None
+    moved = db.session.query(ServiceAssignment).filter_by(
+        practitioner_id=other.id, institution_id=institution_id).one()  # fmt: skip
+    db.session.delete(moved)
+    db.session.query(PersonLink).filter_by(
+        person_kind="practitioner", person_id=other.id, institution_id=institution_id).delete()  # fmt: skip
+    db.session.commit()

@@ -21,6 +21,7 @@ def register(appbuilder) -> None:
         InstitutionApi,
         InstitutionView,
         PractitionerApi,
+        PractitionerIdentityView,
         PractitionerView,
         ServiceAssignmentApi,
         ServiceAssignmentView,
@@ -39,8 +40,8 @@ def register(appbuilder) -> None:
         QuitterView, "Quitters", label=_l("Quitters"), icon="fa-user", category="Cessation",
     )  # fmt: skip
     appbuilder.add_view(
-        QuitterIdentityView, "Identity data to reconcile", label=_l("Identity data to reconcile"),
-        icon="fa-id-card", category="Cessation",
+        QuitterIdentityView, "Quitters: identity data to reconcile",
+        label=_l("Quitters: identity data to reconcile"), icon="fa-id-card", category="Cessation",
     )  # fmt: skip
     appbuilder.add_view(
         VisitUploadView, "Batch upload", label=_l("Batch upload of visit records"), icon="fa-upload",
@@ -71,6 +72,10 @@ def register(appbuilder) -> None:
     appbuilder.add_view(
         PractitionerView, "Practitioners", label=_l("Practitioners"), icon="fa-user-md",
         category="Registry",
+    )  # fmt: skip
+    appbuilder.add_view(
+        PractitionerIdentityView, "Practitioners: identity data to reconcile",
+        label=_l("Practitioners: identity data to reconcile"), icon="fa-id-card", category="Registry",
     )  # fmt: skip
     appbuilder.add_view(
         ServiceAssignmentView, "Service assignments", label=_l("Service assignments"),

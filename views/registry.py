@@ -18,7 +18,7 @@ from core.validators import NhiCode, PersonalId
 from core.views import ScopedModelRestApi, ScopedModelView
 from models.institution import ContractPeriod, Institution
 from models.practitioner import Practitioner, Profession, ServiceAssignment
-from views.persons import person_post
+from views.persons import PersonIdentityView, person_post
 
 INSTITUTION_LABELS = {
     "nhi_code": _l("NHI institution code"),
@@ -183,6 +183,18 @@ class PractitionerView(ScopedModelView):
                 ServiceAssignment(institution=institution, start_date=start)
             )
         super().pre_add(person)
+
+
+class PractitionerIdentityView(PersonIdentityView):
+    """身分資料待核對（醫事人員）: practitioners registered with a name that differs from the
+    national record of their ID."""
+
+    datamodel = ScopedInterface(Practitioner)
+    class_permission_name = "PractitionerIdentity"
+    list_title = show_title = _l("Practitioners: identity data to reconcile")
+    list_columns = show_columns = ["national_id", "name", "profession", "national_record", "created_on"]
+    label_columns = {**PRACTITIONER_LABELS, **PersonIdentityView.label_columns}
+    formatters_columns = {"profession": lambda v: _profession_label(v)}
 
 
 def _profession_label(value):

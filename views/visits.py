@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from flask import flash, g, request
-from flask_appbuilder.actions import action
+from flask import g, request
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from wtforms import IntegerField, SelectField, StringField
@@ -17,13 +15,12 @@ from core.extensions import db
 from core.fields import RocDateField
 from core.filters import institution_text_filter, practitioner_text_filter, related_text_filter
 from core.interface import ScopedInterface
-from core.persons import MergeError, merge_into_verified, register_person, registering_institutions
+from core.persons import register_person, registering_institutions
 from core.validators import PersonalId, normalize_id
-from core.views import VIEW_METHOD_PERMISSIONS, ScopedModelRestApi, ScopedModelView
+from core.views import ScopedModelRestApi, ScopedModelView
 from core.visits import VisitRuleError, check_visit, enforce_on_delete, enforce_on_write
-from models.person import IdentityStatus
 from models.visit import Quitter, Sex, Visit
-from views.persons import person_post
+from views.persons import PersonIdentityView, person_post
 
 VISIT_LABELS = {
     "visit_date": _l("Visit date"),
@@ -225,43 +222,17 @@ class QuitterView(ScopedModelView):
         super().pre_add(item.__dict__["_registered_as"])
 
 
-class QuitterIdentityView(ScopedModelView):
-    """身分資料待核對: registrations of an ID whose identity data differ from its national
-    record, for the office to correct or merge (core/persons.py). Office and admin only: to
-    anyone else, that an ID has another record is exactly what must not show."""
+class QuitterIdentityView(PersonIdentityView):
+    """身分資料待核對（戒菸者）: quitters registered with identity data that differ from the
+    national record of their ID."""
 
     datamodel = ScopedInterface(Quitter)
     class_permission_name = "QuitterIdentity"
-    list_title = show_title = _l("Identity data to reconcile")
-    method_permission_name = {**VIEW_METHOD_PERMISSIONS, "merge": "merge"}
-    base_permissions = ["can_read", "can_merge"]
-    base_filters = [["identity_status", FilterEqual, IdentityStatus.CONFLICT.value]]
-    list_columns = ["national_id", "name", "sex", "birth_date", "national_record", "created_on"]
-    show_columns = list_columns
-    search_columns = ["national_id", "name"]
-    order_columns = ["national_id", "created_on"]
-    base_order = ("created_on", "asc")
-    label_columns = {**QUITTER_LABELS, "national_record": _l("National record"),
-                     "created_on": _l("Registered on")}  # fmt: skip
-    personal_id_columns = ["national_id"]
+    list_title = show_title = _l("Quitters: identity data to reconcile")
+    list_columns = show_columns = ["national_id", "name", "sex", "birth_date", "national_record",
+                                   "created_on"]  # fmt: skip
+    label_columns = {**QUITTER_LABELS, **PersonIdentityView.label_columns}
     formatters_columns = {"sex": lambda v: str(Sex(v).label) if v in ("M", "F") else (v or "")}
-
-    @action("merge", _l("Merge into the national record"),
-            _l("Move this registration's visits and tickets to the national record and delete it?"),
-            "fa-compress", multiple=False)  # fmt: skip
-    def merge(self, item):
-        from flask import redirect, url_for
-        from flask_babel import gettext
-
-        try:
-            verified = merge_into_verified(Quitter, item)
-            db.session.commit()
-        except MergeError as exc:
-            db.session.rollback()
-            flash(str(exc), "danger")
-            return redirect(url_for(".show", pk=item.id))
-        flash(gettext("Merged into the national record %(person)s.", person=str(verified)), "success")
-        return redirect(url_for(".list"))
 
 
 class VisitApi(ScopedModelRestApi):
