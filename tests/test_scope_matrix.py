@@ -66,6 +66,10 @@ def test_scope_matrix_views(app, db, login_as, username):
     for view in views:
         model = view.datamodel.obj
         visible, hidden = expected_split(db, model, user)
+        if view._base_filters and view._base_filters.filters:
+            # A view that lists a subset by design (e.g. identity conflicts) lists the
+            # visible rows of that subset: its own filters, applied without scope.
+            visible &= {row.id for row in view._base_filters.apply_all(db.session.query(model))}
         base = view.route_base
         name = type(view).__name__
         if not can(app, username, "read", view.class_permission_name):
