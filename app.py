@@ -65,6 +65,9 @@ def create_app(config_overrides: dict | None = None) -> Flask:
         audit.install(db.session)
         statistics.install()
         install_tracking(db.session)
+        from models.person import install_person_links
+
+        install_person_links(db.session)
         from views import register
 
         register(appbuilder)

@@ -598,7 +598,19 @@ class ScopedModelRestApi(ModelRestApi):
                 value = data[column]
                 if value is not None and (isinstance(value, bool) or not valid_pk(value)):
                     errors[column] = [gettext("Give the id (a number) of an existing record.")]
+                elif value is not None and not self._referable(column, int(value)):
+                    # A row the writer cannot read is answered exactly like one that does
+                    # not exist: a write never grants sight, nor tells what exists (FAB trap 10).
+                    related = self.datamodel.get_related_model(column)
+                    errors[column] = [gettext(
+                        "The selected %(what)s does not exist or is outside your data scope.",
+                        what=str(getattr(related, "__label__", related.__name__)),
+                    )]  # fmt: skip
         return errors
+
+    def _referable(self, column: str, pk: int) -> bool:
+        """Whether the writer may point `column` at row `pk`: it can read the row now."""
+        return self.datamodel.get_related_interface(column).get(pk) is not None
 
     def delete_headless(self, pk):
         if not valid_pk(pk):
