@@ -30,7 +30,7 @@ class Practitioner(AuditColumnsMixin, AppModel):
 
     __tablename__ = "practitioner"
     __label__ = _l("Practitioner")
-    __table_args__ = (Index("ix_practitioner_name", "name"), {"extend_existing": True})
+    __table_args__ = (Index("ix_practitioner_name", "name"), {"extend_existing": True, "sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     national_id: Mapped[str] = mapped_column(String(10), unique=True, nullable=False)
@@ -81,7 +81,7 @@ class ServiceAssignment(AuditColumnsMixin, AppModel):
         Index("ix_assignment_institution_start", "institution_id", "start_date", "id"),
         Index("ix_assignment_practitioner", "practitioner_id", "institution_id", "start_date"),
         Index("ix_assignment_start", "start_date", "id"),
-        {"extend_existing": True},
+        {"extend_existing": True, "sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -156,6 +156,8 @@ def api_as(app):
 
     def _api_as(username: str):
         client = app.test_client()
+        if username in _jwt_cache and not _token_still_valid(app, _jwt_cache[username]):
+            del _jwt_cache[username]  # expired (15 min), or revoked by a logout in a test
         if username not in _jwt_cache:
             response = client.post(
                 "/api/v1/security/login",
@@ -166,6 +168,21 @@ def api_as(app):
         return client, {"Authorization": f"Bearer {_jwt_cache[username]}"}
 
     return _api_as
+
+
+def _token_still_valid(app, token: str) -> bool:
+    from flask_jwt_extended import decode_token
+
+    from core.security import token_revoked
+
+    with app.app_context():
+        try:
+            payload = decode_token(token)
+        except Exception:  # expired, or any other reason to log in again
+            return False
+        import time
+
+        return payload["exp"] - time.time() > 120 and not token_revoked(payload)
 
 
 def post_form(app, client, url: str, data: dict, **kwargs):

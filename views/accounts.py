@@ -341,7 +341,10 @@ class AccountApplicationView(ScopedModelView):
         path = Path(current_app.config["UPLOAD_FOLDER"]) / APPLICATION_FOLDER / item.form_file
         if not path.is_file():
             abort(404)
-        return send_file(path, mimetype="application/pdf", download_name=item.form_filename)
+        from core.attachments import safe_download_name
+
+        name = safe_download_name(item.form_filename, "application", "pdf")
+        return send_file(path, mimetype="application/pdf", download_name=name)
 
 
 # -------------------------------------------------------------- helpdesk lookup
