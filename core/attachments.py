@@ -13,6 +13,7 @@ import io
 import os
 import re
 import unicodedata
+import warnings
 
 #: Pillow's format name for each image MIME type we accept.
 IMAGE_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/tiff": "TIFF"}
@@ -29,11 +30,13 @@ def image_decodes(data: bytes, mime: str) -> bool:
     if expected is None:
         return False
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.format != expected:
-                return False
-            for frame in ImageSequence.Iterator(image):
-                frame.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns of damage it then refuses or repairs
+            with Image.open(io.BytesIO(data)) as image:
+                if image.format != expected:
+                    return False
+                for frame in ImageSequence.Iterator(image):
+                    frame.load()
         return True
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
             Image.DecompressionBombError, MemoryError):  # fmt: skip
