@@ -37,6 +37,11 @@ def send_mail(to: str, subject: str, body: str) -> Path | bool | None:
         return False
 
 
+def mail_failed() -> bool:
+    """Whether a message of the current request could not be sent (so no "mailed" notice)."""
+    return has_request_context() and bool(request.__dict__.get("_mail_failures"))
+
+
 def _tell_user(to: str) -> None:
     if not has_request_context():
         return

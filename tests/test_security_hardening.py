@@ -490,6 +490,7 @@ def test_a_mail_failure_keeps_the_action_and_tells_the_user(app, db, login_as, m
     words = visible_text(response.text)
     assert "無法寄出" in words and "sec.mailfail@example.org" in words
     assert "SMTP" not in words and "Exception" not in words and "Disconnected" not in words
+    assert "已將重設密碼連結寄至" not in words  # no "link mailed" notice beside it
     db.session.expire_all()
     after = db.session.scalar(select(func.count(OneTimeToken.id)).where(OneTimeToken.user_id == user.id))
     assert after == before + 1
