@@ -197,6 +197,8 @@ def check_attachment(filename: str, data: bytes) -> str:
     """The MIME type of an acceptable attachment, judged by its content; else AttachmentError."""
     import filetype
 
+    from core.attachments import image_decodes
+
     limit = current_app.config["CORRECTION_ATTACHMENT_MAX_BYTES"]
     if not data:
         raise AttachmentError(gettext("The file %(name)s is empty.", name=filename))
@@ -210,7 +212,9 @@ def check_attachment(filename: str, data: bytes) -> str:
         )
     kind = filetype.guess(data)
     mime = kind.mime if kind is not None else None
-    if mime not in ALLOWED_MIME or (mime == "application/pdf" and not _pdf_readable(data)):
+    if mime not in ALLOWED_MIME or (mime == "application/pdf" and not _pdf_readable(data)) or (
+        mime.startswith("image/") and not image_decodes(data, mime)  # magic bytes are not enough
+    ):
         raise AttachmentError(
             gettext("The file %(name)s is not a PDF, TIFF, JPEG or PNG document.", name=filename)
         )

@@ -321,7 +321,10 @@ class ScopedModelView(ModelView):
             abort(404)
         from flask_appbuilder.filemanager import uuid_originalname
 
-        return send_file(path, download_name=uuid_originalname(filename), as_attachment=True)
+        from core.attachments import safe_download_name
+
+        name = safe_download_name(uuid_originalname(filename))
+        return send_file(path, download_name=name, as_attachment=True)
 
     # -------------------------------------------------------------- writes
     def pre_add(self, item):
@@ -436,7 +439,14 @@ def _integrity_message(exc) -> str:
     text = str(getattr(exc, "orig", exc)).lower()
     if "unique" in text or "duplicate" in text:
         return gettext("A record with the same value already exists.")
-    return gettext("The record could not be saved: %(reason)s", reason=str(exc.__class__.__name__))
+    if "foreign key" in text or "violates foreign" in text:
+        return gettext(
+            "The record could not be saved: it refers to a record that does not exist, "
+            "or other records still refer to it."
+        )
+    if "not null" in text or "null value" in text:
+        return gettext("The record could not be saved: a required value is missing.")
+    return gettext("The record could not be saved because it conflicts with data already stored.")
 
 
 class ScopedReportView(BaseView):

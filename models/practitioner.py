@@ -36,7 +36,7 @@ class Practitioner(PersonMixin, AuditColumnsMixin, AppModel):
     __table_args__ = (
         Index("ix_practitioner_name", "name"),
         *PersonMixin.person_table_args("practitioner"),
-        {"extend_existing": True},
+        {"extend_existing": True, "sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -83,7 +83,7 @@ class ServiceAssignment(AuditColumnsMixin, AppModel):
         Index("ix_assignment_institution_start", "institution_id", "start_date", "id"),
         Index("ix_assignment_practitioner", "practitioner_id", "institution_id", "start_date"),
         Index("ix_assignment_start", "start_date", "id"),
-        {"extend_existing": True},
+        {"extend_existing": True, "sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

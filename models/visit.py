@@ -43,7 +43,7 @@ class Quitter(PersonMixin, AuditColumnsMixin, AppModel):
         Index("ix_quitter_name", "name"),
         Index("ix_quitter_created_by", "created_by_id"),
         *PersonMixin.person_table_args("quitter"),
-        {"extend_existing": True},
+        {"extend_existing": True, "sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -93,7 +93,7 @@ class Visit(AuditColumnsMixin, AppModel):
         # The quitters of a scope's institutions (Quitter.scope_clause), read from the index.
         Index("ix_visit_institution_quitter", "institution_id", "quitter_id"),
         Index("ix_visit_timeliness", "entry_timeliness", "institution_id", "visit_date"),
-        {"extend_existing": True},
+        {"extend_existing": True, "sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
