@@ -383,3 +383,40 @@ def test_facility_files_online_is_returned_and_sees_the_reminder(journey, live_s
     )[0][0]
     assert swap_number in reminders and "黃冠宇" in reminders, reminders
     person.finish()
+
+
+def test_a_person_registered_elsewhere_is_kept_apart_and_the_office_merges_it(journey, live_server):
+    """Issue 12: facility_tpe enters a visit for an ID that 高雄市 registered under another
+    name: saved like any visit, no "name does not match", and it sees only what it typed;
+    the office finds the registration under 戒菸者身分資料待核對 beside the national record
+    and merges it."""
+    khh = "SELECT id FROM institution WHERE nhi_code = (SELECT nhi_code FROM institution i JOIN ab_user_institution ui ON ui.institution_id = i.id JOIN ab_user u ON u.id = ui.user_id WHERE u.username = 'facility_khh')"  # noqa: E501
+    row = query(
+        live_server,
+        "SELECT q.national_id, q.name FROM quitter q WHERE q.identity_status = 'verified' AND q.id IN "
+        f"(SELECT quitter_id FROM visit WHERE institution_id IN ({khh})) AND q.id NOT IN "
+        "(SELECT person_id FROM person_link WHERE person_kind = 'quitter' AND institution_id NOT IN "
+        f"({khh})) AND q.id NOT IN (SELECT quitter_id FROM visit WHERE visit_date >= ?) LIMIT 1",
+        (today() - dt.timedelta(days=10)).isoformat(),
+    )
+    national_id, registered_name = row[0]
+    person = journey("person_elsewhere")
+    person.login("facility_tpe")
+    person.goto("/visitview/add", shot="visit of a person registered elsewhere")
+    fill_visit(person.page, national_id, "林美玲", today())
+    person.submit("form [type=submit]", shot="saved under the typed name")
+    assert "資料已新增" in person.flashes(), person.text()
+    person.goto(f"/quitterview/list/?_flt_0_national_id={national_id}", shot="own quitter list")
+    listed = person.text()
+    assert "林美玲" in listed and registered_name not in listed
+    person.finish()
+
+    office = journey("person_elsewhere_office")
+    office.login("office")
+    office.goto("/quitteridentityview/list/", shot="identity data to reconcile")
+    office.click("table tbody tr:has-text('林美玲') a[href*='/show/']", shot="conflict beside the national record")
+    assert registered_name in office.text()
+    office.confirm_action("併入全國資料", shot="merged")
+    assert "已併入全國資料" in office.flashes(), office.flashes()
+    assert query(live_server, "SELECT count(*) FROM quitter WHERE national_id = ?", national_id)[0][0] == 1
+    office.finish()
