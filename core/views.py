@@ -641,7 +641,9 @@ class ScopedModelRestApi(ModelRestApi):
         if order_column and is_personal_id(self.datamodel.obj, order_column) and sees_ids_masked():
             from flask_appbuilder.exceptions import InvalidOrderByColumnFABException
 
-            raise InvalidOrderByColumnFABException(f"Invalid order by column: {order_column}")
+            raise InvalidOrderByColumnFABException(
+                gettext("The list cannot be ordered by %(column)s: you see it masked.", column=order_column)
+            )
         return order_column, order_direction
 
     def set_response_key_mappings(self, response, func, rison_args, **kwargs) -> None:

@@ -73,7 +73,10 @@ def app(database_url, tmp_path_factory):
         # client's requests, so `g` would carry the previous request's user (Flask-Login
         # caches it in g._login_user). In production every request has its own context.
         for name in ("_login_user", "user", "_scope", "_perm_memo", "_api_key_user",
-                     "_table_versions", "_security_memo", "_full_ids"):
+                     "_table_versions", "_security_memo", "_full_ids",
+                     # flask_jwt_extended's token and user of the previous API request
+                     "_jwt_extended_jwt", "_jwt_extended_jwt_header", "_jwt_extended_jwt_user",
+                     "_jwt_extended_jwt_location"):
             g.pop(name, None)
 
     application.before_request_funcs.setdefault(None, []).insert(0, fresh_request_globals)

@@ -332,3 +332,28 @@ def test_ordering_by_a_masked_column_reveals_no_order(app, db, login_as, api_as,
                     problems.append(f"{lister.name} export ordered by {path}")
     assert checked
     assert not problems, "\n".join(problems)
+
+
+def test_api_refuses_to_order_by_a_masked_column_even_when_offered(app, db, api_as, monkeypatch):
+    """issue 12 class 2: an API that offers ordering by a personal-ID column (none does
+    today) refuses it, with a zh_TW message, to a role that sees the column masked, and
+    still orders by it for a role that sees it in full."""
+    fields = personal_id_fields(app)
+    checked = 0
+    for api in registered(app, ScopedModelRestApi):
+        for path in api.personal_id_columns:
+            if "." in path or resolve(api.datamodel.obj, path) not in fields:
+                continue
+            monkeypatch.setattr(api, "order_columns", [*api.order_columns, path])
+            q = prison.dumps({"order_column": path, "order_direction": "asc", "page_size": 100})
+            client, headers = api_as("bureau_tpe")
+            refused = client.get(f"/api/v1/{api.resource_name}/?q={q}", headers=headers)
+            assert refused.status_code == 400, refused.text
+            assert "遮蔽" in refused.json["message"], refused.json
+            client, headers = api_as("office")
+            ordered = client.get(f"/api/v1/{api.resource_name}/?q={q}", headers=headers)
+            assert ordered.status_code == 200, ordered.text
+            values = [row[path] for row in ordered.json["result"]]
+            assert values == sorted(values) and len(values) > 1
+            checked += 1
+    assert checked
