@@ -110,6 +110,14 @@ class FastListWidget(ListWidget):
 
     template = "scoped/list_widget.html"
 
+    def __init__(self, **kwargs):
+        # No sort link on a column the viewer sees masked (ordering by it is ignored).
+        filters, order = kwargs.get("filters"), kwargs.get("order_columns")
+        if filters is not None and order and sees_ids_masked():
+            model = filters.datamodel.obj
+            kwargs["order_columns"] = [c for c in order if not is_personal_id(model, c)]
+        super().__init__(**kwargs)
+
 
 class CachedSearchWidget(SearchWidget):
     """FAB's search widget, reusing the rendered search fields between requests.

@@ -370,3 +370,20 @@ def test_a_full_id_users_cached_count_is_not_served_to_a_masked_user(app, db, lo
     assert record_count(login_as("office").get(url).text) > 0
     assert record_count(login_as("ministry").get(url).text) == 0
     assert record_count(login_as("office").get(url).text) > 0
+
+
+def test_no_sort_link_on_a_masked_column(app, db, login_as, monkeypatch):
+    """issue 12 class 2: a list that offers sorting by a personal-ID column (none does today)
+    shows no sort link on it to a role that sees it masked, and ignores the order asked."""
+    checked = 0
+    for view in registered(app, ScopedModelView):
+        for path in view.personal_id_columns:
+            if path not in view.list_columns:
+                continue
+            monkeypatch.setattr(view, "order_columns", [*view.order_columns, path])
+            name = type(view).__name__
+            link = f"_oc_{name}={path}"
+            assert link in login_as("office").get(f"{view.route_base}/list/").text
+            assert link not in login_as("ministry").get(f"{view.route_base}/list/").text
+            checked += 1
+    assert checked
