@@ -65,12 +65,18 @@ def create_app(config_overrides: dict | None = None) -> Flask:
         audit.install(db.session)
         statistics.install()
         install_tracking(db.session)
+        from models.person import install_person_links
+
+        install_person_links(db.session)
         from views import register
 
         register(appbuilder)
         _register_template_helpers(app)
         _install_api_errors(app)
         _install_login_security(app, appbuilder)
+        from core.security import install_http_security
+
+        install_http_security(app, appbuilder)
     _register_cli(app)
     return app
 
@@ -136,11 +142,16 @@ def _install_login_security(app: Flask, appbuilder) -> None:
     @user_logged_out.connect_via(app)
     def _closed(sender, user, **extra):
         accounts.end_session(session.pop("sid", None))
+        if not g.pop("session_timed_out", False):  # the user signed out: their API tokens end too
+            from core.security import revoke_api_tokens
+
+            revoke_api_tokens(getattr(user, "id", None))
 
     @app.before_request
     def _enforce_server_session():
         if not current_user.is_authenticated or accounts.session_is_valid(current_user.id):
             return None
+        g.session_timed_out = True
         logout_user()
         session.clear()
         if request.path.startswith("/api/"):

@@ -1,5 +1,6 @@
 """Configuration read from the environment; every value has a safe local default."""
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -108,6 +109,17 @@ class Config:
     # FAB_PASSWORD_COMPLEXITY_VALIDATOR is set by create_app (core.passwords).
     PERMANENT_SESSION_LIFETIME = 8 * 3600
     REMEMBER_COOKIE_DURATION = 0
+    # API tokens end with the session (issue 12): short access tokens, refresh tokens no
+    # longer than the session's absolute limit (create_app clamps them to it), both revoked
+    # by logout and by every password change (core/security.py, denylist in the shared cache).
+    JWT_ACCESS_TOKEN_EXPIRES = dt.timedelta(minutes=int(os.environ.get("JWT_ACCESS_MINUTES", "15")))
+    JWT_REFRESH_TOKEN_EXPIRES = dt.timedelta(hours=SESSION_ABSOLUTE_HOURS)
+
+    # Security headers (core/security.py install_security_headers, Flask-Talisman). HTTPS is
+    # forced (redirect + HSTS) only when configured: behind a TLS proxy set FORCE_HTTPS or
+    # SESSION_COOKIE_SECURE; a plain-HTTP local run keeps working.
+    FORCE_HTTPS = _bool("FORCE_HTTPS", False)
+    HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", str(365 * 24 * 3600)))
 
     UPLOAD_FOLDER = str(INSTANCE_DIR / "uploads")
     #: Correction tickets (Appendix 9): the largest scanned attachment accepted, per file.

@@ -197,12 +197,15 @@ def forget_earlier_runs(env) -> int:
 
     from app import create_app
     from core.extensions import db
+    from models.person import PersonLink
     from models.visit import Quitter, Visit
 
     app = create_app()
     with app.app_context():
         quitters = select(Quitter.id).where(Quitter.name == LOAD_QUITTER_NAME)
         removed = db.session.execute(delete(Visit).where(Visit.quitter_id.in_(quitters))).rowcount
+        db.session.execute(delete(PersonLink).where(
+            PersonLink.person_kind == "quitter", PersonLink.person_id.in_(quitters)))  # fmt: skip
         db.session.execute(delete(Quitter).where(Quitter.name == LOAD_QUITTER_NAME))
         db.session.commit()
     return removed

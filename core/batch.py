@@ -17,10 +17,11 @@ from core import clock
 from core.dates import DateFormatError, parse_date
 from core.extensions import db
 from core.interface import ScopedInterface
+from core.persons import register_person
 from core.validators import is_valid_personal_id, normalize_id
 from core.visits import VisitRuleError, check_visit, enforce_on_write
 from models.institution import Institution
-from models.practitioner import Practitioner
+from models.practitioner import Practitioner, ServiceAssignment
 from models.visit import Quitter, Visit
 
 #: The template's columns, in order (zh_TW headers are the gettext of these).
@@ -110,20 +111,32 @@ def validate(rows: list[Row]) -> None:
             if institution is None:
                 raise VisitRuleError(gettext("Institution %(code)s is not one of yours.", code=code))
             practitioner_id = normalize_id(v["practitioner_id"])
-            practitioner = db.session.scalar(select(Practitioner).where(Practitioner.national_id == practitioner_id))
+            # Only practitioners who serve (or served) at the row's institution: whether an
+            # ID is registered elsewhere is none of the file's business (issue 12, class 3).
+            practitioner = db.session.scalar(
+                select(Practitioner)
+                .join(ServiceAssignment, ServiceAssignment.practitioner_id == Practitioner.id)
+                .where(Practitioner.national_id == practitioner_id,
+                       ServiceAssignment.institution_id == institution.id)
+                .limit(1)
+            )  # fmt: skip
             if practitioner is None:
-                raise VisitRuleError(gettext("No practitioner has this national ID."))
+                raise VisitRuleError(gettext("No practitioner with this national ID serves at this institution."))
             quitter_id = normalize_id(v["quitter_id"])
             if not is_valid_personal_id(quitter_id):
                 raise VisitRuleError(gettext("Invalid national ID or resident certificate number: check the letters and the check digit."))
             name = str(v["quitter_name"] or "").strip()
-            quitter = db.session.scalar(select(Quitter).where(Quitter.national_id == quitter_id))
-            if quitter is not None and quitter.name != name:
-                raise VisitRuleError(gettext("The name does not match the one registered for this national ID."))
             sex = str(v["sex"] or "").strip().upper()[:1]
             sex = {"男": "M", "女": "F"}.get(str(v["sex"] or "").strip(), sex)
-            if quitter is None and (not name or sex not in ("M", "F") or v["birth_date"] in (None, "")):
-                raise VisitRuleError(gettext("A new quitter needs name, sex (M/F) and birth date."))
+            # Every row gives the quitter's identity data, known person or not: a row that
+            # could omit them for a registered ID would tell which IDs are registered.
+            if not name or sex not in ("M", "F") or v["birth_date"] in (None, ""):
+                raise VisitRuleError(gettext("Every row needs the quitter's name, sex (M/F) and birth date."))
+            birth_date = _date(v["birth_date"])
+            # Any row of the ID will do for the 5-day rule, which spans them (core/visits.py).
+            quitter = db.session.scalar(
+                select(Quitter).where(Quitter.national_id == quitter_id).limit(1)
+            )
             visit_date = _date(v["visit_date"])
             medication_days = _int(v["medication_days"], gettext("Medication days"))
             education_minutes = _int(v["education_minutes"], gettext("Education minutes"))
@@ -144,7 +157,7 @@ def validate(rows: list[Row]) -> None:
             row.values = {
                 "institution": institution, "practitioner": practitioner, "quitter": quitter,
                 "quitter_id": quitter_id, "name": name, "sex": sex,
-                "birth_date": _date(v["birth_date"]) if quitter is None else None,
+                "birth_date": birth_date,
                 "visit_date": visit_date, "medication_name": (str(v["medication_name"]).strip() or None) if v["medication_name"] else None,
                 "medication_days": medication_days, "education_minutes": education_minutes,
             }  # fmt: skip
@@ -154,16 +167,13 @@ def validate(rows: list[Row]) -> None:
 
 def import_rows(rows: list[Row]) -> int:
     """All rows in one transaction, each re-checked under its quitter lock; all or nothing."""
-    created: dict[str, Quitter] = {}
     try:
         for row in rows:
             v = row.values
-            quitter = v["quitter"] or created.get(v["quitter_id"])
-            if quitter is None:
-                quitter = Quitter(national_id=v["quitter_id"], name=v["name"], sex=v["sex"], birth_date=v["birth_date"])
-                db.session.add(quitter)
-                db.session.flush()
-                created[v["quitter_id"]] = quitter
+            identity = {"name": v["name"], "sex": v["sex"], "birth_date": v["birth_date"]}
+            quitter = register_person(
+                Quitter, v["quitter_id"], identity, [v["institution"].id], source="visit"
+            )
             visit = Visit(
                 institution_id=v["institution"].id, practitioner_id=v["practitioner"].id,
                 quitter_id=quitter.id, visit_date=v["visit_date"], medication_name=v["medication_name"],

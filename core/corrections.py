@@ -31,6 +31,7 @@ from core.audit import audit_reference
 from core.dates import to_roc
 from core.extensions import db
 from core.mail import send_mail
+from core.persons import same_person_ids
 from core.scope import current_scope
 from core.validators import normalize_id
 from core.visits import (
@@ -196,6 +197,8 @@ def check_attachment(filename: str, data: bytes) -> str:
     """The MIME type of an acceptable attachment, judged by its content; else AttachmentError."""
     import filetype
 
+    from core.attachments import image_decodes
+
     limit = current_app.config["CORRECTION_ATTACHMENT_MAX_BYTES"]
     if not data:
         raise AttachmentError(gettext("The file %(name)s is empty.", name=filename))
@@ -209,7 +212,9 @@ def check_attachment(filename: str, data: bytes) -> str:
         )
     kind = filetype.guess(data)
     mime = kind.mime if kind is not None else None
-    if mime not in ALLOWED_MIME or (mime == "application/pdf" and not _pdf_readable(data)):
+    if mime not in ALLOWED_MIME or (mime == "application/pdf" and not _pdf_readable(data)) or (
+        mime.startswith("image/") and not image_decodes(data, mime)  # magic bytes are not enough
+    ):
         raise AttachmentError(
             gettext("The file %(name)s is not a PDF, TIFF, JPEG or PNG document.", name=filename)
         )
@@ -313,18 +318,24 @@ class FileTicket:
                     n=MIN_REASON_LENGTH,
                 )
             )
+        # The row of this ID that the institution's visits name (an ID may have a row
+        # registered apart, core/persons.py).
         self.quitter = (
-            db.session.scalar(select(Quitter).where(Quitter.national_id == self.national_id))
+            db.session.scalar(
+                select(Quitter)
+                .where(
+                    Quitter.national_id == self.national_id,
+                    exists().where(
+                        Visit.quitter_id == Quitter.id, Visit.institution_id == self.institution.id
+                    ),
+                )
+                .order_by(Quitter.id)
+                .limit(1)
+            )
             if self.national_id
             else None
         )
-        if self.quitter is None or not db.session.scalar(
-            select(
-                exists().where(
-                    Visit.quitter_id == self.quitter.id, Visit.institution_id == self.institution.id
-                )
-            )
-        ):
+        if self.quitter is None:
             raise CorrectionError(
                 gettext("This institution has no visit record of a quitter with this national ID.")
             )
@@ -666,7 +677,8 @@ class ConvertTicket:
         # Other records of the quitter, outside this ticket, near the new date …
         other = db.session.scalar(
             select(Visit.visit_date).where(
-                Visit.quitter_id == visit.quitter_id, Visit.visit_date.between(low, high),
+                Visit.quitter_id.in_(same_person_ids(Quitter, visit.quitter_id)),
+                Visit.visit_date.between(low, high),
                 Visit.id.not_in(ticket_visits),
             ).limit(1)
         )  # fmt: skip

@@ -309,6 +309,9 @@ class ScopedInterface(SQLAInterface):
                 for o in session.info.get(_INSERTED, ())
                 if inspect(o).identity
             }
+            # Persons this transaction found by national ID *and* matching identity data
+            # (core/persons.py): knowing them is what entitles the writer to point at them.
+            inserted |= session.info.get(_VERIFIED, set())
             references = {
                 ref for obj in touched for ref in _references(obj, skip=inserted)
             }
@@ -349,6 +352,9 @@ class ScopedInterface(SQLAInterface):
         return connection.execute(stmt).first() is not None
 
     def add(self, item, commit: bool = True) -> None:
+        # A form's new person row may have been matched to an existing person instead
+        # (core/persons.py register_person): that row is what gets saved and linked.
+        item = item.__dict__.get("_registered_as") or item
         self.session.add(item)
         self.enforce_scope([item])
         super().add(item, commit)
@@ -373,6 +379,7 @@ class ScopedInterface(SQLAInterface):
 
 
 _TOUCHED, _INSERTED = "scope_touched_rows", "scope_inserted_rows"
+_VERIFIED = "identity_verified_references"  # core.persons.VERIFIED_REFERENCES
 
 
 def tracked_rows(session) -> list[Any]:
@@ -394,6 +401,7 @@ def _track_flush(session, flush_context):
 def _forget(session, *args):
     session.info.pop(_TOUCHED, None)
     session.info.pop(_INSERTED, None)
+    session.info.pop(_VERIFIED, None)
 
 
 def install_tracking(session) -> None:
@@ -423,8 +431,6 @@ def _references(obj, skip=frozenset()):
             continue
         target = rel.mapper.class_
         if not getattr(target, "defines_scope", lambda: False)():
-            continue
-        if getattr(target, "__referable_by_any_scope__", False):
             continue
         keys = []
         loaded = state.attrs[rel.key].loaded_value

@@ -21,6 +21,10 @@ FEE_DEDUCTION = "FeeDeduction"
 SELF_CHECK = "SelfCheck"
 CESSATION_STATISTICS = "CessationStatistics"  # yearly bulletin tables 1–3 (C9)
 QUITTER = "Quitter"
+#: Registrations whose identity data differ from the national record of their ID (issue 12).
+QUITTER_IDENTITY = "QuitterIdentity"
+PRACTITIONER_IDENTITY = "PractitionerIdentity"
+CAN_MERGE = "merge"
 APPLICATION = "AccountApplication"
 ACCOUNT = "Account"
 CORRECTION = "CorrectionTicket"
@@ -70,10 +74,14 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
         VISIT: READ_EXPORT,
         FEE_DEDUCTION: READ_EXPORT,
         SELF_CHECK: READ,
-        QUITTER: READ_EXPORT,
+        # The office owns the identity data of the programme's shared persons (issue 12):
+        # it alone corrects a quitter's or a practitioner's ID, name, sex or birth date.
+        QUITTER: READ_EXPORT | {CAN_EDIT},
+        QUITTER_IDENTITY: {CAN_READ, CAN_MERGE},
+        PRACTITIONER_IDENTITY: {CAN_READ, CAN_MERGE},
         INSTITUTION: READ_EXPORT,
         CONTRACT: READ_EXPORT,
-        PRACTITIONER: READ_EXPORT,
+        PRACTITIONER: READ_EXPORT | {CAN_EDIT},
         ASSIGNMENT: READ_EXPORT,
         PERSONAL_ID: READ,
         # C5–C7: intake of faxed/e-mailed forms, review, and the engineer's conversion.
@@ -113,10 +121,12 @@ ROLE_GRANTS: dict[str, dict[str, set[str]]] = {
         VISIT: ALL,
         FEE_DEDUCTION: READ_EXPORT,
         SELF_CHECK: READ,
-        QUITTER: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
+        # Registers persons (found by ID and identity data, core/persons.py), never
+        # rewrites them: a quitter or practitioner may be served elsewhere too.
+        QUITTER: READ_EXPORT | {CAN_CREATE},
         INSTITUTION: READ_EXPORT,
         CONTRACT: READ_EXPORT,
-        PRACTITIONER: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
+        PRACTITIONER: READ_EXPORT | {CAN_CREATE},
         ASSIGNMENT: ALL,
         PERSONAL_ID: READ,
         # Its own correction tickets; filing online (C5).

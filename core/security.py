@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import time
 
 from flask import current_app, g
 from flask_appbuilder.security.api import SecurityApi
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.views import AuthDBView, RoleModelView, UserDBModelView
 from flask_appbuilder.widgets import ListWidget, ShowWidget
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, select
 from wtforms import SelectField
@@ -55,6 +58,79 @@ def _request_memo() -> dict | None:
     if not has_request_context():
         return None
     return g.setdefault("_security_memo", {})
+
+
+# ------------------------------------------------ API tokens end with the session
+#: Per account, the time before which its API tokens are void (set by logout and by every
+#: password change). In the shared cache: Redis with REDIS_URL, else the file cache every
+#: worker reads, like the table versions of core/counts.py.
+_TOKENS_AFTER_KEY = "jwt-valid-after:{}"
+
+
+def _absolute_seconds() -> float:
+    return float(current_app.config["SESSION_ABSOLUTE_HOURS"]) * 3600
+
+
+def _clamp_token_lifetimes(app) -> None:
+    """A refresh token never outlives the session's absolute limit; nor an access token."""
+    limit = dt.timedelta(hours=app.config["SESSION_ABSOLUTE_HOURS"])
+    defaults = {"JWT_REFRESH_TOKEN_EXPIRES": limit, "JWT_ACCESS_TOKEN_EXPIRES": dt.timedelta(minutes=15)}
+    for key, default in defaults.items():
+        value = app.config.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = dt.timedelta(seconds=value)
+        if not isinstance(value, dt.timedelta):  # False would mean "never expires"
+            value = default
+        app.config[key] = min(value, limit)
+
+
+def token_claims() -> dict:
+    """Claims added to every token FAB issues: `issued` (iat to the microsecond, so a token
+    issued just after a revocation in the same second survives it) and `auth_time` (when
+    the password was checked), which a refreshed access token inherits from its refresh
+    token, so that no chain of refreshes outlives SESSION_ABSOLUTE_HOURS."""
+    from flask import has_request_context, request
+    from flask_jwt_extended import get_jwt
+
+    now = time.time()
+    auth_time = now
+    if has_request_context() and request.path.endswith("/security/refresh"):
+        try:
+            auth_time = float(get_jwt().get("auth_time", get_jwt().get("iat", now)))
+        except (RuntimeError, TypeError, ValueError):
+            auth_time = now
+    return {"issued": now, "auth_time": auth_time}
+
+
+def tokens_valid_after(user_id) -> float:
+    return float(cache.get(_TOKENS_AFTER_KEY.format(user_id)) or 0.0)
+
+
+def revoke_api_tokens(user_id) -> None:
+    """Void every access and refresh token of this account issued until now, in every worker.
+
+    The mark lives as long as the longest token could: past the absolute limit every token
+    issued before it is refused by its `auth_time` anyway.
+    """
+    if user_id is None:
+        return
+    cache.set(
+        _TOKENS_AFTER_KEY.format(user_id), time.time(), timeout=int(_absolute_seconds()) + 3600
+    )
+
+
+def token_revoked(payload: dict) -> bool:
+    """True for a token issued before its account's last logout or password change, or
+    authenticated longer ago than the session's absolute limit."""
+    issued = payload.get("issued", payload.get("iat", 0))
+    auth_time = payload.get("auth_time", payload.get("iat", 0))
+    try:
+        issued, auth_time = float(issued), float(auth_time)
+    except (TypeError, ValueError):
+        return True
+    if time.time() - auth_time > _absolute_seconds():
+        return True
+    return issued <= tokens_valid_after(payload.get("sub"))
 
 
 SCOPE_KIND_CHOICES = [
@@ -188,15 +264,30 @@ class AppSecurityManager(SecurityManager):
 
     def create_jwt_manager(self, app):
         """A malformed or forged token is a 401 like a missing one (flask-jwt-extended
-        answers 422 by default, which no client reads as "sign in again")."""
+        answers 422 by default, which no client reads as "sign in again"); so is a revoked
+        or expired one. Tokens end with the session (issue 12): see `token_revoked`."""
         from flask import jsonify
 
+        _clamp_token_lifetimes(app)
         jwt_manager = super().create_jwt_manager(app)
 
         @jwt_manager.invalid_token_loader
         def _invalid(reason):
             return jsonify(message=reason), 401
 
+        @jwt_manager.additional_claims_loader
+        def _claims(identity):
+            return token_claims()
+
+        @jwt_manager.token_in_blocklist_loader
+        def _in_blocklist(jwt_header, jwt_payload):
+            return token_revoked(jwt_payload)
+
+        def _ended(jwt_header, jwt_payload):
+            return jsonify(message=gettext("Your session has ended. Please sign in again.")), 401
+
+        jwt_manager.revoked_token_loader(_ended)
+        jwt_manager.expired_token_loader(_ended)
         return jwt_manager
     user_model = ScopedUser
     userdbmodelview = ScopedUserDBModelView
@@ -249,11 +340,15 @@ class AppSecurityManager(SecurityManager):
         return super().add_user(username, first_name, last_name, email, role, password, **kwargs)
 
     def reset_password(self, userid, password):
+        """Every password change (own form, admin reset, one-time link, CLI) comes here:
+        the policy holds, and the account's API tokens stop working."""
         from core.passwords import check_password
 
         user = self.get_user_by_id(userid)
         check_password(password, getattr(user, "username", None))
-        return super().reset_password(userid, password)
+        result = super().reset_password(userid, password)
+        revoke_api_tokens(userid)
+        return result
 
     # -- API keys: FAB returns api_key.user, an instance of its base User (trap 2) --
     def validate_api_key(self, api_key_string):
@@ -380,3 +475,118 @@ _USER_SCOPE_ATTRS = (
     "roles", "groups", "active", "scope_kind", "scope_county_id", "scope_county",
     "scope_institutions",
 )  # fmt: skip
+
+
+# --------------------------------------------------------------- HTTP hardening
+#: Every page's Content-Security-Policy. FAB's templates and ours carry a nonce on each
+#: inline <script> (baselib.get_nonce), so scripts need no 'unsafe-inline'; FAB's markup
+#: has style="…" attributes, which no nonce can cover, hence 'unsafe-inline' for styles.
+#: Nothing is loaded from another origin.
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self' 'unsafe-inline'",
+    "img-src": "'self' data:",
+    "font-src": "'self' data:",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'self'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+#: Writes under /api/ that a session cookie could authorise.
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: API endpoints that never act on the session's identity (they take a password or a
+#: refresh token), so a cookie rides along harmlessly.
+_CSRF_FREE_API_PATHS = ("/api/v1/security/login", "/api/v1/security/refresh")
+
+
+def install_http_security(app, appbuilder) -> None:
+    """Security headers on every response, CSRF on cookie-authenticated API writes, and
+    zh_TW answers for a too-large request and a refused CSRF token."""
+    from flask import jsonify, render_template, request
+    from flask_login import current_user
+    from flask_talisman import Talisman
+    from flask_wtf.csrf import CSRFError
+    from werkzeug.exceptions import RequestEntityTooLarge
+
+    from core.extensions import csrf
+
+    https = bool(app.config.get("FORCE_HTTPS") or app.config.get("SESSION_COOKIE_SECURE"))
+    Talisman(
+        app,
+        force_https=bool(app.config.get("FORCE_HTTPS")),
+        strict_transport_security=https,
+        strict_transport_security_max_age=app.config.get("HSTS_SECONDS", 365 * 24 * 3600),
+        strict_transport_security_include_subdomains=False,
+        frame_options="DENY",
+        content_security_policy=CONTENT_SECURITY_POLICY,
+        content_security_policy_nonce_in=["script-src"],
+        referrer_policy="strict-origin-when-cross-origin",
+        permissions_policy={"camera": "()", "microphone": "()", "geolocation": "()", "browsing-topics": "()"},
+        # Talisman would force these cookie flags on; the app's own settings decide.
+        session_cookie_secure=bool(app.config.get("SESSION_COOKIE_SECURE")),
+        session_cookie_http_only=True,
+        session_cookie_samesite=app.config.get("SESSION_COOKIE_SAMESITE", "Lax"),
+        x_xss_protection=False,
+    )
+
+    @app.before_request
+    def _csrf_for_cookie_api_writes():
+        """FAB exempts every API blueprint from CSRF (BaseApi.csrf_exempt), so a page on
+        another site could make a signed-in browser write through /api/v1/ with its cookie.
+        A write that carries no Authorization header is authorised by the cookie alone:
+        it needs the CSRF token (X-CSRFToken header). A bearer token (JWT or API key) is
+        never sent by a browser on its own, so such writes need none."""
+        if request.method not in _WRITE_METHODS or not request.path.startswith("/api/"):
+            return None
+        if request.path.rstrip("/") in _CSRF_FREE_API_PATHS:
+            return None
+        if request.headers.get("Authorization", "").strip():
+            return None
+        if not current_user.is_authenticated:
+            return None  # nothing for a cookie to authorise: FAB answers 401
+        csrf.protect()
+        return None
+
+    def _back_url() -> str:
+        referrer = request.referrer or ""
+        if referrer.startswith(request.host_url):
+            return referrer
+        return appbuilder.get_url_for_index
+
+    def _message_page(message: str, status: int):
+        html = render_template(
+            "errors/message.html",
+            message=message,
+            back_url=_back_url(),
+            base_template=appbuilder.base_template,
+            appbuilder=appbuilder,
+        )
+        return html, status
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc):
+        limit = app.config.get("MAX_CONTENT_LENGTH") or 0
+        message = gettext(
+            "What you sent is too large: at most %(mb)d MB can be sent at once. "
+            "Please send smaller or fewer files.",
+            mb=max(1, limit // (1024 * 1024)),
+        )
+        if request.path.startswith("/api/"):
+            return jsonify(message=message), 413
+        return _message_page(message, 413)
+
+    @app.errorhandler(CSRFError)
+    def _csrf_refused(exc):
+        if request.path.startswith("/api/"):
+            message = gettext(
+                "This request needs the security token of your session (X-CSRFToken header), "
+                "or a bearer token."
+            )
+            return jsonify(message=message), 400
+        message = gettext(
+            "The form has expired or its security token is missing. "
+            "Please reload the page and try again."
+        )
+        return _message_page(message, 400)

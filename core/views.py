@@ -383,7 +383,10 @@ class ScopedModelView(ModelView):
             abort(404)
         from flask_appbuilder.filemanager import uuid_originalname
 
-        return send_file(path, download_name=uuid_originalname(filename), as_attachment=True)
+        from core.attachments import safe_download_name
+
+        name = safe_download_name(uuid_originalname(filename))
+        return send_file(path, download_name=name, as_attachment=True)
 
     # -------------------------------------------------------------- writes
     def pre_add(self, item):
@@ -513,7 +516,14 @@ def _integrity_message(exc) -> str:
     text = str(getattr(exc, "orig", exc)).lower()
     if "unique" in text or "duplicate" in text:
         return gettext("A record with the same value already exists.")
-    return gettext("The record could not be saved: %(reason)s", reason=str(exc.__class__.__name__))
+    if "foreign key" in text or "violates foreign" in text:
+        return gettext(
+            "The record could not be saved: it refers to a record that does not exist, "
+            "or other records still refer to it."
+        )
+    if "not null" in text or "null value" in text:
+        return gettext("The record could not be saved: a required value is missing.")
+    return gettext("The record could not be saved because it conflicts with data already stored.")
 
 
 class ScopedReportView(BaseView):
@@ -704,7 +714,19 @@ class ScopedModelRestApi(ModelRestApi):
                 value = data[column]
                 if value is not None and (isinstance(value, bool) or not valid_pk(value)):
                     errors[column] = [gettext("Give the id (a number) of an existing record.")]
+                elif value is not None and not self._referable(column, int(value)):
+                    # A row the writer cannot read is answered exactly like one that does
+                    # not exist: a write never grants sight, nor tells what exists (FAB trap 10).
+                    related = self.datamodel.get_related_model(column)
+                    errors[column] = [gettext(
+                        "The selected %(what)s does not exist or is outside your data scope.",
+                        what=str(getattr(related, "__label__", related.__name__)),
+                    )]  # fmt: skip
         return errors
+
+    def _referable(self, column: str, pk: int) -> bool:
+        """Whether the writer may point `column` at row `pk`: it can read the row now."""
+        return self.datamodel.get_related_interface(column).get(pk) is not None
 
     def delete_headless(self, pk):
         if not valid_pk(pk):

@@ -153,26 +153,37 @@ def check_contract_and_assignment(institution_id: int, practitioner_id: int, vis
 
 
 def check_five_days(quitter_id: int, visit_date: dt.date, exclude_visit_id: int | None = None) -> None:
-    """C4: no other visit of the quitter within 4 days either side (an index lookup)."""
+    """C4: no other visit of the person within 4 days either side (an index lookup).
+
+    The person is the national ID: rows registered apart for the same ID (identity
+    conflicts, core/persons.py) count as one person. A visit outside the user's scope is
+    named by nothing (no date, no institution): that the quitter was seen elsewhere within
+    the window is all C4 needs to say, and all another institution may learn (issue 12).
+    """
+    from core.persons import same_person_ids
+
     window = dt.timedelta(days=MIN_DAYS_APART - 1)
     conditions = [
-        Visit.quitter_id == quitter_id,
+        Visit.quitter_id.in_(same_person_ids(Quitter, quitter_id)),
         Visit.visit_date.between(visit_date - window, visit_date + window),
     ]
     if exclude_visit_id is not None:
         conditions.append(Visit.id != exclude_visit_id)
-    other = db.session.execute(
-        select(Visit.visit_date, Visit.institution_id).where(and_(*conditions)).limit(1)
-    ).first()
-    if other is None:
+    others = db.session.execute(
+        select(Visit.visit_date, Visit.institution_id).where(and_(*conditions)).limit(10)
+    ).all()
+    if not others:
         return
     scope = current_scope()
-    own = scope.national or other.institution_id in scope.institution_ids or _in_county(
-        scope, other.institution_id
-    )
+    own = [
+        o for o in others
+        if scope.national or o.institution_id in scope.institution_ids
+        or _in_county(scope, o.institution_id)
+    ]  # fmt: skip
     if own:
         from models.institution import Institution
 
+        other = own[0]
         name = db.session.get(Institution, other.institution_id).name
         message = gettext(
             "Refused by the 5-day rule: this quitter already has a visit on %(date)s at %(inst)s; "
@@ -182,9 +193,8 @@ def check_five_days(quitter_id: int, visit_date: dt.date, exclude_visit_id: int 
         )
     else:
         message = gettext(
-            "Refused by the 5-day rule: this quitter already has a visit on %(date)s at another "
-            "institution; two visits must be at least 5 days apart.",
-            date=to_roc(other.visit_date),
+            "Refused by the 5-day rule: this quitter was seen at another institution less than "
+            "5 days from this date; two visits must be at least 5 days apart."
         )
     raise VisitRuleError(message)
 
@@ -205,8 +215,14 @@ def lock_quitter(quitter_id: int) -> None:
     An UPDATE takes the row lock on PostgreSQL and the write lock on SQLite, held until
     the transaction that inserts the visit commits.
     """
+    from core.persons import same_person_ids
+
+    # Every row of the same national ID: rows registered apart still are one person (C4).
     db.session.execute(
-        update(Quitter).where(Quitter.id == quitter_id).values(last_entry_at=clock.utc_naive())
+        update(Quitter)
+        .where(Quitter.id.in_(same_person_ids(Quitter, quitter_id)))
+        .values(last_entry_at=clock.utc_naive())
+        .execution_options(synchronize_session=False)
     )
 
 

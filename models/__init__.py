@@ -22,6 +22,7 @@ from models.correction import (  # noqa: F401
 )
 from models.export_job import ExportJob, ExportStatus  # noqa: F401
 from models.institution import ContractPeriod, Institution  # noqa: F401
+from models.person import IdentityStatus, PersonKind, PersonLink  # noqa: F401
 from models.practitioner import Practitioner, Profession, ServiceAssignment  # noqa: F401
 from models.reference import County, InstitutionLevel  # noqa: F401
 from models.user import ScopedUser, ScopeKind, user_institution  # noqa: F401

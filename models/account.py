@@ -41,7 +41,7 @@ class AccountApplication(AuditColumnsMixin, AppModel):
         Index("ix_application_status_created", "status", "created_on"),
         Index("ix_application_institution", "institution_id"),
         Index("ix_application_email", "email"),
-        {"extend_existing": True},
+        {"extend_existing": True, "sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -72,7 +72,7 @@ class CorrectionTicket(AuditColumnsMixin, AppModel):
     __table_args__ = (
         Index("ix_correction_ticket_status_received", "status", "received_on", "id"),
         Index("ix_correction_ticket_institution", "institution_id", "status"),
-        {"extend_existing": True},
+        {"extend_existing": True, "sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -144,7 +144,7 @@ class CorrectionLine(AppModel):
     __table_args__ = (
         UniqueConstraint("ticket_id", "visit_id", name="uq_correction_line_visit"),
         Index("ix_correction_line_visit", "visit_id"),
-        {"extend_existing": True},
+        {"extend_existing": True, "sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -176,7 +176,7 @@ class CorrectionAttachment(AuditColumnsMixin, AppModel):
     __label__ = _l("Attachment")
     __table_args__ = (
         Index("ix_correction_attachment_ticket", "ticket_id"),
-        {"extend_existing": True},
+        {"extend_existing": True, "sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -209,7 +209,7 @@ class TicketTransition(AppModel):
     __label__ = _l("Ticket history")
     __table_args__ = (
         Index("ix_correction_transition_ticket", "ticket_id", "id"),
-        {"extend_existing": True},
+        {"extend_existing": True, "sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -21,7 +21,7 @@ class Institution(AuditColumnsMixin, AppModel):
         Index("ix_institution_county_level", "county_id", "level_id", "id"),
         Index("ix_institution_level_code", "level_id", "nhi_code"),
         Index("ix_institution_name", "name"),
-        {"extend_existing": True},
+        {"extend_existing": True, "sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -73,7 +73,7 @@ class ContractPeriod(AuditColumnsMixin, AppModel):
     __table_args__ = (
         CheckConstraint("end_date IS NULL OR end_date >= start_date", name="ck_contract_dates"),
         Index("ix_contract_institution_dates", "institution_id", "start_date", "end_date"),
-        {"extend_existing": True},
+        {"extend_existing": True, "sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, select
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.validators import mask_personal_id
 from models.base import AppModel, AuditColumnsMixin, LabelledEnum
 from models.institution import Institution
+from models.person import PersonKind, PersonMixin
 
 
 class Profession(LabelledEnum):
@@ -25,15 +26,21 @@ class Profession(LabelledEnum):
     OTHER = "other", _l("Other")
 
 
-class Practitioner(AuditColumnsMixin, AppModel):
+class Practitioner(PersonMixin, AuditColumnsMixin, AppModel):
     """A practitioner; may serve at several institutions of different levels."""
 
     __tablename__ = "practitioner"
     __label__ = _l("Practitioner")
-    __table_args__ = (Index("ix_practitioner_name", "name"), {"extend_existing": True})
+    __person_kind__ = PersonKind.PRACTITIONER.value
+    __identity_fields__ = ("name",)
+    __table_args__ = (
+        Index("ix_practitioner_name", "name"),
+        *PersonMixin.person_table_args("practitioner"),
+        {"extend_existing": True, "sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    national_id: Mapped[str] = mapped_column(String(10), unique=True, nullable=False)
+    national_id: Mapped[str] = mapped_column(String(10), nullable=False)
     name: Mapped[str] = mapped_column(String(50), nullable=False)
     profession: Mapped[str] = mapped_column(String(20), nullable=False, index=True)
     licence_number: Mapped[str | None] = mapped_column(String(30), index=True)
@@ -44,17 +51,12 @@ class Practitioner(AuditColumnsMixin, AppModel):
 
     @classmethod
     def scope_clause(cls, scope):
-        # Visible where the practitioner serves (or served) at an institution in scope.
+        """Practitioners linked to an institution in scope: an assignment there (past or
+        present), or registered there. `id IN (links)`, not a correlated EXISTS: for a
+        county the EXISTS probed once per institution for every practitioner (~0.5 s a page)."""
         if scope.national:
             return scope.institution_filter(cls.id)  # true()
-        # `id IN (practitioners assigned in scope)`, not a correlated EXISTS: for a county the
-        # EXISTS probed (practitioner, institution) once per institution of the county for
-        # every practitioner (~0.5 s a page); the IN reads the county's assignments once.
-        return cls.id.in_(
-            select(ServiceAssignment.practitioner_id).where(
-                scope.institution_filter(ServiceAssignment.institution_id)
-            )
-        )
+        return cls.linked_in_scope(scope)
 
     @property
     def national_id_masked(self) -> str:
@@ -81,7 +83,7 @@ class ServiceAssignment(AuditColumnsMixin, AppModel):
         Index("ix_assignment_institution_start", "institution_id", "start_date", "id"),
         Index("ix_assignment_practitioner", "practitioner_id", "institution_id", "start_date"),
         Index("ix_assignment_start", "start_date", "id"),
-        {"extend_existing": True},
+        {"extend_existing": True, "sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -96,6 +98,9 @@ class ServiceAssignment(AuditColumnsMixin, AppModel):
 
     practitioner: Mapped[Practitioner] = relationship(back_populates="assignments")
     institution: Mapped[Institution] = relationship()
+
+    #: An assignment links its practitioner to its institution (models/person.py).
+    __person_links__ = ((PersonKind.PRACTITIONER.value, "practitioner_id", "institution_id"),)
 
     @classmethod
     def scope_clause(cls, scope):

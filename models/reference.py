@@ -25,6 +25,7 @@ class County(_Reference):
     """One of the 22 counties/cities (縣市) and its health bureau (衛生局)."""
 
     __tablename__ = "county"
+    __table_args__ = {"sqlite_autoincrement": True}  # audit keys never reused
     __label__ = _l("County")
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -41,6 +42,7 @@ class InstitutionLevel(_Reference):
     """Institution level (層級), in the bulletin's order: 醫學中心 … 藥局."""
 
     __tablename__ = "institution_level"
+    __table_args__ = {"sqlite_autoincrement": True}  # audit keys never reused
     __label__ = _l("Institution level")
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -44,7 +44,7 @@ class ScopedUser(User):
     """FAB's user row plus its scope; the security manager loads users as this class."""
 
     __tablename__ = "ab_user"
-    __table_args__ = {"extend_existing": True}
+    __table_args__ = {"extend_existing": True, "sqlite_autoincrement": True}
 
     scope_kind: Mapped[str | None] = mapped_column(String(10))
     scope_county_id: Mapped[int | None] = mapped_column(ForeignKey("county.id"))

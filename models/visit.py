@@ -13,15 +13,14 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    select,
     true,
-    union,
 )  # fmt: skip
-from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.validators import mask_personal_id
 from models.base import AppModel, AuditColumnsMixin, LabelledEnum
 from models.institution import Institution
+from models.person import PersonKind, PersonMixin
 from models.practitioner import Practitioner
 
 
@@ -32,46 +31,37 @@ class Sex(LabelledEnum):
     FEMALE = "F", _l("Female")
 
 
-class Quitter(AuditColumnsMixin, AppModel):
-    """A person in cessation treatment; one row per national ID, nationwide."""
+class Quitter(PersonMixin, AuditColumnsMixin, AppModel):
+    """A person in cessation treatment; one verified row per national ID, nationwide."""
 
     __tablename__ = "quitter"
     __label__ = _l("Quitter")
+    __person_kind__ = PersonKind.QUITTER.value
+    #: Besides the ID, what an institution must know to be linked to an existing quitter.
+    __identity_fields__ = ("name", "sex", "birth_date")
     __table_args__ = (
         Index("ix_quitter_name", "name"),
         Index("ix_quitter_created_by", "created_by_id"),
-        {"extend_existing": True},
+        *PersonMixin.person_table_args("quitter"),
+        {"extend_existing": True, "sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    national_id: Mapped[str] = mapped_column(String(10), unique=True, nullable=False)
+    national_id: Mapped[str] = mapped_column(String(10), nullable=False)
     name: Mapped[str] = mapped_column(String(50), nullable=False)
     sex: Mapped[str] = mapped_column(String(1), nullable=False)
     birth_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
-    #: Visits name quitters by national ID across institutions (C4 spans them): any scope
-    #: may point a visit at an existing quitter; seeing the quitter still needs a visit.
-    __referable_by_any_scope__ = True
-
     #: Touched by every visit entry: locking this row serialises the 5-day check (C4).
     last_entry_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
     @classmethod
     def scope_clause(cls, scope):
-        """Quitters who visited an institution in scope (national users: everyone)."""
+        """Quitters linked to an institution in scope (a visit there, or registered there)."""
         if scope.national:
             return true()
-        # ... or registered by this very user, so a quitter can be created before the visit.
-        # `id IN (quitters of the scope's visits UNION the user's own)`, not a correlated
-        # EXISTS per quitter: the EXISTS probed the institution's visits once for each of
-        # ~190,000 quitters (15 s for a facility's list on the demo data), and an OR beside
-        # the IN let SQLite walk the whole name index for a page. The union reads the
-        # scope's visits once (ix_visit_institution_quitter) and the user's quitters
-        # through ix_quitter_created_by.
-        in_scope = select(Visit.quitter_id).where(scope.institution_filter(Visit.institution_id))
-        if scope.has_any and scope.user_id is not None:
-            own = aliased(cls)
-            in_scope = union(in_scope, select(own.id).where(own.created_by_id == scope.user_id))
-        return cls.id.in_(in_scope)
+        # `id IN (links of the scope's institutions)`: one range of ix_person_link_scope,
+        # smaller than the visits it replaces (one row per quitter and institution).
+        return cls.linked_in_scope(scope)
 
     @property
     def national_id_masked(self) -> str:
@@ -103,7 +93,7 @@ class Visit(AuditColumnsMixin, AppModel):
         # The quitters of a scope's institutions (Quitter.scope_clause), read from the index.
         Index("ix_visit_institution_quitter", "institution_id", "quitter_id"),
         Index("ix_visit_timeliness", "entry_timeliness", "institution_id", "visit_date"),
-        {"extend_existing": True},
+        {"extend_existing": True, "sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -133,6 +123,9 @@ class Visit(AuditColumnsMixin, AppModel):
     institution: Mapped[Institution] = relationship()
     practitioner: Mapped[Practitioner] = relationship()
     quitter: Mapped[Quitter] = relationship()
+
+    #: A visit links its quitter to its institution (models/person.py).
+    __person_links__ = ((PersonKind.QUITTER.value, "quitter_id", "institution_id"),)
 
     @classmethod
     def scope_clause(cls, scope):

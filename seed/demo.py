@@ -137,6 +137,11 @@ def seed_demo(seed: int = 113, scale: float = 1.0) -> dict[str, int | str]:
     from seed.corrections import seed_corrections
 
     result["correction tickets"] = seed_corrections(*demo_ids)
+    # Bulk-inserted visits and assignments bypass the session's link hook.
+    from models.person import backfill_person_links
+
+    backfill_person_links(db.session.connection())
+    db.session.commit()
     from core.security import bump_security_version
 
     bump_security_version()

@@ -74,9 +74,9 @@ def app(database_url, tmp_path_factory):
         # caches it in g._login_user). In production every request has its own context.
         for name in ("_login_user", "user", "_scope", "_perm_memo", "_api_key_user",
                      "_table_versions", "_security_memo", "_full_ids",
-                     # flask_jwt_extended's token and user of the previous API request
-                     "_jwt_extended_jwt", "_jwt_extended_jwt_header", "_jwt_extended_jwt_user",
-                     "_jwt_extended_jwt_location"):
+                     # flask-jwt-extended's verified token: a later request would be
+                     # authorised by the previous request's JWT without checking its own.
+                     "_jwt_extended_jwt_user", "_jwt_extended_jwt", "_jwt_extended_jwt_header"):
             g.pop(name, None)
 
     application.before_request_funcs.setdefault(None, []).insert(0, fresh_request_globals)
@@ -159,6 +159,8 @@ def api_as(app):
 
     def _api_as(username: str):
         client = app.test_client()
+        if username in _jwt_cache and not _token_still_valid(app, _jwt_cache[username]):
+            del _jwt_cache[username]  # expired (15 min), or revoked by a logout in a test
         if username not in _jwt_cache:
             response = client.post(
                 "/api/v1/security/login",
@@ -169,6 +171,21 @@ def api_as(app):
         return client, {"Authorization": f"Bearer {_jwt_cache[username]}"}
 
     return _api_as
+
+
+def _token_still_valid(app, token: str) -> bool:
+    from flask_jwt_extended import decode_token
+
+    from core.security import token_revoked
+
+    with app.app_context():
+        try:
+            payload = decode_token(token)
+        except Exception:  # expired, or any other reason to log in again
+            return False
+        import time
+
+        return payload["exp"] - time.time() > 120 and not token_revoked(payload)
 
 
 def post_form(app, client, url: str, data: dict, **kwargs):

@@ -18,6 +18,7 @@ from models.correction import (
     TicketTransition,
 )
 from models.institution import ContractPeriod, Institution
+from models.person import PersonLink
 from models.practitioner import Practitioner, ServiceAssignment
 from models.reference import County, InstitutionLevel
 from models.user import ScopedUser
@@ -65,7 +66,10 @@ ORACLES = {
     Institution: lambda u, row: row.id in u.institution_ids,
     ContractPeriod: lambda u, row: row.institution_id in u.institution_ids,
     ServiceAssignment: lambda u, row: row.institution_id in u.institution_ids,
-    Practitioner: lambda u, row: any(a.institution_id in u.institution_ids for a in row.assignments),
+    # Persons: seen where they are linked (a visit or an assignment there, past or present,
+    # or registered there by the institution's staff), read here row by row.
+    Practitioner: lambda u, row: bool(_LINKED.get(("practitioner", row.id), set()) & u.institution_ids)
+    or any(a.institution_id in u.institution_ids for a in row.assignments),
     County: lambda u, row: u.has_scope,
     InstitutionLevel: lambda u, row: u.has_scope,
     AuditLog: lambda u, row: u.national,
@@ -82,11 +86,13 @@ ORACLES = {
     CorrectionAttachment: lambda u, row: row.ticket.institution_id in u.institution_ids,
     TicketTransition: lambda u, row: row.ticket.institution_id in u.institution_ids,
     Quitter: lambda u, row: u.national
-    or row.created_by_id == u.user_id
-    or bool(_VISITED.get(row.id, set()) & u.institution_ids),
+    or bool(_VISITED.get(row.id, set()) & u.institution_ids)
+    or bool(_LINKED.get(("quitter", row.id), set()) & u.institution_ids),
 }
 #: quitter id → institutions they visited; filled by expected_split (one query, not N).
 _VISITED: dict[int, set[int]] = {}
+#: (person kind, id) → institutions linked to the person (models/person.py PersonLink).
+_LINKED: dict[tuple[str, int], set[int]] = {}
 
 
 def expected_split(db, model, user: UserView) -> tuple[set[int], set[int]]:
@@ -96,6 +102,12 @@ def expected_split(db, model, user: UserView) -> tuple[set[int], set[int]]:
             f"no scope oracle for {model.__name__}: add one to tests/scope_oracle.py"
         )
     visible, hidden = set(), set()
+    if model in (Quitter, Practitioner):
+        _LINKED.clear()
+        for kind, person_id, institution_id in db.session.query(
+            PersonLink.person_kind, PersonLink.person_id, PersonLink.institution_id
+        ):
+            _LINKED.setdefault((kind, person_id), set()).add(institution_id)
     if model is Quitter:
         _VISITED.clear()
         for quitter_id, institution_id in db.session.query(Visit.quitter_id, Visit.institution_id):

@@ -33,20 +33,28 @@ def test_a_related_row_given_as_an_object_is_a_422_not_a_500(api_as):
     assert set(response.json["message"]) == {"institution", "practitioner"}
 
 
-def test_a_duplicate_national_id_is_a_422_and_nothing_is_kept(app, db, api_as):
+def test_a_registered_national_id_with_other_data_is_answered_like_a_new_one(app, db, api_as):
+    """Issue 12, class 3 (was: a duplicate ID answered 422, an existence oracle). An ID
+    registered with other identity data is answered exactly like a new ID (201), kept apart
+    as a conflict row holding what was typed; the registered person is left unchanged."""
     from models.visit import Quitter
 
     client, headers = api_as("facility_tpe")
-    existing = db.session.query(Quitter).first()
-    before = db.session.query(Quitter).count()
+    existing = db.session.query(Quitter).filter_by(identity_status="verified").first()
+    name = existing.name
     response = client.post(
         "/api/v1/quitter/",
         headers=headers,
         json={"national_id": existing.national_id, "name": "重複者", "sex": "M", "birth_date": "1990-01-01"},
     )
-    assert response.status_code == 422, response.text
+    assert response.status_code == 201, response.text
+    assert response.json["result"]["name"] == "重複者"
     db.session.expire_all()
-    assert db.session.query(Quitter).count() == before
+    assert db.session.get(Quitter, existing.id).name == name
+    row = db.session.get(Quitter, response.json["id"])
+    assert row.id != existing.id and row.identity_status == "conflict"
+    db.session.delete(row)
+    db.session.commit()
 
 
 @pytest.mark.parametrize("token", ["abc", "a.b.c", "eyJhbGciOiJIUzI1NiJ9.e30.x"])

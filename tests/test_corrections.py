@@ -39,7 +39,20 @@ from tests.scope_oracle import user_view
 from tests.test_visits import _form, _new_id, _setup
 
 D = dt.date
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 40
+
+
+def scan(fmt: str) -> bytes:
+    """A small real image (issue 12 class 9: images must decode fully, not just start right)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8), 200).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+PNG = scan("PNG")
 
 
 def _at(*args):
@@ -533,8 +546,8 @@ def test_attachments_are_checked_by_content_and_size(app, db):
 
     assert check_attachment("scan.pdf", blank_pdf()) == "application/pdf"
     assert check_attachment("scan.pdf", PNG) == "image/png"  # the name does not matter
-    assert check_attachment("scan.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 64) == "image/jpeg"
-    assert check_attachment("scan.tif", b"II*\x00" + b"\x00" * 64) == "image/tiff"
+    assert check_attachment("scan.jpg", scan("JPEG")) == "image/jpeg"
+    assert check_attachment("scan.tif", scan("TIFF")) == "image/tiff"
     with pytest.raises(AttachmentError):
         check_attachment("scan.gif", b"GIF89a" + b"\x00" * 64)
     limit = app.config["CORRECTION_ATTACHMENT_MAX_BYTES"]

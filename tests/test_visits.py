@@ -199,6 +199,9 @@ def test_c4_five_day_rule_names_the_conflicting_visit(app, db, login_as):
 
 
 def test_c4_across_institutions_the_other_one_is_not_named(app, db, login_as):
+    """C4 across institutions (issue 12, class 1): the refusal says the quitter was seen at
+    another institution within 5 days, and names neither that institution nor its date, so
+    repeated tries cannot map a stranger's visit calendar."""
     tpe_inst, tpe_prac = _setup(db, "facility_tpe")
     khh_inst, khh_prac = _setup(db, "facility_khh")
     national_id = _new_id()
@@ -208,18 +211,25 @@ def test_c4_across_institutions_the_other_one_is_not_named(app, db, login_as):
         tpe = login_as("facility_tpe")
         refused = post_form(app, tpe, "/visitview/add", _form(tpe_inst, tpe_prac, national_id, "114/04/06"))
     text = visible_text(refused.text)
-    assert "114/04/03" in text and "其他機構" in text
+    assert "其他機構" in text and "5 日" in text
+    assert "114/04/03" not in text and "04/03" not in text
     assert db.session.get(Institution, khh_inst).name not in text
     assert len(_visits(db, national_id)) == 1
+
+
+def _api_quitter(db, client, headers, national_id, name, sex, birth_date):
+    """Register a quitter the way an integrator does: POST /api/v1/quitter/ (links it)."""
+    response = client.post("/api/v1/quitter/", headers=headers, json={
+        "national_id": national_id, "name": name, "sex": sex, "birth_date": birth_date})  # fmt: skip
+    assert response.status_code == 201, response.text
+    return db.session.get(Quitter, response.json["id"])
 
 
 def test_c4_holds_under_concurrent_entry(app, db, api_as):
     """Two API requests at once for the same quitter: exactly one gets through."""
     institution_id, practitioner_id = _setup(db, "facility_tpe")
-    quitter = Quitter(national_id=_new_id(), name="蔡淑芬", sex="F", birth_date=dt.date(1970, 1, 1))
-    db.session.add(quitter)
-    db.session.commit()
     client, headers = api_as("facility_tpe")
+    quitter = _api_quitter(db, client, headers, _new_id(), "蔡淑芬", "F", "1970-01-01")
     barrier = threading.Barrier(2)
     results = []
 
@@ -244,10 +254,8 @@ def test_c4_holds_under_concurrent_entry(app, db, api_as):
 
 def test_api_applies_the_same_rules(app, db, api_as):
     institution_id, practitioner_id = _setup(db, "facility_tpe")
-    quitter = Quitter(national_id=_new_id(), name="謝家豪", sex="M", birth_date=dt.date(1980, 1, 1))
-    db.session.add(quitter)
-    db.session.commit()
     client, headers = api_as("facility_tpe")
+    quitter = _api_quitter(db, client, headers, _new_id(), "謝家豪", "M", "1980-01-01")
     body = {"institution": institution_id, "practitioner": practitioner_id, "quitter": quitter.id,
             "visit_date": "2025-02-10", "education_minutes": 20}  # fmt: skip
     with _at(2025, 3, 21, 0, 0, 1):

@@ -68,7 +68,9 @@ def test_api_cannot_link_a_practitioner_of_another_institution(db, api_as):
             "start_date": "2025-01-01",
         },
     )
-    assert response.status_code == 403, response.text
+    # Refused like a practitioner that does not exist (issue 12: no write grants sight).
+    assert response.status_code == 422, response.text
+    assert "practitioner" in response.json["message"]
     assert _count(db, ServiceAssignment) == before
     listed = client.get("/api/v1/practitioner/", headers=headers).json["ids"]
     assert min(foreign_practitioners) not in listed

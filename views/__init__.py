@@ -21,6 +21,7 @@ def register(appbuilder) -> None:
         InstitutionApi,
         InstitutionView,
         PractitionerApi,
+        PractitionerIdentityView,
         PractitionerView,
         ServiceAssignmentApi,
         ServiceAssignmentView,
@@ -28,7 +29,7 @@ def register(appbuilder) -> None:
     from views.reports import FeeDeductionView, SelfCheckView
     from views.statistics import CessationStatisticsApi, CessationStatisticsView
     from views.upload import VisitUploadView
-    from views.visits import QuitterApi, QuitterView, VisitApi, VisitView
+    from views.visits import QuitterApi, QuitterIdentityView, QuitterView, VisitApi, VisitView
 
     cessation = _l("Cessation services")
     appbuilder.add_view(
@@ -37,6 +38,10 @@ def register(appbuilder) -> None:
     )  # fmt: skip
     appbuilder.add_view(
         QuitterView, "Quitters", label=_l("Quitters"), icon="fa-user", category="Cessation",
+    )  # fmt: skip
+    appbuilder.add_view(
+        QuitterIdentityView, "Quitters: identity data to reconcile",
+        label=_l("Quitters: identity data to reconcile"), icon="fa-id-card", category="Cessation",
     )  # fmt: skip
     appbuilder.add_view(
         VisitUploadView, "Batch upload", label=_l("Batch upload of visit records"), icon="fa-upload",
@@ -67,6 +72,10 @@ def register(appbuilder) -> None:
     appbuilder.add_view(
         PractitionerView, "Practitioners", label=_l("Practitioners"), icon="fa-user-md",
         category="Registry",
+    )  # fmt: skip
+    appbuilder.add_view(
+        PractitionerIdentityView, "Practitioners: identity data to reconcile",
+        label=_l("Practitioners: identity data to reconcile"), icon="fa-id-card", category="Registry",
     )  # fmt: skip
     appbuilder.add_view(
         ServiceAssignmentView, "Service assignments", label=_l("Service assignments"),

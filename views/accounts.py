@@ -44,6 +44,7 @@ from core.dates import to_roc
 from core.extensions import db
 from core.filters import institution_text_filter
 from core.interface import ScopedInterface
+from core.mail import mail_failed
 from core.passwords import PasswordPolicy
 from core.roles import role_label
 from core.views import CAN_EXPORT, CAN_READ, VIEW_METHOD_PERMISSIONS, ScopedModelView
@@ -304,7 +305,8 @@ class AccountApplicationView(ScopedModelView):
             db.session.rollback()
             flash(str(exc), "danger")
         else:
-            flash(gettext("Account %(username)s opened; the applicant has been mailed a link to set the password.", username=user.username), "success")
+            if not mail_failed():  # else core.mail has said the mail could not be sent
+                flash(gettext("Account %(username)s opened; the applicant has been mailed a link to set the password.", username=user.username), "success")
         return self._back(item)
 
     @action("reject", _l("Reject"), None, "fa-times", multiple=False)
@@ -341,7 +343,10 @@ class AccountApplicationView(ScopedModelView):
         path = Path(current_app.config["UPLOAD_FOLDER"]) / APPLICATION_FOLDER / item.form_file
         if not path.is_file():
             abort(404)
-        return send_file(path, mimetype="application/pdf", download_name=item.form_filename)
+        from core.attachments import safe_download_name
+
+        name = safe_download_name(item.form_filename, "application", "pdf")
+        return send_file(path, mimetype="application/pdf", download_name=name)
 
 
 # -------------------------------------------------------------- helpdesk lookup
@@ -438,7 +443,8 @@ class AccountLookupView(ScopedModelView):
         except AccountError as exc:
             flash(str(exc), "danger")
         else:
-            flash(gettext("A password-reset link has been mailed to %(email)s.", email=item.email), "success")
+            if not mail_failed():  # else core.mail has said the mail could not be sent
+                flash(gettext("A password-reset link has been mailed to %(email)s.", email=item.email), "success")
         return redirect(url_for(".show", pk=item.id))
 
 

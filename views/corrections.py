@@ -457,9 +457,11 @@ class CorrectionTicketView(ScopedModelView):
         path = attachment_path(item)
         if not path.is_file():
             abort(404)
-        return send_file(
-            path, mimetype=item.mime_type, download_name=item.filename, as_attachment=True
-        )
+        from core.attachments import safe_download_name
+        from core.corrections import ALLOWED_MIME
+
+        name = safe_download_name(item.filename, "attachment", ALLOWED_MIME.get(item.mime_type))
+        return send_file(path, mimetype=item.mime_type, download_name=name, as_attachment=True)
 
 
 class CorrectionConversionView(ScopedReportView):

@@ -13,10 +13,12 @@ from wtforms.validators import DataRequired, Length
 from core.fields import RocDateField
 from core.filters import institution_text_filter, practitioner_text_filter
 from core.interface import ScopedInterface
+from core.persons import register_person, registering_institutions
 from core.validators import NhiCode, PersonalId
 from core.views import ScopedModelRestApi, ScopedModelView
 from models.institution import ContractPeriod, Institution
 from models.practitioner import Practitioner, Profession, ServiceAssignment
+from views.persons import PersonIdentityView, person_post
 
 INSTITUTION_LABELS = {
     "nhi_code": _l("NHI institution code"),
@@ -169,11 +171,30 @@ class PractitionerView(ScopedModelView):
 
     def pre_add(self, item):
         institution, start = g.get("new_assignment") or (None, None)
+        # Found by national ID and name, or registered (apart, on a mismatch): the answer is
+        # the same either way, so it tells nobody whether the ID is known (core/persons.py).
+        person = register_person(
+            Practitioner, item.national_id, {"name": item.name}, registering_institutions(),
+            new=item,
+        )
+        item.__dict__["_registered_as"] = person
         if institution is not None:
-            item.assignments.append(
+            person.assignments.append(
                 ServiceAssignment(institution=institution, start_date=start)
             )
-        super().pre_add(item)
+        super().pre_add(person)
+
+
+class PractitionerIdentityView(PersonIdentityView):
+    """身分資料待核對（醫事人員）: practitioners registered with a name that differs from the
+    national record of their ID."""
+
+    datamodel = ScopedInterface(Practitioner)
+    class_permission_name = "PractitionerIdentity"
+    list_title = show_title = _l("Practitioners: identity data to reconcile")
+    list_columns = show_columns = ["national_id", "name", "profession", "national_record", "created_on"]
+    label_columns = {**PRACTITIONER_LABELS, **PersonIdentityView.label_columns}
+    formatters_columns = {"profession": lambda v: _profession_label(v)}
 
 
 def _profession_label(value):
@@ -257,6 +278,9 @@ class PractitionerApi(ScopedModelRestApi):
     label_columns = PRACTITIONER_LABELS
     personal_id_columns = ["national_id"]
     validators_columns = {"national_id": lambda v: _api_check(PersonalId(), v)}
+
+    def post_headless(self):
+        return person_post(self, Practitioner)
 
 
 class ServiceAssignmentApi(ScopedModelRestApi):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import g, request
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from wtforms import IntegerField, SelectField, StringField
@@ -16,10 +15,12 @@ from core.extensions import db
 from core.fields import RocDateField
 from core.filters import institution_text_filter, practitioner_text_filter, related_text_filter
 from core.interface import ScopedInterface
+from core.persons import register_person, registering_institutions
 from core.validators import PersonalId, normalize_id
 from core.views import ScopedModelRestApi, ScopedModelView
 from core.visits import VisitRuleError, check_visit, enforce_on_delete, enforce_on_write
 from models.visit import Quitter, Sex, Visit
+from views.persons import PersonIdentityView, person_post
 
 VISIT_LABELS = {
     "visit_date": _l("Visit date"),
@@ -162,14 +163,11 @@ class VisitView(ScopedModelView):
 
     def pre_add(self, item):
         data = g.pop("visit_quitter")
-        quitter = _find_quitter(data["national_id"])
-        if quitter is None:
-            quitter = Quitter(**data)
-            db.session.add(quitter)
-            db.session.flush()
-        elif quitter.name != data["name"]:
-            raise VisitRuleError(gettext("The name does not match the one registered for this national ID."))
-        item.quitter = quitter
+        # The person is found by national ID *and* identity data, and linked to this
+        # institution; a mismatch is registered apart, never reported (core/persons.py).
+        item.quitter = register_person(
+            Quitter, data.pop("national_id"), data, [item.institution.id], source="visit"
+        )
         item.entered_at = clock.utc_naive()
         item.entered_by_id = getattr(g.user, "id", None)
         _write_or_rollback(item)
@@ -215,6 +213,26 @@ class QuitterView(ScopedModelView):
         "sex": SelectField(QUITTER_LABELS["sex"], choices=Sex.choices())
     }
     related_views = [VisitView]
+
+    def pre_add(self, item):
+        item.__dict__["_registered_as"] = register_person(
+            Quitter, item.national_id, {f: getattr(item, f) for f in Quitter.__identity_fields__},
+            registering_institutions(), new=item,
+        )
+        super().pre_add(item.__dict__["_registered_as"])
+
+
+class QuitterIdentityView(PersonIdentityView):
+    """身分資料待核對（戒菸者）: quitters registered with identity data that differ from the
+    national record of their ID."""
+
+    datamodel = ScopedInterface(Quitter)
+    class_permission_name = "QuitterIdentity"
+    list_title = show_title = _l("Quitters: identity data to reconcile")
+    list_columns = show_columns = ["national_id", "name", "sex", "birth_date", "national_record",
+                                   "created_on"]  # fmt: skip
+    label_columns = {**QUITTER_LABELS, **PersonIdentityView.label_columns}
+    formatters_columns = {"sex": lambda v: str(Sex(v).label) if v in ("M", "F") else (v or "")}
 
 
 class VisitApi(ScopedModelRestApi):
@@ -278,3 +296,7 @@ class QuitterApi(ScopedModelRestApi):
     base_order = ("name", "asc")
     label_columns = QUITTER_LABELS
     personal_id_columns = ["national_id"]
+
+    def post_headless(self):
+        return person_post(self, Quitter)
+
