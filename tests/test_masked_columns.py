@@ -83,9 +83,13 @@ def read_path(row, path):
     return row
 
 
-def a_visible_row(db, model, user, path):
-    """A row the user can see whose ID (at `path`) is a 10-character personal ID."""
+def a_visible_row(db, view, user, path):
+    """A row the user can see on `view` whose ID (at `path`) is a 10-character personal ID."""
+    model = view.datamodel.obj
     visible, _ = expected_split(db, model, user)
+    if view._base_filters and view._base_filters.filters:
+        # A view that lists a subset by design (identity conflicts) shows only that subset.
+        visible &= {row.id for row in view._base_filters.apply_all(db.session.query(model))}
     for pk in sorted(visible):
         value = read_path(db.session.get(model, pk), path)
         if isinstance(value, str) and len(value) == 10:
@@ -178,7 +182,7 @@ def test_no_prefix_recovery_through_filters(app, db, login_as, api_as, username)
     problems, probed = [], 0
     for view, lister in _lists(app, login_as, api_as, username):
         for col, filters, path in id_search_paths(view, fields):
-            pk, national_id = a_visible_row(db, view.datamodel.obj, user, path)
+            pk, national_id = a_visible_row(db, view, user, path)
             if pk is None:
                 continue
             for label, arg, how in lister.operators(col, filters):
@@ -211,7 +215,7 @@ def test_starts_with_answers_alike_for_correct_and_wrong_prefix(app, db, login_a
     for view, lister in _lists(app, login_as, api_as, username):
         for col, filters, path in id_search_paths(view, fields):
             starts = [(label, how) for label, arg, how in lister.operators(col, filters) if arg == "sw"]
-            pk, national_id = a_visible_row(db, view.datamodel.obj, user, path)
+            pk, national_id = a_visible_row(db, view, user, path)
             if not starts or pk is None:
                 continue
             label, how = starts[0]
@@ -234,7 +238,7 @@ def test_full_id_roles_keep_prefix_search(app, db, login_as, api_as, username):
     checked = 0
     for view, lister in _lists(app, login_as, api_as, username):
         for col, filters, path in id_search_paths(view, fields):
-            pk, national_id = a_visible_row(db, view.datamodel.obj, user, path)
+            pk, national_id = a_visible_row(db, view, user, path)
             if pk is None:
                 continue
             ops = [(arg != "sw", how) for _label, arg, how in lister.operators(col, filters)
@@ -383,7 +387,10 @@ def test_no_sort_link_on_a_masked_column(app, db, login_as, monkeypatch):
             monkeypatch.setattr(view, "order_columns", [*view.order_columns, path])
             name = type(view).__name__
             link = f"_oc_{name}={path}"
-            assert link in login_as("office").get(f"{view.route_base}/list/").text
+            page = login_as("office").get(f"{view.route_base}/list/").text
+            if not record_count(page):
+                continue  # an empty list has no header to sort by
+            assert link in page
             assert link not in login_as("ministry").get(f"{view.route_base}/list/").text
             checked += 1
     assert checked
