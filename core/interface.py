@@ -21,7 +21,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.base import NO_VALUE
 
 from core.counts import cached_count
-from core.filters import RocFilterConverter
+from core.filters import RocFilterConverter, sees_ids_masked
 from core.scope import current_scope
 
 _MISSING = object()
@@ -129,7 +129,10 @@ class ScopedInterface(SQLAInterface):
     @staticmethod
     def _scope_key() -> tuple:
         scope = current_scope()
-        return (scope.kind, tuple(sorted(scope.county_ids)), tuple(sorted(scope.institution_ids)))
+        # A filter on a personal ID matches differently for a viewer who sees it masked
+        # (core/filters.py): two such viewers of one scope must not share a cached count.
+        masked = sees_ids_masked()
+        return (scope.kind, tuple(sorted(scope.county_ids)), tuple(sorted(scope.institution_ids)), masked)
 
     @staticmethod
     def _filter_key(filters) -> str:

@@ -36,6 +36,13 @@ from core.dates import to_roc
 from core.export import send_xlsx, write_xlsx
 from core.extensions import db, without_sqlite_mmap
 from core.fields import RocDateField
+from core.filters import (
+    is_personal_id,
+    masked_search_operators,
+    personal_id_filters,
+    register_personal_id_columns,
+    sees_ids_masked,
+)
 from core.interface import ScopedInterface, ScopeViolation
 from core.validators import mask_personal_id
 
@@ -103,6 +110,14 @@ class FastListWidget(ListWidget):
 
     template = "scoped/list_widget.html"
 
+    def __init__(self, **kwargs):
+        # No sort link on a column the viewer sees masked (ordering by it is ignored).
+        filters, order = kwargs.get("filters"), kwargs.get("order_columns")
+        if filters is not None and order and sees_ids_masked():
+            model = filters.datamodel.obj
+            kwargs["order_columns"] = [c for c in order if not is_personal_id(model, c)]
+        super().__init__(**kwargs)
+
 
 class CachedSearchWidget(SearchWidget):
     """FAB's search widget, reusing the rendered search fields between requests.
@@ -153,6 +168,7 @@ class CachedSearchWidget(SearchWidget):
             col: [str(flt.name) for flt in dict_filters[col]] for col in columns
         }
         kwargs["active_filters"] = self.filters.get_filters_values_tojson()
+        _offer_masked_columns_exactly(kwargs, datamodel, dict_filters, columns)
         # RenderTemplateWidget's own __call__, not SearchWidget's (which renders the fields).
         return super(SearchWidget, self).__call__(**kwargs)
 
@@ -187,6 +203,8 @@ class ScopedModelView(ModelView):
         self.extra_args = {**(self.extra_args or {}), "resource_name": self.class_permission_name}
         self._text_search_replaces_relation_filters()
         self.datamodel._list_columns_hint = list(self.list_columns) + list(self.list_eager)
+        register_personal_id_columns(self.datamodel.obj, self.personal_id_columns)
+        personal_id_filters(self._filters)
 
     def _text_search_replaces_relation_filters(self):
         """A relation searched through a text box offers only its text filters.
@@ -205,7 +223,7 @@ class ScopedModelView(ModelView):
         filters = self.datamodel.get_filters(self.search_columns)
         filters._search_filters = dict(self._filters._search_filters)
         filters._all_filters = dict(self._filters._all_filters)
-        return filters
+        return personal_id_filters(filters)
 
     # ---------------------------------------------------------------- dates
     def _install_roc_dates(self):
@@ -254,6 +272,50 @@ class ScopedModelView(ModelView):
         for col in {*(self.list_columns or []), *(self.show_columns or [])} - set(formatters):
             formatters[col] = _blank_none
         self.formatters_columns = formatters
+
+    # ------------------------------------------- masked IDs, related lists
+    def order_hidden(self, column: str) -> bool:
+        """Ordering by a personal ID the viewer sees masked would reveal it: not done."""
+        return bool(column) and is_personal_id(self.datamodel.obj, column) and sees_ids_masked()
+
+    def _get_list_widget(self, filters, order_column="", order_direction="", **kwargs):
+        # The list's own order (and its related lists'): ?_oc_<View>= by a masked column is
+        # ignored, the view's default order is used.
+        if self.order_hidden(order_column):
+            order_column, order_direction = "", ""
+        return super()._get_list_widget(
+            filters, order_column=order_column, order_direction=order_direction, **kwargs
+        )
+
+    def readable_related_views(self) -> list:
+        """The related views whose resource the viewer may read (FAB renders them all, trap 9)."""
+        sm = self.appbuilder.sm
+        return [
+            view for view in self._related_views
+            if sm.has_access(f"can_{CAN_READ}", view.class_permission_name)
+        ]  # fmt: skip
+
+    def _get_related_views_widgets(self, item, orders=None, pages=None, page_sizes=None,
+                                   widgets=None, **args):  # fmt: skip
+        widgets = widgets or {}
+        widgets["related_views"] = []
+        orders, pages, page_sizes = orders or {}, pages or {}, page_sizes or {}
+        for view in self.readable_related_views():
+            name = view.__class__.__name__
+            order_column, order_direction = orders.get(name) or ("", "")
+            widgets["related_views"].append(
+                self._get_related_view_widget(
+                    item, view, order_column, order_direction,
+                    page=pages.get(name), page_size=page_sizes.get(name),
+                )  # fmt: skip
+            )
+        return widgets
+
+    def render_template(self, template, **kwargs):
+        # FAB's show and edit pass every related view; the widgets hold only the readable ones.
+        if kwargs.get("related_views"):
+            kwargs["related_views"] = self.readable_related_views()
+        return super().render_template(template, **kwargs)
 
     # ----------------------------------------------------------------- list
     def _list(self, **kwargs):
@@ -381,7 +443,8 @@ class ScopedModelView(ModelView):
             exprs.append(expr)
             formatters.append(self._export_formatter(col))
         # The list's order: the one asked for, else the view's base order, else the key.
-        order = get_order_args().get(self.__class__.__name__) or self.base_order
+        order = get_order_args().get(self.__class__.__name__)
+        order = (None if order and self.order_hidden(order[0]) else order) or self.base_order
         pk = self.datamodel.get_pk()
         if order and order[0] in self.datamodel.list_columns:
             column = getattr(self.datamodel.obj, order[0])
@@ -429,6 +492,20 @@ class ScopedModelView(ModelView):
         ):
             return formatter
         return None
+
+
+def _offer_masked_columns_exactly(kwargs, datamodel, dict_filters, columns) -> None:
+    """The search form of a viewer who sees a column masked offers it "equal to" only."""
+    for col in columns:
+        offered = masked_search_operators(datamodel, col, dict_filters.get(col))
+        if offered is None:
+            continue
+        kwargs["search_filters"][col] = [str(flt.name) for flt in offered]
+        # An active filter shows as the one operator offered (it was applied as exact).
+        kwargs["active_filters"] = [
+            (c, str(offered[0].name) if c == col and offered else name, value)
+            for c, name, value in kwargs["active_filters"]
+        ]
 
 
 def _blank_none(value):
@@ -560,6 +637,8 @@ class ScopedModelRestApi(ModelRestApi):
         if not self.class_permission_name:
             raise TypeError(f"{type(self).__name__} must name its resource")
         super().__init__()
+        register_personal_id_columns(self.datamodel.obj, self.personal_id_columns)
+        personal_id_filters(self._filters)
 
     def _init_model_schemas(self) -> None:
         super()._init_model_schemas()
@@ -573,6 +652,33 @@ class ScopedModelRestApi(ModelRestApi):
         )
         for spec in operations.values():
             fix_operation_spec(spec, path or "")
+
+    # ---------------------------------------------------------- masked IDs
+    def _handle_order_args(self, rison_args):
+        order_column, order_direction = super()._handle_order_args(rison_args)
+        if order_column and is_personal_id(self.datamodel.obj, order_column) and sees_ids_masked():
+            from flask_appbuilder.exceptions import InvalidOrderByColumnFABException
+
+            raise InvalidOrderByColumnFABException(
+                gettext("The list cannot be ordered by %(column)s: you see it masked.", column=order_column)
+            )
+        return order_column, order_direction
+
+    def set_response_key_mappings(self, response, func, rison_args, **kwargs) -> None:
+        # FAB's merge functions are bound at class definition: amend what they answered.
+        super().set_response_key_mappings(response, func, rison_args, **kwargs)
+        if "filters" in response:
+            self._offer_masked_columns_exactly(response)
+
+    def _offer_masked_columns_exactly(self, response) -> None:
+        """`_info` offers a column the viewer sees masked as "equal to" only."""
+        dict_filters = self._filters.get_search_filters()
+        for col in list(response.get("filters", {})):
+            offered = masked_search_operators(self.datamodel, col, dict_filters.get(col))
+            if offered is not None:
+                response["filters"][col] = [
+                    {"name": str(flt.name), "operator": flt.arg_name} for flt in offered
+                ]
 
     # ------------------------------------------------------------ answers
     # FAB passes <pk> to the database unchecked: "null" or 10**30 was a 500 (a DataError on
