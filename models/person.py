@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from core.dates import utcnow
 from models.base import AppModel, LabelledEnum
-from models.institution import Institution  # noqa: F401  (FK target registered first)
+from models.institution import Institution
 
 
 class IdentityStatus(LabelledEnum):
@@ -110,7 +110,6 @@ class PersonMixin:
     @property
     def national_record(self) -> str:
         """The verified record of the same ID, as the office compares it with a conflict row."""
-        from core.dates import to_roc
         from core.extensions import db
 
         if self.identity_status == IdentityStatus.VERIFIED.value:
@@ -124,8 +123,34 @@ class PersonMixin:
         )
         if other is None:
             return ""
-        values = [getattr(other, f) for f in cls.__identity_fields__]
-        return " ".join(to_roc(v) if hasattr(v, "year") else str(v) for v in values)
+        return " ".join(other.identity_text(f) for f in cls.__identity_fields__)
+
+    def identity_text(self, field: str) -> str:
+        """One identity field as people read it (ROC dates, enum labels)."""
+        from core.dates import to_roc
+
+        value = getattr(self, field)
+        enum = getattr(type(self), "__identity_enums__", {}).get(field)
+        if enum is not None:
+            try:
+                return str(enum(value).label)
+            except ValueError:
+                return str(value)
+        return to_roc(value) if hasattr(value, "year") else str(value or "")
+
+    @property
+    def linked_institutions(self) -> str:
+        """The institutions that serve (or registered) this person: the office's view only."""
+        from core.extensions import db
+
+        names = db.session.scalars(
+            select(Institution.name)
+            .join(PersonLink, PersonLink.institution_id == Institution.id)
+            .where(PersonLink.person_kind == type(self).__person_kind__,
+                   PersonLink.person_id == self.id)
+            .order_by(Institution.name)
+        ).all()  # fmt: skip
+        return "、".join(names)
 
     @classmethod
     def linked_in_scope(cls, scope):

@@ -39,6 +39,7 @@ class Quitter(PersonMixin, AuditColumnsMixin, AppModel):
     __person_kind__ = PersonKind.QUITTER.value
     #: Besides the ID, what an institution must know to be linked to an existing quitter.
     __identity_fields__ = ("name", "sex", "birth_date")
+    __identity_enums__ = {"sex": Sex}
     __table_args__ = (
         Index("ix_quitter_name", "name"),
         Index("ix_quitter_created_by", "created_by_id"),

@@ -354,7 +354,7 @@ ACCOUNT_LABELS = {
     "username": _l("Username"),
     "first_name": _l("First Name"),
     "last_name": _l("Last Name"),
-    "full_name": _l("Name"),
+    "full_name": _l("Full name"),
     "email": _l("E-mail"),
     "roles": _l("Role"),
     "scope_text": _l("Data scope"),

@@ -26,7 +26,8 @@ class PersonIdentityView(ScopedModelView):
     search_columns = ["national_id", "name"]
     order_columns = ["national_id", "created_on"]
     base_order = ("created_on", "asc")
-    label_columns = {"national_record": _l("National record"), "created_on": _l("Registered on")}
+    label_columns = {"national_record": _l("National record"), "created_on": _l("Registered on"),
+                     "linked_institutions": _l("Registered by")}  # fmt: skip
     personal_id_columns = ["national_id"]
 
     @action("merge", _l("Merge into the national record"),

@@ -38,7 +38,7 @@ CONTRACT_LABELS = {
 }
 PRACTITIONER_LABELS = {
     "national_id": _l("National ID / resident certificate no."),
-    "name": _l("Name"),
+    "name": _l("Full name"),
     "profession": _l("Profession"),
     "licence_number": _l("Licence number"),
     "assignments": _l("Service assignments"),
@@ -192,7 +192,8 @@ class PractitionerIdentityView(PersonIdentityView):
     datamodel = ScopedInterface(Practitioner)
     class_permission_name = "PractitionerIdentity"
     list_title = show_title = _l("Practitioners: identity data to reconcile")
-    list_columns = show_columns = ["national_id", "name", "profession", "national_record", "created_on"]
+    list_columns = show_columns = ["national_id", "name", "profession", "national_record",
+                                   "linked_institutions", "created_on"]  # fmt: skip
     label_columns = {**PRACTITIONER_LABELS, **PersonIdentityView.label_columns}
     formatters_columns = {"profession": lambda v: _profession_label(v)}
 

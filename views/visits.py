@@ -44,7 +44,7 @@ VISIT_LABELS = {
 }
 QUITTER_LABELS = {
     "national_id": _l("National ID / resident certificate no."),
-    "name": _l("Name"),
+    "name": _l("Full name"),
     "sex": _l("Sex"),
     "birth_date": _l("Birth date"),
 }
@@ -230,7 +230,7 @@ class QuitterIdentityView(PersonIdentityView):
     class_permission_name = "QuitterIdentity"
     list_title = show_title = _l("Quitters: identity data to reconcile")
     list_columns = show_columns = ["national_id", "name", "sex", "birth_date", "national_record",
-                                   "created_on"]  # fmt: skip
+                                   "linked_institutions", "created_on"]  # fmt: skip
     label_columns = {**QUITTER_LABELS, **PersonIdentityView.label_columns}
     formatters_columns = {"sex": lambda v: str(Sex(v).label) if v in ("M", "F") else (v or "")}
 
