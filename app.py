@@ -65,6 +65,9 @@ def create_app(config_overrides: dict | None = None) -> Flask:
         audit.install(db.session)
         statistics.install()
         install_tracking(db.session)
+        from core import rules
+
+        rules.install(db.session)  # every flush normalises and checks ruled columns
         from views import register
 
         register(appbuilder)

@@ -19,6 +19,7 @@ from sqlalchemy import (
 )  # fmt: skip
 from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
 
+from core import rules
 from core.validators import mask_personal_id
 from models.base import AppModel, AuditColumnsMixin, LabelledEnum
 from models.institution import Institution
@@ -32,14 +33,25 @@ class Sex(LabelledEnum):
     FEMALE = "F", _l("Female")
 
 
+QUITTER_RULES = {
+    "national_id": rules.personal_id(_l("National ID / resident certificate no.")),
+    "name": rules.text(_l("Name"), required=True, max_length=50),
+    "sex": rules.enum(_l("Sex"), Sex),
+    "birth_date": rules.date(_l("Birth date"), required=True, max_date=rules.today),
+}
+
+
 class Quitter(AuditColumnsMixin, AppModel):
     """A person in cessation treatment; one row per national ID, nationwide."""
 
     __tablename__ = "quitter"
     __label__ = _l("Quitter")
+    #: What every path accepts (core/rules.py); the CHECK constraints below back it.
+    __field_rules__ = QUITTER_RULES
     __table_args__ = (
         Index("ix_quitter_name", "name"),
         Index("ix_quitter_created_by", "created_by_id"),
+        *rules.check_constraints("quitter", QUITTER_RULES),
         {"extend_existing": True},
     )
 
@@ -77,8 +89,20 @@ class Quitter(AuditColumnsMixin, AppModel):
     def national_id_masked(self) -> str:
         return mask_personal_id(self.national_id)
 
+    @property
+    def sex_label(self) -> str:
+        return rules.enum_label(Sex, self.sex)
+
     def __str__(self) -> str:
         return f"{self.name}（{self.national_id_masked}）"
+
+
+VISIT_RULES = {
+    "visit_date": rules.date(_l("Visit date"), required=True),
+    "medication_name": rules.text(_l("Medication"), max_length=50),
+    "medication_days": rules.integer(_l("Medication days"), 1, 365),
+    "education_minutes": rules.integer(_l("Education minutes"), 1, 600),
+}
 
 
 class Visit(AuditColumnsMixin, AppModel):
@@ -86,9 +110,15 @@ class Visit(AuditColumnsMixin, AppModel):
 
     __tablename__ = "visit"
     __label__ = _l("Visit record")
+    __field_rules__ = VISIT_RULES
     __table_args__ = (
         CheckConstraint(
             "medication_days IS NOT NULL OR education_minutes IS NOT NULL", name="ck_visit_service"
+        ),
+        *rules.check_constraints("visit", VISIT_RULES),
+        CheckConstraint(
+            "entry_timeliness IN ('within_24h', 'before_deadline', 'after_deadline')",
+            name="ck_visit_entry_timeliness",
         ),
         Index("ix_visit_institution_date", "institution_id", "visit_date", "id"),
         Index("ix_visit_date", "visit_date", "id"),
@@ -155,6 +185,10 @@ class Visit(AuditColumnsMixin, AppModel):
 
     @property
     def timeliness_label(self) -> str:
+        from core.visits import Timeliness
+
+        if self.corrected_by_ticket_id is not None:
+            return rules.enum_label(Timeliness, self.entry_timeliness)
         return str(self.timeliness.label)
 
     @property
