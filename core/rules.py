@@ -345,6 +345,44 @@ def check_instance(obj, only_changed: bool = False) -> None:
             raise RuleError(*found)
 
 
+def ruled_models() -> list:
+    """Every mapped model that declares field rules (a new model is found, not listed)."""
+    import models  # noqa: F401  (registers every model)
+    from models.base import AppModel
+
+    found, stack = [], [AppModel]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            stack.append(sub)
+            if "__field_rules__" in vars(sub) and hasattr(sub, "__table__"):
+                found.append(sub)
+    return sorted(found, key=lambda m: m.__tablename__)
+
+
+def scan_rows(model, limit: int = 20):
+    """(id, column, message) of stored rows that break a rule, streamed, at most `limit`."""
+    from sqlalchemy import select
+
+    from core.extensions import db
+
+    columns = list(field_rules(model))
+    pk = model.__table__.primary_key.columns.values()[0]
+    stmt = select(pk, *(getattr(model, c) for c in columns)).order_by(pk)
+    reported = 0
+    for row in db.session.execute(stmt.execution_options(yield_per=5000)):
+        values = dict(zip(columns, row[1:], strict=True))
+        _normal, errors = check_values(model, values)
+        # A value the rules would store differently (lower case, blanks) breaks them too.
+        for column, value in values.items():
+            if column not in errors and _normal[column] != value:
+                errors[column] = invalid_label(value)
+        for column, message in errors.items():
+            yield row[0], column, message
+            reported += 1
+            if reported >= limit:
+                return
+
+
 def _before_flush(session, flush_context, instances):
     for obj in list(session.new):
         check_instance(obj)

@@ -275,6 +275,22 @@ def test_the_seeded_demo_data_meets_every_rule(db):
             assert not errors, (model.__name__, row, errors)
 
 
+def test_the_check_rules_command_reports_rows_that_break_a_rule(app, db):
+    """issue 12 class 6: `flask check-rules` finds rows written before the rules existed."""
+    assert set(RULED) <= set(rules.ruled_models())
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["check-rules"])
+    assert result.exit_code == 0 and "every row meets the field rules" in result.output, result.output
+    quitter_id = db.session.query(Quitter.id).order_by(Quitter.id).first()[0]
+    previous = _write_invalid_sex(db, quitter_id, "X")
+    try:
+        result = runner.invoke(args=["check-rules"])
+    finally:
+        _restore_sex(db, quitter_id, previous)
+    assert result.exit_code == 1
+    assert f"quitter {quitter_id} sex:" in result.output, result.output
+
+
 # ----------------------------------------------------------------- database constraints
 BAD_UPDATES = [
     ("quitter", "sex", "'X'"),
