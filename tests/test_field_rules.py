@@ -366,6 +366,8 @@ def test_no_list_formatter_raises_on_a_text_value_outside_its_rules(app):
 
 def _write_invalid_sex(db, quitter_id: int, sex: str) -> str:
     """Store `sex` bypassing the CHECK constraint; returns the previous value."""
+    db.session.rollback()  # the test's own session must hold no lock on the table (ALTER)
+    db.session.close()
     with db.engine.connect() as conn:
         previous = conn.execute(text("SELECT sex FROM quitter WHERE id = :id"), {"id": quitter_id}).scalar()
         if db.engine.dialect.name == "sqlite":
@@ -383,6 +385,8 @@ def _write_invalid_sex(db, quitter_id: int, sex: str) -> str:
 
 
 def _restore_sex(db, quitter_id: int, sex: str) -> None:
+    db.session.rollback()
+    db.session.close()
     with db.engine.connect() as conn:
         conn.execute(text("UPDATE quitter SET sex = :s WHERE id = :id"), {"s": sex, "id": quitter_id})
         if db.engine.dialect.name != "sqlite":
