@@ -68,6 +68,9 @@ def create_app(config_overrides: dict | None = None) -> Flask:
         from models.person import install_person_links
 
         install_person_links(db.session)
+        from core import rules
+
+        rules.install(db.session)  # every flush normalises and checks ruled columns
         from views import register
 
         register(appbuilder)
@@ -242,6 +245,25 @@ def _register_cli(app: Flask) -> None:
         result = seed_demo(seed=seed_value, scale=scale)
         for key, value in result.items():
             click.echo(f"{key}: {value}")
+
+    @app.cli.command("check-rules")
+    @click.option("--limit", default=20, show_default=True, help="Rows reported per table.")
+    def check_rules_command(limit: int):
+        """Report stored rows that break a field rule (core/rules.py); exit 1 if any.
+
+        Rows written before the rules (or through raw SQL) are found here, by table, id and
+        message, so they can be corrected before the CHECK constraints' migration runs.
+        """
+        from core.rules import ruled_models, scan_rows
+
+        found = 0
+        for model in ruled_models():
+            for key, column, message in scan_rows(model, limit):
+                found += 1
+                click.echo(f"{model.__tablename__} {key} {column}: {message}")
+        click.echo(f"{found} rows break a field rule" if found else "every row meets the field rules")
+        if found:
+            raise SystemExit(1)
 
     @app.cli.command("demo-logins")
     def demo_logins_command():

@@ -124,6 +124,12 @@ class Config:
     UPLOAD_FOLDER = str(INSTANCE_DIR / "uploads")
     #: Correction tickets (Appendix 9): the largest scanned attachment accepted, per file.
     CORRECTION_ATTACHMENT_MAX_BYTES = int(os.environ.get("CORRECTION_ATTACHMENT_MAX_BYTES", str(5 * 1024 * 1024)))
+    #: Batch upload of visits (core/batch.py): refused before parsing above these sizes,
+    #: and when reading and checking the rows takes longer than the budget (seconds).
+    BATCH_MAX_BYTES = int(os.environ.get("BATCH_MAX_BYTES", str(2 * 1024 * 1024)))
+    BATCH_MAX_UNPACKED_BYTES = int(os.environ.get("BATCH_MAX_UNPACKED_BYTES", str(20 * 1024 * 1024)))
+    BATCH_MAX_PARTS = 100
+    BATCH_TIME_BUDGET = float(os.environ.get("BATCH_TIME_BUDGET", "20"))
     EXPORT_MAX_ROWS = int(os.environ.get("EXPORT_MAX_ROWS", "5000000"))
     #: Exports larger than this run as a background job with a progress bar.
     EXPORT_ASYNC_THRESHOLD = int(os.environ.get("EXPORT_ASYNC_THRESHOLD", "20000"))

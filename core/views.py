@@ -44,6 +44,7 @@ from core.filters import (
     sees_ids_masked,
 )
 from core.interface import ScopedInterface, ScopeViolation
+from core.rules import RuleError
 from core.validators import mask_personal_id
 
 #: Permission names shared by a resource's view and API (roles are granted these).
@@ -197,6 +198,7 @@ class ScopedModelView(ModelView):
             raise TypeError(f"{type(self).__name__}.datamodel must be a ScopedInterface")
         if not self.class_permission_name:
             raise TypeError(f"{type(self).__name__} must name its resource")
+        self._install_field_rules()
         self._install_roc_dates()
         self._install_masking()
         super().__init__(**kwargs)
@@ -224,6 +226,23 @@ class ScopedModelView(ModelView):
         filters._search_filters = dict(self._filters._search_filters)
         filters._all_filters = dict(self._filters._all_filters)
         return personal_id_filters(filters)
+
+    # ---------------------------------------------------------------- rules
+    def _install_field_rules(self):
+        """Every form field of a ruled column runs its rule first (core/rules.py)."""
+        from core.rules import field_rules, form_validators, with_validators
+
+        model = self.datamodel.obj
+        columns = set(field_rules(model)) | {r.end for r in getattr(model, "__record_rules__", ())}
+        validators = dict(self.validators_columns or {})
+        for col in columns:
+            validators[col] = [*form_validators(model, col), *validators.get(col, [])]
+        self.validators_columns = validators
+        for attr in ("add_form_extra_fields", "edit_form_extra_fields"):
+            extra = dict(getattr(self, attr) or {})
+            for col in columns & set(extra):
+                extra[col] = with_validators(extra[col], form_validators(model, col))
+            setattr(self, attr, extra)
 
     # ---------------------------------------------------------------- dates
     def _install_roc_dates(self):
@@ -401,6 +420,9 @@ class ScopedModelView(ModelView):
         try:
             self.datamodel.enforce_scope([item])
         except ScopeViolation:
+            raise
+        except RuleError:
+            db.session.rollback()
             raise
         except Exception as exc:  # integrity errors: keep the session usable
             db.session.rollback()
@@ -644,6 +666,10 @@ class ScopedModelRestApi(ModelRestApi):
         super()._init_model_schemas()
         for schema in (self.list_model_schema, self.show_model_schema):
             _utc_datetimes(schema)
+        from core.rules import install_marshmallow_rules
+
+        for schema in (self.add_model_schema, self.edit_model_schema):
+            install_marshmallow_rules(schema, self.datamodel.obj)
 
     def operation_helper(self, path=None, operations=None, methods=None, func=None, **kwargs):
         """The OpenAPI operations as the API really answers (schemathesis holds us to it)."""
@@ -689,6 +715,7 @@ class ScopedModelRestApi(ModelRestApi):
         return super().get_headless(int(pk), **kwargs)
 
     def post_headless(self):
+        self._normalise_body(self.add_columns)
         errors = self._relation_errors(self.add_columns)
         if errors:
             return self.response_422(message=errors)
@@ -697,10 +724,18 @@ class ScopedModelRestApi(ModelRestApi):
     def put_headless(self, pk):
         if not valid_pk(pk):
             return self.response_404()
+        self._normalise_body(self.edit_columns)
         errors = self._relation_errors(self.edit_columns)
         if errors:
             return self.response_422(message=errors)
         return self._guarded(super().put_headless, pk)
+
+    def _normalise_body(self, columns) -> None:
+        """The body's ruled text values as they will be stored (an ID in upper case …),
+        before FAB loads it: a lookup by national ID then finds the existing person."""
+        from core.rules import normalise_json
+
+        normalise_json(self.datamodel.obj, request.get_json(silent=True), columns)
 
     def _relation_errors(self, columns) -> dict:
         """A related row is given by its id. marshmallow-sqlalchemy would build a new row
@@ -741,6 +776,9 @@ class ScopedModelRestApi(ModelRestApi):
         except ScopeViolation as exc:
             db.session.rollback()
             return self.response(403, message=str(exc))
+        except RuleError as exc:  # a record rule (end before start) or the flush-time net
+            db.session.rollback()
+            return self.response_422(message={exc.column: [exc.message]})
         except IntegrityError as exc:
             db.session.rollback()
             return self.response_422(message=_integrity_message(exc))

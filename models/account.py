@@ -92,11 +92,11 @@ class AccountApplication(AuditColumnsMixin, AppModel):
 
     @property
     def status_label(self) -> str:
-        return str(ApplicationStatus(self.status).label)
+        return ApplicationStatus.label_of(self.status)
 
     @property
     def requested_role_label(self) -> str:
-        return str(RequestedRole(self.requested_role).label)
+        return RequestedRole.label_of(self.requested_role)
 
     def __str__(self) -> str:
         return f"{self.applicant_name} <{self.email}>"

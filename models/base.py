@@ -70,3 +70,10 @@ class LabelledEnum(enum.StrEnum):
     @classmethod
     def choices(cls) -> list[tuple[str, str]]:
         return [(m.value, m.label) for m in cls]
+
+    @classmethod
+    def label_of(cls, value) -> str:
+        """The label of a stored value; one outside the enum shows as （無效值：X）, never raises."""
+        from core.rules import enum_label
+
+        return enum_label(cls, value)

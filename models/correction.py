@@ -111,11 +111,11 @@ class CorrectionTicket(AuditColumnsMixin, AppModel):
 
     @property
     def status_label(self) -> str:
-        return str(TicketStatus(self.status).label)
+        return TicketStatus.label_of(self.status)
 
     @property
     def channel_label(self) -> str:
-        return str(TicketChannel(self.channel).label)
+        return TicketChannel.label_of(self.channel)
 
     @property
     def age_days(self) -> int:
@@ -199,7 +199,7 @@ class CorrectionAttachment(AuditColumnsMixin, AppModel):
 
     @property
     def kind_label(self) -> str:
-        return str(AttachmentKind(self.kind).label)
+        return AttachmentKind.label_of(self.kind)
 
 
 class TicketTransition(AppModel):
@@ -233,4 +233,4 @@ class TicketTransition(AppModel):
 
     @property
     def to_label(self) -> str:
-        return str(TicketStatus(self.to_status).label)
+        return TicketStatus.label_of(self.to_status)

@@ -8,8 +8,16 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, and_, exists, or_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from core import rules
 from models.base import AppModel, AuditColumnsMixin
 from models.reference import County, InstitutionLevel
+
+INSTITUTION_RULES = {
+    "nhi_code": rules.nhi_code(_l("NHI institution code")),
+    "name": rules.text(_l("Institution name"), required=True, max_length=100),
+    "address": rules.text(_l("Address"), max_length=200),
+    "phone": rules.text(_l("Phone"), max_length=30),
+}
 
 
 class Institution(AuditColumnsMixin, AppModel):
@@ -17,10 +25,13 @@ class Institution(AuditColumnsMixin, AppModel):
 
     __tablename__ = "institution"
     __label__ = _l("Institution")
+    #: What every path accepts (core/rules.py); the CHECK constraints below back it.
+    __field_rules__ = INSTITUTION_RULES
     __table_args__ = (
         Index("ix_institution_county_level", "county_id", "level_id", "id"),
         Index("ix_institution_level_code", "level_id", "nhi_code"),
         Index("ix_institution_name", "name"),
+        *rules.check_constraints("institution", INSTITUTION_RULES),
         {"extend_existing": True, "sqlite_autoincrement": True},
     )
 
@@ -65,13 +76,22 @@ class Institution(AuditColumnsMixin, AppModel):
         return f"{self.nhi_code} {self.name}"
 
 
+CONTRACT_RULES = {
+    "start_date": rules.date(_l("Start date"), required=True),
+    "end_date": rules.date(_l("End date")),
+}
+
+
 class ContractPeriod(AuditColumnsMixin, AppModel):
     """One contract period of an institution; it may start and end within the same year."""
 
     __tablename__ = "contract_period"
     __label__ = _l("Contract period")
+    __field_rules__ = CONTRACT_RULES
+    __record_rules__ = (rules.DatesInOrder("start_date", "end_date"),)
     __table_args__ = (
         CheckConstraint("end_date IS NULL OR end_date >= start_date", name="ck_contract_dates"),
+        *rules.check_constraints("contract_period", CONTRACT_RULES),
         Index("ix_contract_institution_dates", "institution_id", "start_date", "end_date"),
         {"extend_existing": True, "sqlite_autoincrement": True},
     )

@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from core import rules
 from core.validators import mask_personal_id
 from models.base import AppModel, AuditColumnsMixin, LabelledEnum
 from models.institution import Institution
@@ -26,6 +27,14 @@ class Profession(LabelledEnum):
     OTHER = "other", _l("Other")
 
 
+PRACTITIONER_RULES = {
+    "national_id": rules.personal_id(_l("National ID / resident certificate no.")),
+    "name": rules.text(_l("Full name"), required=True, max_length=50),
+    "profession": rules.enum(_l("Profession"), Profession),
+    "licence_number": rules.text(_l("Licence number"), max_length=30),
+}
+
+
 class Practitioner(PersonMixin, AuditColumnsMixin, AppModel):
     """A practitioner; may serve at several institutions of different levels."""
 
@@ -33,9 +42,12 @@ class Practitioner(PersonMixin, AuditColumnsMixin, AppModel):
     __label__ = _l("Practitioner")
     __person_kind__ = PersonKind.PRACTITIONER.value
     __identity_fields__ = ("name",)
+    #: What every path accepts (core/rules.py); the CHECK constraints below back it.
+    __field_rules__ = PRACTITIONER_RULES
     __table_args__ = (
         Index("ix_practitioner_name", "name"),
         *PersonMixin.person_table_args("practitioner"),
+        *rules.check_constraints("practitioner", PRACTITIONER_RULES),
         {"extend_existing": True, "sqlite_autoincrement": True},
     )
 
@@ -64,13 +76,16 @@ class Practitioner(PersonMixin, AuditColumnsMixin, AppModel):
 
     @property
     def profession_label(self) -> str:
-        try:
-            return str(Profession(self.profession).label)
-        except ValueError:
-            return self.profession
+        return rules.enum_label(Profession, self.profession)
 
     def __str__(self) -> str:
         return f"{self.name}（{self.national_id_masked}）"
+
+
+ASSIGNMENT_RULES = {
+    "start_date": rules.date(_l("Start date"), required=True),
+    "end_date": rules.date(_l("End date")),
+}
 
 
 class ServiceAssignment(AuditColumnsMixin, AppModel):
@@ -78,8 +93,11 @@ class ServiceAssignment(AuditColumnsMixin, AppModel):
 
     __tablename__ = "service_assignment"
     __label__ = _l("Service assignment")
+    __field_rules__ = ASSIGNMENT_RULES
+    __record_rules__ = (rules.DatesInOrder("start_date", "end_date"),)
     __table_args__ = (
         CheckConstraint("end_date IS NULL OR end_date >= start_date", name="ck_assignment_dates"),
+        *rules.check_constraints("service_assignment", ASSIGNMENT_RULES),
         Index("ix_assignment_institution_start", "institution_id", "start_date", "id"),
         Index("ix_assignment_practitioner", "practitioner_id", "institution_id", "start_date"),
         Index("ix_assignment_start", "start_date", "id"),

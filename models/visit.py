@@ -17,6 +17,7 @@ from sqlalchemy import (
 )  # fmt: skip
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from core import rules
 from core.validators import mask_personal_id
 from models.base import AppModel, AuditColumnsMixin, LabelledEnum
 from models.institution import Institution
@@ -31,6 +32,14 @@ class Sex(LabelledEnum):
     FEMALE = "F", _l("Female")
 
 
+QUITTER_RULES = {
+    "national_id": rules.personal_id(_l("National ID / resident certificate no.")),
+    "name": rules.text(_l("Full name"), required=True, max_length=50),
+    "sex": rules.enum(_l("Sex"), Sex),
+    "birth_date": rules.date(_l("Birth date"), required=True, max_date=rules.today),
+}
+
+
 class Quitter(PersonMixin, AuditColumnsMixin, AppModel):
     """A person in cessation treatment; one verified row per national ID, nationwide."""
 
@@ -40,10 +49,13 @@ class Quitter(PersonMixin, AuditColumnsMixin, AppModel):
     #: Besides the ID, what an institution must know to be linked to an existing quitter.
     __identity_fields__ = ("name", "sex", "birth_date")
     __identity_enums__ = {"sex": Sex}
+    #: What every path accepts (core/rules.py); the CHECK constraints below back it.
+    __field_rules__ = QUITTER_RULES
     __table_args__ = (
         Index("ix_quitter_name", "name"),
         Index("ix_quitter_created_by", "created_by_id"),
         *PersonMixin.person_table_args("quitter"),
+        *rules.check_constraints("quitter", QUITTER_RULES),
         {"extend_existing": True, "sqlite_autoincrement": True},
     )
 
@@ -68,8 +80,20 @@ class Quitter(PersonMixin, AuditColumnsMixin, AppModel):
     def national_id_masked(self) -> str:
         return mask_personal_id(self.national_id)
 
+    @property
+    def sex_label(self) -> str:
+        return rules.enum_label(Sex, self.sex)
+
     def __str__(self) -> str:
         return f"{self.name}（{self.national_id_masked}）"
+
+
+VISIT_RULES = {
+    "visit_date": rules.date(_l("Visit date"), required=True),
+    "medication_name": rules.text(_l("Medication"), max_length=50),
+    "medication_days": rules.integer(_l("Medication days"), 1, 365),
+    "education_minutes": rules.integer(_l("Education minutes"), 1, 600),
+}
 
 
 class Visit(AuditColumnsMixin, AppModel):
@@ -77,9 +101,15 @@ class Visit(AuditColumnsMixin, AppModel):
 
     __tablename__ = "visit"
     __label__ = _l("Visit record")
+    __field_rules__ = VISIT_RULES
     __table_args__ = (
         CheckConstraint(
             "medication_days IS NOT NULL OR education_minutes IS NOT NULL", name="ck_visit_service"
+        ),
+        *rules.check_constraints("visit", VISIT_RULES),
+        CheckConstraint(
+            "entry_timeliness IN ('within_24h', 'before_deadline', 'after_deadline')",
+            name="ck_visit_entry_timeliness",
         ),
         Index("ix_visit_institution_date", "institution_id", "visit_date", "id"),
         Index("ix_visit_date", "visit_date", "id"),
@@ -149,6 +179,10 @@ class Visit(AuditColumnsMixin, AppModel):
 
     @property
     def timeliness_label(self) -> str:
+        from core.visits import Timeliness
+
+        if self.corrected_by_ticket_id is not None:
+            return rules.enum_label(Timeliness, self.entry_timeliness)
         return str(self.timeliness.label)
 
     @property

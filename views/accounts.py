@@ -289,8 +289,8 @@ class AccountApplicationView(ScopedModelView):
     base_order = ("created_on", "desc")
     label_columns = APPLICATION_LABELS
     formatters_columns = {
-        "status": lambda v: str(ApplicationStatus(v).label) if v else "",
-        "requested_role": lambda v: str(RequestedRole(v).label) if v else "",
+        "status": ApplicationStatus.label_of,
+        "requested_role": RequestedRole.label_of,
     }
     export_columns = ["created_on", "applicant_name", "email", "requested_role", "institution", "status"]
 

@@ -197,8 +197,8 @@ def _read_upload(field, kind) -> AttachmentInput | None:
 
 def _formatters():
     return {
-        "status": lambda v: str(TicketStatus(v).label) if v else "",
-        "channel": lambda v: str(TicketChannel(v).label) if v else "",
+        "status": TicketStatus.label_of,
+        "channel": TicketChannel.label_of,
     }
 
 

@@ -39,7 +39,7 @@ class ExportJobView(ScopedReportView):
     @has_access
     def status(self, job_id):
         job = _own_job(job_id)
-        return jsonify(status=job.status, label=str(ExportStatus(job.status).label), percent=job.percent,
+        return jsonify(status=job.status, label=ExportStatus.label_of(job.status), percent=job.percent,
                        done=job.done_rows, total=job.total_rows, error=job.error)  # fmt: skip
 
     @expose("/<job_id>/download")

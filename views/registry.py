@@ -8,13 +8,13 @@ from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from wtforms import SelectField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired
 
 from core.fields import RocDateField
 from core.filters import institution_text_filter, practitioner_text_filter
 from core.interface import ScopedInterface
 from core.persons import register_person, registering_institutions
-from core.validators import NhiCode, PersonalId
+from core.rules import enum_label
 from core.views import ScopedModelRestApi, ScopedModelView
 from models.institution import ContractPeriod, Institution
 from models.practitioner import Practitioner, Profession, ServiceAssignment
@@ -142,7 +142,6 @@ class PractitionerView(ScopedModelView):
     label_columns = PRACTITIONER_LABELS
     personal_id_columns = ["national_id"]
     related_views = [ServiceAssignmentView]
-    validators_columns = {"national_id": [DataRequired(), PersonalId()]}
     formatters_columns = {"profession": lambda v: _profession_label(v)}
     export_columns = ["name", "national_id", "profession", "licence_number"]
     add_form_extra_fields = {
@@ -199,10 +198,7 @@ class PractitionerIdentityView(PersonIdentityView):
 
 
 def _profession_label(value):
-    try:
-        return str(Profession(value).label)
-    except ValueError:
-        return value or ""
+    return enum_label(Profession, value)
 
 
 class InstitutionView(ScopedModelView):
@@ -221,11 +217,10 @@ class InstitutionView(ScopedModelView):
     base_order = ("nhi_code", "asc")
     label_columns = INSTITUTION_LABELS
     related_views = [ContractPeriodView, ServiceAssignmentView]
-    validators_columns = {"nhi_code": [DataRequired(), NhiCode()], "name": [Length(max=100)]}
+    # The field rules (models/institution.py) check every field, this one included.
     add_form_extra_fields = {
         "nhi_code": StringField(
             _l("NHI institution code"),
-            validators=[DataRequired(), NhiCode()],
             widget=BS3TextFieldWidget(),
             description=_l("10 digits"),
         ),
@@ -248,7 +243,6 @@ class InstitutionApi(ScopedModelRestApi):
     order_columns = ["nhi_code", "name"]
     base_order = ("nhi_code", "asc")
     label_columns = INSTITUTION_LABELS
-    validators_columns = {"nhi_code": lambda v: _api_check(NhiCode(), v)}
 
 
 class ContractPeriodApi(ScopedModelRestApi):
@@ -278,7 +272,6 @@ class PractitionerApi(ScopedModelRestApi):
     base_order = ("name", "asc")
     label_columns = PRACTITIONER_LABELS
     personal_id_columns = ["national_id"]
-    validators_columns = {"national_id": lambda v: _api_check(PersonalId(), v)}
 
     def post_headless(self):
         return person_post(self, Practitioner)
@@ -299,19 +292,4 @@ class ServiceAssignmentApi(ScopedModelRestApi):
     order_columns = ["start_date"]
     base_order = ("start_date", "desc")
     label_columns = ASSIGNMENT_LABELS
-
-
-def _api_check(validator, value):
-    """Run a WTForms validator inside marshmallow: raise marshmallow's error with its message."""
-    from marshmallow import ValidationError as MarshmallowError
-    from wtforms.validators import ValidationError
-
-    class _Field:
-        data = value
-
-    try:
-        validator(None, _Field)
-    except ValidationError as exc:
-        raise MarshmallowError(str(exc)) from None
-    return True
 

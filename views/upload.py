@@ -13,7 +13,7 @@ from flask_appbuilder.security.decorators import has_access
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
-from core.batch import COLUMNS, BatchError, headers, import_rows, read_rows, validate
+from core.batch import COLUMNS, BatchError, Budget, bound, headers, import_rows, read_rows, validate
 from core.export import cell_text
 from core.visits import VisitRuleError
 
@@ -57,15 +57,16 @@ class VisitUploadView(BaseView):
         errors, report = [], None
         if request.method == "POST":
             upload = request.files.get("file")
-            data = upload.read(current_app.config["APPLICATION_MAX_BYTES"] + 1) if upload else b""
+            # Never more than the limit in memory: a larger file is refused unread.
+            max_bytes = bound("BATCH_MAX_BYTES")
+            data = upload.read(max_bytes + 1) if upload else b""
             if not data:
                 flash(gettext("Please choose the file to upload."), "danger")
-            elif len(data) > current_app.config["APPLICATION_MAX_BYTES"]:
-                flash(gettext("The file is larger than %(mb)d MB.", mb=5), "danger")
             else:
                 try:
-                    rows = read_rows(data)
-                    validate(rows)
+                    budget = Budget()  # reading and checking share one time budget
+                    rows = read_rows(data, budget)
+                    validate(rows, budget)
                     errors = [row for row in rows if row.errors]
                     if not errors:
                         count = import_rows(rows)

@@ -7,7 +7,7 @@ from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from wtforms import IntegerField, SelectField, StringField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, Optional, ValidationError
 
 from core import clock
 from core.dates import to_roc
@@ -16,7 +16,8 @@ from core.fields import RocDateField
 from core.filters import institution_text_filter, practitioner_text_filter, related_text_filter
 from core.interface import ScopedInterface
 from core.persons import register_person, registering_institutions
-from core.validators import PersonalId, normalize_id
+from core.rules import enum_label, form_validators
+from core.validators import normalize_id
 from core.views import ScopedModelRestApi, ScopedModelView
 from core.visits import VisitRuleError, check_visit, enforce_on_delete, enforce_on_write
 from models.visit import Quitter, Sex, Visit
@@ -131,18 +132,15 @@ class VisitView(ScopedModelView):
                       "education_minutes", "entered_at"]  # fmt: skip
     list_eager = ["institution", "quitter", "practitioner"]
     personal_id_columns = ["quitter.national_id"]
-    validators_columns = {
-        "visit_date": [VisitRules()],
-        "medication_days": [Optional(), NumberRange(min=1, max=365)],
-        "education_minutes": [Optional(), NumberRange(min=1, max=600)],
-    }
+    # Field rules (core/rules.py: Visit's, and Quitter's for the quitter_* fields) come first.
+    validators_columns = {"visit_date": [VisitRules()]}
     add_form_extra_fields = {
-        "quitter_national_id": StringField(VISIT_LABELS["quitter_national_id"], validators=[DataRequired(), PersonalId()], widget=BS3TextFieldWidget()),
-        "quitter_name": StringField(VISIT_LABELS["quitter_name"], validators=[DataRequired(), Length(max=50)], widget=BS3TextFieldWidget()),
-        "quitter_sex": SelectField(VISIT_LABELS["quitter_sex"], choices=Sex.choices()),
-        "quitter_birth_date": RocDateField(VISIT_LABELS["quitter_birth_date"], validators=[DataRequired()]),
-        "medication_days": IntegerField(VISIT_LABELS["medication_days"], validators=[Optional(), NumberRange(min=1, max=365)], widget=BS3TextFieldWidget()),
-        "education_minutes": IntegerField(VISIT_LABELS["education_minutes"], validators=[Optional(), NumberRange(min=1, max=600)], widget=BS3TextFieldWidget()),
+        "quitter_national_id": StringField(VISIT_LABELS["quitter_national_id"], validators=form_validators(Quitter, "national_id"), widget=BS3TextFieldWidget()),
+        "quitter_name": StringField(VISIT_LABELS["quitter_name"], validators=form_validators(Quitter, "name"), widget=BS3TextFieldWidget()),
+        "quitter_sex": SelectField(VISIT_LABELS["quitter_sex"], choices=Sex.choices(), validators=form_validators(Quitter, "sex")),
+        "quitter_birth_date": RocDateField(VISIT_LABELS["quitter_birth_date"], validators=[DataRequired(), *form_validators(Quitter, "birth_date")]),
+        "medication_days": IntegerField(VISIT_LABELS["medication_days"], validators=[Optional()], widget=BS3TextFieldWidget()),
+        "education_minutes": IntegerField(VISIT_LABELS["education_minutes"], validators=[Optional()], widget=BS3TextFieldWidget()),
     }
     edit_form_extra_fields = {
         "medication_days": add_form_extra_fields["medication_days"],
@@ -207,8 +205,7 @@ class QuitterView(ScopedModelView):
     base_order = ("name", "asc")
     label_columns = QUITTER_LABELS
     personal_id_columns = ["national_id"]
-    formatters_columns = {"sex": lambda v: str(Sex(v).label) if v else ""}
-    validators_columns = {"national_id": [DataRequired(), PersonalId()]}
+    formatters_columns = {"sex": lambda v: enum_label(Sex, v)}
     add_form_extra_fields = edit_form_extra_fields = {
         "sex": SelectField(QUITTER_LABELS["sex"], choices=Sex.choices())
     }

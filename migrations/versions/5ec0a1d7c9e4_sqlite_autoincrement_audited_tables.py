@@ -5,7 +5,7 @@ trail's (model, row_key) would name two different records. PostgreSQL sequences 
 reuse a value: there this migration does nothing.
 
 Revision ID: 5ec0a1d7c9e4
-Revises: a7c3e91f5d20
+Revises: b12e0a1f7c01
 Create Date: 2026-05-01 10:00:00
 """
 from alembic import op
