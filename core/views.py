@@ -586,6 +586,12 @@ class ScopedModelRestApi(ModelRestApi):
             return self.response_422(message=errors)
         return self._guarded(super().put_headless, pk)
 
+    def response_500(self, message=None):
+        """FAB's @safe answers any exception 500; bad input's database errors are a 400."""
+        from core.errors import api_bad_input
+
+        return api_bad_input(self) or super().response_500(message)
+
     def _relation_errors(self, columns) -> dict:
         """A related row is given by its id. marshmallow-sqlalchemy would build a new row
         from an object (`{"x": 1}` was a TypeError, a 500) and look a huge id up unchecked."""
