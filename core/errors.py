@@ -1,10 +1,10 @@
 """No 500 on bad input (issue 12 class 8).
 
 - FAB int()s request arguments it never checks: every `page_*` / `psize_*` argument of any
-  view name (re.findall("page_(.*)") matches anywhere in the name), and the index of
-  `_flt_<n>_<column>` (its `\\d` matches Unicode digits such as '²'; an index beyond the
-  column's filters is an IndexError). They are checked before any view runs, for every HTML
-  route, FAB's security views included.
+  view name (re.findall("page_(.*)") matches anywhere in the name) and the index of
+  `_flt_<n>_<column>` (its `\\d` matches Arabic-Indic digits; an index beyond the column's
+  filters is an IndexError); and it orders by any `_oc_<view>` text (a CompileError). They
+  are checked before any view runs, for every HTML route, FAB's security views included.
 - A database error that bad input provokes (a DataError: a value out of the column's range
   on PostgreSQL; an OverflowError: an integer SQLite cannot bind; a StatementError raised
   while binding a value) answers 400 after a rollback, never a 500, and is logged with its
@@ -30,6 +30,7 @@ MAX_INT4 = 2**31 - 1
 
 _PAGING = re.compile(r"(page|psize)_")
 _FILTER = re.compile(r"_flt_(\d)_(.*)")  # FAB's own pattern (urltools.get_filter_args)
+_ORDER = re.compile(r"_oc_(.*)")  # FAB's own pattern (urltools.get_order_args)
 
 
 class BadInput(BadRequest):
@@ -49,6 +50,39 @@ def _view_of_endpoint():
     return getattr(function, "__self__", None)
 
 
+def _view_named(name: str):
+    views = current_app.extensions.get("views_by_name")
+    if views is None:
+        views = {type(v).__name__: v for v in current_app.appbuilder.baseviews}
+        current_app.extensions["views_by_name"] = views
+    return views.get(name)
+
+
+def check_actions() -> None:
+    """FAB's own views (users, roles, groups, permissions) call `actions.get(name).func(row)`
+    unchecked: an unknown action name, or a key that names no row, was an AttributeError.
+    Ours (core/views.py ScopedModelView) check both themselves."""
+    from werkzeug.exceptions import NotFound
+
+    from core.views import ScopedModelView
+
+    endpoint = request.endpoint or ""
+    if not endpoint.endswith((".action", ".action_post")):
+        return
+    view = _view_of_endpoint()
+    if view is None or isinstance(view, ScopedModelView) or not hasattr(view, "datamodel"):
+        return
+    if endpoint.endswith(".action"):
+        name, keys = (request.view_args or {}).get("name"), [(request.view_args or {}).get("pk")]
+    else:
+        name, keys = request.form.get("action"), request.form.getlist("rowid")
+    if name not in (view.actions or {}):
+        raise NotFound()
+    for key in keys:
+        if ascii_int(key, low=1) is None or view.datamodel.get(int(key)) is None:
+            raise NotFound()
+
+
 def check_list_arguments() -> None:
     """Refuse (400) the list arguments FAB would int() or index unchecked."""
     if request.path.startswith("/api/") or not request.args:
@@ -56,6 +90,13 @@ def check_list_arguments() -> None:
     message = gettext("The address contains a page number or a search filter that is not valid.")
     view = None
     for arg, values in request.args.lists():
+        order = _ORDER.search(arg)
+        if order is not None:
+            # FAB orders by any text given (a CompileError) unless it is one of the view's columns.
+            named = _view_named(order.group(1))
+            allowed = getattr(named, "order_columns", None)
+            if allowed is not None and any(value not in allowed for value in values):
+                raise BadInput(message)
         if _PAGING.search(arg):
             if any(ascii_int(value) is None for value in values):
                 raise BadInput(message)
@@ -161,6 +202,51 @@ def _answer(code: int, message: str, exc: HTTPException | None = None):
     return response
 
 
+_LIST_OPERATIONS = ("in", "not_in", "inf")
+
+
+def coerce_api_filters(datamodel, filters) -> None:
+    """Make the values of an API's q=(filters:…) fit their column, in place.
+
+    FAB passes a filter's JSON value on as it is: a number given to a text filter was a
+    TypeError (value + "%"), and on PostgreSQL a number compared with a text column, or a
+    boolean with a number column, is an "operator does not exist" error; a 500 either way.
+    A scalar becomes the column's kind (a text unless the column holds numbers or booleans,
+    or the filter takes a related row's id); a list is taken only by the list operations;
+    anything else is refused with a 400."""
+    from flask_appbuilder.exceptions import FABException
+
+    if not isinstance(filters, list):
+        return
+    for item in filters:
+        if not isinstance(item, dict) or "value" not in item or not isinstance(item.get("col"), str):
+            continue
+        col, opr, value = item["col"], str(item.get("opr")), item["value"]
+        try:
+            if opr in _LIST_OPERATIONS:
+                values = value if isinstance(value, list) else [value]
+                item["value"] = [_filter_scalar(datamodel, col, opr, v) for v in values]
+            else:
+                item["value"] = _filter_scalar(datamodel, col, opr, value)
+        except ValueError:
+            raise FABException(gettext("A search filter value does not fit its column.")) from None
+
+
+def _filter_scalar(datamodel, col: str, opr: str, value):
+    if value is None and opr in ("eq", "neq"):
+        return None
+    if value is None or isinstance(value, dict | list):
+        raise ValueError(col)
+    column = col in datamodel.list_columns
+    if isinstance(value, bool):
+        return value if column and datamodel.is_boolean(col) else str(value)
+    if isinstance(value, int | float):
+        numeric = column and (datamodel.is_integer(col) or datamodel.is_float(col) or datamodel.is_numeric(col))
+        related = datamodel.is_relation(col) and opr.startswith(("rel_", "nrel_"))
+        return value if numeric or related else str(value)
+    return str(value)
+
+
 def _literal_gettext(original):
     """Jinja's new-style gettext %-formats every string, even one given no variables, and
     FAB renders a form's field errors as {{ _(error) }}: a message that echoes a typed '%'
@@ -195,6 +281,7 @@ def install(app: Flask) -> None:
         globals_["_untranslated_gettext"] = lambda s: get_translations().ugettext(s)
         globals_["gettext"] = _literal_gettext(globals_["gettext"])
     app.before_request(check_list_arguments)
+    app.before_request(check_actions)
     for kind in (DataError, OverflowError, StatementError):
         app.register_error_handler(kind, _bad_input)
     app.register_error_handler(HTTPException, http_error)

@@ -586,6 +586,13 @@ class ScopedModelRestApi(ModelRestApi):
             return self.response_422(message=errors)
         return self._guarded(super().put_headless, pk)
 
+    def _handle_filters_args(self, rison_args):
+        """q= filter values fitted to their columns first (core/errors.py): no 500."""
+        from core.errors import coerce_api_filters
+
+        coerce_api_filters(self.datamodel, rison_args.get("filters"))
+        return super()._handle_filters_args(rison_args)
+
     def response_500(self, message=None):
         """FAB's @safe answers any exception 500; bad input's database errors are a 400."""
         from core.errors import api_bad_input
