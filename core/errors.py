@@ -58,19 +58,30 @@ def _view_named(name: str):
     return views.get(name)
 
 
-def check_actions() -> None:
+def check_fab_views() -> None:
     """FAB's own views (users, roles, groups, permissions) call `actions.get(name).func(row)`
-    unchecked: an unknown action name, or a key that names no row, was an AttributeError.
-    Ours (core/views.py ScopedModelView) check both themselves."""
+    unchecked: an unknown action name, or a key that names no row, was an AttributeError;
+    their /download/<name> (they hold no files) and the user statistics chart's
+    /chart/<group_by> (an index into its definitions) an IndexError. Ours (core/views.py
+    ScopedModelView) check all of this themselves."""
     from werkzeug.exceptions import NotFound
 
     from core.views import ScopedModelView
 
     endpoint = request.endpoint or ""
-    if not endpoint.endswith((".action", ".action_post")):
+    if not endpoint.endswith((".action", ".action_post", ".download", ".chart")):
         return
     view = _view_of_endpoint()
     if view is None or isinstance(view, ScopedModelView) or not hasattr(view, "datamodel"):
+        return
+    if endpoint.endswith(".download"):
+        raise NotFound()
+    if endpoint.endswith(".chart"):
+        group_by = (request.view_args or {}).get("group_by")
+        definitions = getattr(view, "definitions", None)
+        if group_by is not None and definitions is not None:
+            if ascii_int(group_by, high=len(definitions) - 1) is None:
+                raise NotFound()
         return
     if endpoint.endswith(".action"):
         name, keys = (request.view_args or {}).get("name"), [(request.view_args or {}).get("pk")]
@@ -281,7 +292,7 @@ def install(app: Flask) -> None:
         globals_["_untranslated_gettext"] = lambda s: get_translations().ugettext(s)
         globals_["gettext"] = _literal_gettext(globals_["gettext"])
     app.before_request(check_list_arguments)
-    app.before_request(check_actions)
+    app.before_request(check_fab_views)
     for kind in (DataError, OverflowError, StatementError):
         app.register_error_handler(kind, _bad_input)
     app.register_error_handler(HTTPException, http_error)

@@ -625,8 +625,8 @@ def test_fuzz_list_arguments(app, login_as, no_commits, username, data):
 
 
 @given(data=st.data())
-@settings(FUZZ, max_examples=2)
-@pytest.mark.parametrize("username", USERS_HTML)
+@settings(FUZZ, max_examples=1)
+@pytest.mark.parametrize("username", ["facility_tpe"])  # test_fuzz_list_arguments runs all three
 def test_fuzz_every_filter_and_page_argument(app, login_as, no_commits, username, data):
     """issue 12 class 8: every search filter of every list, each alone, with hostile values."""
     client = login_as(username)
@@ -642,8 +642,8 @@ def test_fuzz_every_filter_and_page_argument(app, login_as, no_commits, username
 
 
 @given(data=st.data())
-@settings(FUZZ, max_examples=3)
-@pytest.mark.parametrize("username", USERS_HTML)
+@settings(FUZZ, max_examples=2)
+@pytest.mark.parametrize("username", (*USERS_HTML, "admin"))  # admin: FAB's own security views
 def test_fuzz_by_key_routes(app, login_as, no_commits, username, data):
     """issue 12 class 8: every route with a URL argument, with keys that name no row."""
     client = login_as(username)
@@ -669,7 +669,7 @@ def test_fuzz_by_key_routes(app, login_as, no_commits, username, data):
 
 
 @given(data=st.data())
-@settings(FUZZ, max_examples=3)
+@settings(FUZZ, max_examples=1)
 @pytest.mark.parametrize("username", ("facility_tpe", "office", "bureau_tpe", "admin"))
 def test_fuzz_forms(app, login_as, no_commits, username, data):
     """issue 12 class 8: every add and edit form, one hostile field at a time, then all at once."""
@@ -703,7 +703,7 @@ def test_fuzz_report_arguments(app, login_as, no_commits, username, data):
 
 
 @given(data=st.data())
-@settings(FUZZ, max_examples=4)
+@settings(FUZZ, max_examples=2)
 def test_fuzz_api_filters_and_paging(app, api_as, no_commits, data):
     """issue 12 class 8: the REST APIs' q= filters and page arguments (as facility_tpe);
     schemathesis (tests/e2e/test_api_contract.py) covers the rest of the contract."""
