@@ -94,6 +94,16 @@ def check_fab_views() -> None:
             raise NotFound()
 
 
+def check_no_nul() -> None:
+    """A NUL character is no part of any text: PostgreSQL cannot store or compare it (psycopg
+    raises ValueError, a 500), SQLite would store it. Refused in the address and the form."""
+    values = [v for _, v in request.args.items(multi=True)]
+    if request.method == "POST" and not request.is_json:
+        values += [v for _, v in request.form.items(multi=True)]
+    if any("\x00" in v for v in values):
+        raise BadInput(gettext("A value in the request is not valid."))
+
+
 def check_list_arguments() -> None:
     """Refuse (400) the list arguments FAB would int() or index unchecked."""
     if request.path.startswith("/api/") or not request.args:
@@ -128,6 +138,9 @@ def _is_bad_input(exc: BaseException) -> bool:
     from sqlalchemy.exc import DataError, DBAPIError, StatementError
 
     if isinstance(exc, OverflowError | DataError):
+        return True
+    # psycopg refuses a NUL character in a text before it reaches PostgreSQL.
+    if isinstance(exc, ValueError) and "NUL (0x00)" in str(exc):
         return True
     # A StatementError that is not a DBAPIError was raised while binding a parameter.
     if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
@@ -291,6 +304,7 @@ def install(app: Flask) -> None:
     if "_untranslated_gettext" not in globals_:
         globals_["_untranslated_gettext"] = lambda s: get_translations().ugettext(s)
         globals_["gettext"] = _literal_gettext(globals_["gettext"])
+    app.before_request(check_no_nul)
     app.before_request(check_list_arguments)
     app.before_request(check_fab_views)
     for kind in (DataError, OverflowError, StatementError):
