@@ -76,6 +76,9 @@ def create_app(config_overrides: dict | None = None) -> Flask:
         register(appbuilder)
         _register_template_helpers(app)
         _install_api_errors(app)
+        from core.errors import install as install_error_answers
+
+        install_error_answers(app)  # no 500 on bad input; zh_TW 4xx pages (issue 12 class 8)
         _install_login_security(app, appbuilder)
         from core.security import install_http_security
 
@@ -177,7 +180,9 @@ def _install_api_errors(app: Flask) -> None:
 
     def _json(exc):
         if not request.path.startswith("/api/"):
-            return exc
+            from core.errors import http_error
+
+            return http_error(exc)  # a zh_TW page, not werkzeug's English one
         parts = request.path.strip("/").split("/")
         if (
             isinstance(exc, MethodNotAllowed)

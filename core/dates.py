@@ -19,6 +19,26 @@ class DateFormatError(ValueError):
     """Raised for text that is neither an ROC nor an ISO date; the message is user-facing."""
 
 
+#: The dates the system accepts: a far-future date would overflow the deadline arithmetic
+#: (9999-12-31 + one month) before any rule refused it (issue 12 class 8).
+MIN_DATE = dt.date(1900, 1, 1)
+MAX_DATE = dt.date(2200, 12, 31)
+
+
+def in_range(value: dt.date) -> bool:
+    return MIN_DATE <= value <= MAX_DATE
+
+
+def out_of_range_message() -> str:
+    from flask_babel import gettext
+
+    return gettext(
+        "The date must lie between %(first)s and %(last)s.",
+        first=MIN_DATE.isoformat(),
+        last=MAX_DATE.isoformat(),
+    )
+
+
 _TAIPEI_OFFSET = dt.timedelta(hours=8)  # no daylight saving in Taiwan since 1980
 
 
@@ -65,6 +85,8 @@ def parse_date(text: str) -> dt.date:
         if roc_year < 1:
             raise DateFormatError(gettext("The ROC year must be 1 or later."))
         year = roc_year + ROC_OFFSET
+    if not MIN_DATE.year <= year <= MAX_DATE.year:
+        raise DateFormatError(out_of_range_message())
     try:
         return dt.date(year, month, day)
     except ValueError:

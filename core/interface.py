@@ -92,7 +92,10 @@ class ScopedInterface(SQLAInterface):
                 _filters.add_filter(_pk, self.FilterEqual, _id)
         else:
             try:
-                id = self.list_columns[pk].type.python_type(id)
+                python_type = self.list_columns[pk].type.python_type
+                if python_type is int and not _storable_key(id):
+                    return None  # 10**30 or '١٢' names no row (issue 12 class 8)
+                id = python_type(id)
             except (ValueError, TypeError):
                 return None
             except NotImplementedError:
@@ -376,6 +379,17 @@ class ScopedInterface(SQLAInterface):
             if not self._visible(type(item), inspect(item).identity[0], current_scope()):
                 raise ScopeViolation(gettext("Record not found."))
         super().delete_all(items)
+
+
+def _storable_key(value) -> bool:
+    """An integer key as a URL or a form gives it: ASCII digits within the integer column."""
+    from core.errors import MAX_INT4, ascii_int
+
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return 0 < value <= MAX_INT4
+    return ascii_int(value.strip() if isinstance(value, str) else value, low=1) is not None
 
 
 _TOUCHED, _INSERTED = "scope_touched_rows", "scope_inserted_rows"

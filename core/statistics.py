@@ -282,7 +282,7 @@ def parse_year(text: str | None) -> int:
     text = (text or "").strip()
     if not text:
         return default_year()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()) or len(text) > 4:  # '²'.isdigit() is True
         raise StatisticsRequestError(gettext("Give the year as an ROC year, e.g. 113."))
     year = int(text)
     year = year + 1911 if year < 1000 else year

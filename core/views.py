@@ -737,6 +737,19 @@ class ScopedModelRestApi(ModelRestApi):
 
         normalise_json(self.datamodel.obj, request.get_json(silent=True), columns)
 
+    def _handle_filters_args(self, rison_args):
+        """q= filter values fitted to their columns first (core/errors.py): no 500."""
+        from core.errors import coerce_api_filters
+
+        coerce_api_filters(self.datamodel, rison_args.get("filters"))
+        return super()._handle_filters_args(rison_args)
+
+    def response_500(self, message=None):
+        """FAB's @safe answers any exception 500; bad input's database errors are a 400."""
+        from core.errors import api_bad_input
+
+        return api_bad_input(self) or super().response_500(message)
+
     def _relation_errors(self, columns) -> dict:
         """A related row is given by its id. marshmallow-sqlalchemy would build a new row
         from an object (`{"x": 1}` was a TypeError, a 500) and look a huge id up unchecked."""

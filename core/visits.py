@@ -228,6 +228,10 @@ def lock_quitter(quitter_id: int) -> None:
 
 def enforce_on_write(visit: Visit, original_date: dt.date | None = None) -> None:
     """The authoritative check just before a visit is saved (form, API, batch)."""
+    from core.dates import in_range, out_of_range_message
+
+    if visit.visit_date is not None and not in_range(visit.visit_date):  # before the deadline arithmetic overflows
+        raise VisitRuleError(out_of_range_message())
     if original_date is not None and not is_open(original_date):
         raise VisitRuleError(
             gettext(

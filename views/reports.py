@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, extract, func, select
 
 from core import clock
-from core.dates import DateFormatError, to_roc
+from core.dates import MAX_DATE, MIN_DATE, DateFormatError, out_of_range_message, to_roc
 from core.export import send_xlsx, write_xlsx
 from core.extensions import db
 from core.scope import current_scope
@@ -44,6 +44,9 @@ def parse_roc_month(text: str | None) -> tuple[int, int] | None:
     year = year + 1911 if year < 1000 else year
     if not 1 <= month <= 12:
         raise DateFormatError(gettext("Use the ROC month form 114/05."))
+    if not MIN_DATE.year <= year <= MAX_DATE.year:
+        # 9999/12 overflowed the month's end (dt.date + 32 days) into a 500 (issue 12 class 8).
+        raise DateFormatError(out_of_range_message())
     return year, month
 
 
