@@ -327,6 +327,8 @@ def test_ordering_by_a_masked_column_reveals_no_order(app, db, login_as, api_as,
                 base = f"{lister.base}/export/xlsx"
                 default = lister.client.get(base)
                 ordered = lister.client.get(f"{base}?_oc_{lister.name}={path}&_od_{lister.name}=desc")
+                if ordered.status_code == 400:
+                    continue  # refused (not one of the view's sort columns): no order shown
                 assert ordered.status_code == 200, f"{lister.name} export: {ordered.status_code}"
                 rows = [
                     list(load_workbook(io.BytesIO(r.data), read_only=True).active.iter_rows(values_only=True))
