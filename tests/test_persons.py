@@ -120,17 +120,24 @@ def test_class3_registering_an_id_answers_alike_whether_or_not_it_exists(app, db
     db.session.commit()
 
 
+def _registered_in_khh(app, db, login_as, letter, khh_date):
+    """A new ID whose first visit 高雄市's facility enters (under the name 吳宗翰); returns
+    (national ID, facility_tpe's institution and practitioner, facility_tpe's client)."""
+    institution_id, practitioner_id = _setup(db, "facility_tpe")
+    khh_inst, khh_prac = _setup(db, "facility_khh")
+    national_id = _new_id(letter)
+    khh = login_as("facility_khh")
+    assert post_form(app, khh, "/visitview/add",
+                     _form(khh_inst, khh_prac, national_id, khh_date)).status_code == 302  # fmt: skip
+    return national_id, institution_id, practitioner_id, login_as("facility_tpe")
+
+
 def test_class3_visit_form_with_a_registered_id_and_another_name_says_nothing(app, db, login_as):
     """Class 3: the visit form no longer answers "the name does not match the registered
     one"; the visit is saved against the institution's own row and C4 still spans the ID."""
-    institution_id, practitioner_id = _setup(db, "facility_tpe")
-    khh_inst, khh_prac = _setup(db, "facility_khh")
-    national_id = _new_id("M")
     with _at(2025, 4, 20, 9, 0):
-        khh = login_as("facility_khh")
-        assert post_form(app, khh, "/visitview/add",
-                         _form(khh_inst, khh_prac, national_id, "114/04/01")).status_code == 302  # fmt: skip
-        tpe = login_as("facility_tpe")
+        national_id, institution_id, practitioner_id, tpe = _registered_in_khh(
+            app, db, login_as, "M", "114/04/01")
         saved = post_form(app, tpe, "/visitview/add", _form(
             institution_id, practitioner_id, national_id, "114/04/10", quitter_name="王大明"))
         assert saved.status_code == 302, visible_text(saved.text)[-300:]
@@ -246,14 +253,9 @@ def test_office_reconciles_a_conflict_row_by_merging_it(app, db, login_as, api_a
     from the national record, and merges one: its visits move to the national record, the
     facility keeps seeing the person (its link moves too), the conflict row is gone. Nobody
     else can open the list."""
-    institution_id, practitioner_id = _setup(db, "facility_tpe")
-    khh_inst, khh_prac = _setup(db, "facility_khh")
-    national_id = _new_id("G")
     with _at(2025, 6, 20, 9, 0):
-        khh = login_as("facility_khh")
-        assert post_form(app, khh, "/visitview/add",
-                         _form(khh_inst, khh_prac, national_id, "114/06/01")).status_code == 302  # fmt: skip
-        tpe = login_as("facility_tpe")
+        national_id, institution_id, practitioner_id, tpe = _registered_in_khh(
+            app, db, login_as, "G", "114/06/01")
         assert post_form(app, tpe, "/visitview/add", _form(
             institution_id, practitioner_id, national_id, "114/06/10", quitter_name="吳宗瀚")).status_code == 302
     verified, conflict = db.session.query(Quitter).filter_by(national_id=national_id).order_by(Quitter.id).all()
