@@ -28,7 +28,7 @@ db: install
 run: db
 	@$(FLASK) demo-logins
 	@echo "Serving on http://$(HOST):$(PORT)/  (Ctrl-C to stop; background jobs run alongside)"
-	@$(BIN)/huey_consumer core.jobs.huey --workers 2 --quiet & jobs=$$!; \
+	@$(BIN)/huey_consumer worker.huey --workers 2 --quiet & jobs=$$!; \
 	trap 'kill $$jobs 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) --access-logfile - 'app:create_app()'
 

@@ -42,7 +42,7 @@ def build(url: str, tmp: str, rows: int) -> int:
     from core.roles import sync_roles
     from models.visit import Visit
     from seed.demo import seed_demo
-    from tests.conftest import reset_database
+    from seed.testing import reset_database
 
     with app.app_context():
         if not url.startswith("sqlite"):

@@ -195,7 +195,7 @@ def our_classes(model: str = "assignments"):
 # ------------------------------------------------------------------ database
 def reset_database(db) -> None:
     """Empty the database so upgrade() starts from nothing (the test suite's helper)."""
-    from tests.conftest import reset_database as reset
+    from seed.testing import reset_database as reset
 
     reset(db)
 
@@ -392,7 +392,7 @@ def _next_month(day: dt.date) -> dt.date:
 
 # ------------------------------------------------------------------- clients
 def logged_in_client(app, username: str, password: str):
-    from tests.conftest import login
+    from seed.testing import login
 
     client = app.test_client()
     response = login(app, client, username, password)

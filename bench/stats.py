@@ -66,7 +66,7 @@ def main() -> None:
     from models.reference import County
     from models.visit import Visit
     from seed.demo import seed_demo
-    from tests.conftest import reset_database
+    from seed.testing import reset_database
 
     with app.app_context():
         if not args.keep:

@@ -1,6 +1,7 @@
 """Background jobs (huey): SQLite storage by default, Redis when REDIS_URL is set.
 
-Run the worker with `huey_consumer core.jobs.huey` (`make run` starts it). Tasks build the
+Run the worker with `huey_consumer worker.huey` (`make run` starts it): the top-level
+worker.py gives this module the app factory, so core/ never imports app.py. Tasks build the
 app once per worker process and run inside a request context logged in as the user who
 asked, so scope and permissions are exactly the web's.
 """
@@ -15,6 +16,8 @@ from huey import MemoryHuey, RedisHuey, SqliteHuey
 import config
 
 _app = None
+#: Builds the worker's app; set by worker.py (the consumer's entry point) or by tests.
+_factory = None
 
 
 def _make_huey():
@@ -33,10 +36,16 @@ def worker_app():
     """The Flask app of this worker process (created on first use)."""
     global _app
     if _app is None:
-        from app import create_app
-
-        _app = create_app()
+        if _factory is None:
+            raise RuntimeError("no app factory: start the consumer as `huey_consumer worker.huey`")
+        _app = _factory()
     return _app
+
+
+def set_app_factory(factory) -> None:
+    """The worker's entry point names the function that builds its app (worker.py)."""
+    global _factory
+    _factory = factory
 
 
 def set_app(app) -> None:

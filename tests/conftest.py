@@ -3,17 +3,16 @@ TEST_DATABASE_URL is set), clients logged in as any demo user, CSRF tokens, JWTs
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 
 import pytest
-from itsdangerous import URLSafeTimedSerializer
 
 # Background jobs run in-process during tests (must be set before core.jobs is imported).
 os.environ.setdefault("HUEY_IMMEDIATE", "1")
 
 from app import create_app  # noqa: E402
+from seed.testing import csrf_token, login, reset_database  # noqa: E402,F401  (bench/ uses them too)
 
 DEMO_SCALE = 0.03  # ~83 institutions, ~344 practitioners: every county, every level
 DEMO_SEED = 7
@@ -22,20 +21,6 @@ USERNAMES = [
     "admin", "office", "ministry", "bureau_tpe", "bureau_khh", "facility_tpe", "facility_khh",
     "helpdesk",
 ]  # fmt: skip
-
-
-def reset_database(db) -> None:
-    """Empty the test database so `upgrade()` starts from nothing (PostgreSQL may be reused)."""
-    from sqlalchemy import inspect, text
-
-    engine = db.engine
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        else:
-            for table in inspect(conn).get_table_names():
-                conn.execute(text(f'DROP TABLE IF EXISTS "{table}"'))
 
 
 @pytest.fixture(scope="session")
@@ -106,26 +91,7 @@ def db(app):
         _db.session.remove()
 
 
-def csrf_token(app, client) -> str:
-    """A valid CSRF token for the client's session (as a rendered form would carry)."""
-    with client.session_transaction() as session:
-        raw = session.get("csrf_token")
-        if raw is None:
-            raw = hashlib.sha1(os.urandom(64)).hexdigest()
-            session["csrf_token"] = raw
-    return URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="wtf-csrf-token").dumps(raw)
-
-
 _session_cookies: dict[str, str] = {}
-
-
-def login(app, client, username: str, password: str = PASSWORD):
-    """Log the client in through the login form (bench/ uses it too)."""
-    client.get("/login/")
-    return client.post(
-        "/login/",
-        data={"username": username, "password": password, "csrf_token": csrf_token(app, client)},
-    )
 
 
 @pytest.fixture

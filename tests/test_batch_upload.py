@@ -14,7 +14,7 @@ from models.institution import Institution
 from models.practitioner import Practitioner
 from models.visit import Quitter, Visit
 from tests.conftest import csrf_token, visible_text
-from tests.test_visits import _new_id, _setup
+from tests.factories import _new_id, _setup
 
 
 def _template(client) -> list[str]:

@@ -35,8 +35,8 @@ from models.institution import Institution
 from models.visit import Quitter, Visit
 from seed.demo import blank_pdf
 from tests.conftest import post_form, visible_text
+from tests.factories import _form, _new_id, _setup
 from tests.scope_oracle import user_view
-from tests.test_visits import _form, _new_id, _setup
 
 D = dt.date
 

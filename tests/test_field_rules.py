@@ -22,9 +22,9 @@ from models.institution import ContractPeriod, Institution
 from models.practitioner import Practitioner, Profession, ServiceAssignment
 from models.visit import Quitter, Sex, Visit
 from tests.conftest import post_form, visible_text
+from tests.factories import _form, _new_id, _setup
 from tests.scope_oracle import user_view
 from tests.test_batch_upload import _rows, _template, _upload, _xlsx
-from tests.test_visits import _form, _new_id, _setup
 
 ID_MESSAGE = "身分證字號或居留證號"
 RULED = [Quitter, Practitioner, Visit, Institution, ContractPeriod, ServiceAssignment]

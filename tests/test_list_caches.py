@@ -11,7 +11,7 @@ from sqlalchemy import event
 
 from models.visit import Visit
 from tests.conftest import post_form, visible_text
-from tests.test_visits import _at, _form, _new_id, _setup, _visits
+from tests.factories import _at, _form, _new_id, _setup, _visits
 
 
 def _record_count(response) -> int:

@@ -19,8 +19,8 @@ from models.person import PersonLink
 from models.practitioner import Practitioner, ServiceAssignment
 from models.visit import Quitter, Visit
 from tests.conftest import csrf_token, post_form, visible_text
+from tests.factories import _form, _new_id, _setup
 from tests.scope_oracle import expected_split, user_view
-from tests.test_visits import _form, _new_id, _setup
 
 
 def _at(*args):

@@ -13,8 +13,8 @@ from core.visits import timeliness
 from models.institution import Institution
 from models.visit import Quitter, Visit
 from tests.conftest import visible_text
+from tests.factories import _new_id, _setup
 from tests.scope_oracle import user_view
-from tests.test_visits import _new_id, _setup
 
 
 def _insert_visit(db, institution_id, practitioner_id, visit_date, entered_at_taipei):

@@ -337,8 +337,8 @@ def test_real_images_are_accepted(app):
 def test_a_disguised_image_upload_stores_nothing(app, db, login_as):
     """issue 12 class 9: through the form, a PNG header before HTML is refused, no ticket."""
     from models.correction import CorrectionAttachment, CorrectionTicket
+    from tests.factories import _form, _new_id, _setup
     from tests.test_corrections import _at, _facility_files_online
-    from tests.test_visits import _form, _new_id, _setup
 
     institution_id, practitioner_id = _setup(db, "facility_tpe")
     national_id = _new_id()
@@ -414,8 +414,8 @@ def test_application_form_download_name_is_sanitised(app, db, login_as, stored, 
 
 def test_correction_attachment_download_name_is_sanitised(app, db, login_as):
     """issue 12 class 9: the same for scanned correction-ticket attachments."""
+    from tests.factories import _form, _new_id, _setup
     from tests.test_corrections import _at, _facility_files_online, _latest_ticket
-    from tests.test_visits import _form, _new_id, _setup
 
     institution_id, practitioner_id = _setup(db, "facility_tpe")
     national_id = _new_id()

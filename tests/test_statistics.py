@@ -20,8 +20,8 @@ from models.reference import County, InstitutionLevel
 from models.visit import Quitter, Visit
 from seed import bulletin113 as bulletin
 from tests.conftest import visible_text
+from tests.factories import _new_id
 from tests.scope_oracle import user_view
-from tests.test_visits import _new_id
 
 Y = 2019  # ROC 108: no demo visit is dated in it
 D = dt.date

@@ -20,8 +20,8 @@ from core import batch, clock
 from core.dates import TAIPEI
 from models.visit import Visit
 from tests.conftest import csrf_token, visible_text
+from tests.factories import _new_id, _setup
 from tests.test_batch_upload import _rows, _template, _xlsx
-from tests.test_visits import _new_id, _setup
 
 
 def _upload(app, client, data: bytes):
