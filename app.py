@@ -205,6 +205,7 @@ def _register_template_helpers(app: Flask) -> None:
     from core.dates import to_roc
 
     app.jinja_env.filters["roc"] = to_roc
+    app.jinja_env.globals["roc"] = to_roc  # roc(day) in every template, once
     from core.navbar import cached_navbar
 
     app.jinja_env.globals["cached_navbar"] = cached_navbar

@@ -49,7 +49,9 @@ def free_port() -> int:
 
 
 def roc(day: dt.date) -> str:
-    return f"{day.year - 1911}/{day.month:02d}/{day.day:02d}"
+    from core.dates import to_roc
+
+    return to_roc(day)
 
 
 def national_id(rng: random.Random) -> str:
@@ -140,8 +142,10 @@ def worker(base, username, stop_at, stats, ids, rng, writer: bool, lists_only: b
     token = api.post(f"{base}/api/v1/security/login", json={"username": username, "password": PASSWORD,
                      "provider": "db"}, timeout=30).json()["access_token"]  # fmt: skip
     api.headers["Authorization"] = f"Bearer {token}"
+    from core.dates import roc_month
+
     today = dt.date.today()
-    month = f"{today.year - 1911}/{today.month:02d}"
+    month = roc_month(today.year, today.month)
     mix = [
         ("visit list", lambda: session.get(f"{base}/visitview/list/")),
         ("institution list", lambda: session.get(f"{base}/institutionview/list/")),

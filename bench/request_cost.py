@@ -31,12 +31,14 @@ USERS = ["office", "bureau_tpe", "facility_tpe"]
 
 
 def endpoints() -> dict[str, str]:
+    from core.dates import roc_month
+
     today = dt.date.today()
     return {
         "visit list": "/visitview/list/",
         "institution list": "/institutionview/list/",
         "practitioner list": "/practitionerview/list/",
-        "self-check": f"/selfcheck/?month={today.year - 1911}/{today.month:02d}",
+        "self-check": f"/selfcheck/?month={roc_month(today.year, today.month)}",
         "fee deduction": "/feededuction/",
         "quitter list": "/quitterview/list/",
         "assignment list": "/serviceassignmentview/list/",

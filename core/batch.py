@@ -23,7 +23,7 @@ from core.interface import ScopedInterface
 from core.persons import register_person
 from core.rules import RuleError
 from core.validators import is_valid_personal_id, normalize_id
-from core.visits import VisitRuleError, check_visit, enforce_on_write
+from core.visits import MIN_DAYS_APART, VisitRuleError, check_visit, enforce_on_write
 from models.institution import Institution
 from models.practitioner import Practitioner, ServiceAssignment
 from models.visit import Quitter, Visit
@@ -333,7 +333,7 @@ def validate(rows: list[Row], budget: Budget | None = None) -> None:
                 education_minutes=education_minutes,
             )
             for other_date, other_row in seen.get(quitter_id, []):
-                if abs((other_date - visit_date).days) < 5:
+                if abs((other_date - visit_date).days) < MIN_DAYS_APART:
                     raise VisitRuleError(
                         gettext("Less than 5 days from row %(row)d of this file (the same quitter).", row=other_row)
                     )

@@ -26,7 +26,7 @@ from flask_babel import gettext
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from core import clock
+from core import clock, dates
 from core.audit import audit_reference
 from core.dates import to_roc
 from core.extensions import db
@@ -35,6 +35,7 @@ from core.persons import same_person_ids
 from core.scope import current_scope
 from core.validators import normalize_id
 from core.visits import (
+    MIN_DAYS_APART,
     Timeliness,
     VisitRuleError,
     check_contract_and_assignment,
@@ -162,7 +163,7 @@ def _record(
 
 
 def roc_year(day: dt.date) -> int:
-    return day.year - 1911
+    return dates.roc_year(day.year)
 
 
 def allocate_number(year: int) -> str:
@@ -672,7 +673,7 @@ class ConvertTicket:
             )
         except VisitRuleError as exc:
             return str(exc)
-        window = dt.timedelta(days=4)
+        window = dt.timedelta(days=MIN_DAYS_APART - 1)
         low, high = line.corrected_date - window, line.corrected_date + window
         # Other records of the quitter, outside this ticket, near the new date …
         other = db.session.scalar(

@@ -15,6 +15,21 @@ _ISO_RE = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*$")
 _ROC_COMPACT_RE = re.compile(r"^\s*(\d{3})(\d{2})(\d{2})\s*$")
 
 
+def roc_year(year: int) -> int:
+    """The ROC year of a Gregorian year (2025 → 114): the one place the offset is applied."""
+    return year - ROC_OFFSET
+
+
+def gregorian_year(year: int) -> int:
+    """A year as typed: below 1000 it is an ROC year (114 → 2025), else Gregorian."""
+    return year + ROC_OFFSET if year < 1000 else year
+
+
+def roc_month(year: int, month: int) -> str:
+    """114/05 for May 2025."""
+    return f"{roc_year(year)}/{month:02d}"
+
+
 class DateFormatError(ValueError):
     """Raised for text that is neither an ROC nor an ISO date; the message is user-facing."""
 

@@ -53,6 +53,7 @@ from sqlalchemy.pool import Pool
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList
 
+from core.dates import gregorian_year, roc_year
 from core.extensions import cache, db
 from core.scope import Scope, ScopeKind
 from models.institution import Institution
@@ -220,7 +221,7 @@ def compute_cessation_statistics(year: int, scope: Scope) -> dict:
     )  # fmt: skip
     return {
         "year": year,
-        "roc_year": year - 1911,
+        "roc_year": roc_year(year),
         "institutions": institutions,
         "practitioners": practitioners,
         "services": services,
@@ -285,7 +286,7 @@ def parse_year(text: str | None) -> int:
     if not (text.isascii() and text.isdigit()) or len(text) > 4:  # '²'.isdigit() is True
         raise StatisticsRequestError(gettext("Give the year as an ROC year, e.g. 113."))
     year = int(text)
-    year = year + 1911 if year < 1000 else year
+    year = gregorian_year(year)
     if not 1912 <= year <= clock.today().year:
         raise StatisticsRequestError(gettext("Give the year as an ROC year, e.g. 113."))
     return year

@@ -40,7 +40,6 @@ from core.accounts import (
     account_events,
     find_token,
 )
-from core.dates import to_roc
 from core.extensions import db
 from core.filters import institution_text_filter
 from core.interface import ScopedInterface
@@ -423,7 +422,6 @@ class AccountLookupView(ScopedModelView):
             events=account_events(item.id),
             event_labels=EVENT_LABELS,
             applications=applications,
-            roc=to_roc,
         )
 
     @action("unlock", _l("Unlock"), _l("Unlock this account?"), "fa-unlock", multiple=False)

@@ -289,7 +289,6 @@ class CorrectionTicketView(ScopedModelView):
             counts=status_counts(scope),
             statuses=list(TicketStatus),
             reminders=pending_reentries(scope),
-            roc=to_roc,
         )
 
     # -------------------------------------------------------------- show
@@ -316,7 +315,6 @@ class CorrectionTicketView(ScopedModelView):
             title=self.show_title,
             item=item,
             audit=audit,
-            roc=to_roc,
             iso_roc=iso_roc,
             national_id=item.quitter.national_id
             if full_ids
@@ -488,7 +486,6 @@ class CorrectionConversionView(ScopedReportView):
             error=error,
             ready=ticket.status == TicketStatus.APPROVED.value
             and not any(line.problem for line in lines),
-            roc=to_roc,
         )
 
     @expose("/<int:pk>/", methods=["GET"])

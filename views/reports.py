@@ -12,8 +12,15 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, extract, func, select
 
-from core import clock
-from core.dates import MAX_DATE, MIN_DATE, DateFormatError, out_of_range_message, to_roc
+from core import clock, dates
+from core.dates import (
+    MAX_DATE,
+    MIN_DATE,
+    DateFormatError,
+    gregorian_year,
+    out_of_range_message,
+    to_roc,
+)
 from core.export import send_xlsx, write_xlsx
 from core.extensions import db
 from core.scope import current_scope
@@ -41,7 +48,7 @@ def parse_roc_month(text: str | None) -> tuple[int, int] | None:
         year, month = int(year_text), int(month_text)
     except ValueError:
         raise DateFormatError(gettext("Use the ROC month form 114/05.")) from None
-    year = year + 1911 if year < 1000 else year
+    year = gregorian_year(year)
     if not 1 <= month <= 12:
         raise DateFormatError(gettext("Use the ROC month form 114/05."))
     if not MIN_DATE.year <= year <= MAX_DATE.year:
@@ -51,7 +58,7 @@ def parse_roc_month(text: str | None) -> tuple[int, int] | None:
 
 
 def roc_month(year: int, month: int) -> str:
-    return f"{year - 1911}/{month:02d}"
+    return dates.roc_month(year, month)
 
 
 class FeeDeductionView(ScopedReportView):
@@ -225,7 +232,6 @@ class SelfCheckView(ScopedReportView):
             deadline=to_roc(deadline.date()),
             days_left=days_left,
             open=clock.now() <= deadline,
-            roc=to_roc,
             mask=mask_personal_id,
             timeliness_labels={t.value: str(t.label) for t in Timeliness},
             reminders=pending_reentries(current_scope()),

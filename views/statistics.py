@@ -14,7 +14,7 @@ from flask_babel import gettext
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
-from core import clock
+from core import clock, dates
 from core.export import send_xlsx
 from core.extensions import db
 from core.scope import Scope, ScopeKind, current_scope
@@ -250,7 +250,7 @@ class CessationStatisticsView(ScopedReportView):
             title=gettext("Yearly cessation statistics"),
             result=result,
             roc_year=roc_year,
-            years=list(range(clock.today().year - 1911, 99, -1)),
+            years=list(range(dates.roc_year(clock.today().year), 99, -1)),
             counties=counties,
             county=county,
             scope_name=scope_label(scope, county),
