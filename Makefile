@@ -34,6 +34,7 @@ run: db
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 test: lint test-sqlite test-postgres test-e2e
 
