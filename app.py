@@ -17,9 +17,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 import config as app_config
-from core import ratelimit  # noqa: F401  (registers the sqlitefile:// limits storage)
 from core.extensions import cache, csrf, db, migrate
 from core.mail import mail
+from core.security import ratelimit  # noqa: F401  (registers the sqlitefile:// limits storage)
 
 log = logging.getLogger(__name__)
 BASE_DIR = Path(__file__).resolve().parent
@@ -39,16 +39,18 @@ def create_app(config_overrides: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
     cache.init_app(app)
     mail.init_app(app)
-    from core.passwords import fab_complexity_validator
+    from core.security.passwords import fab_complexity_validator
 
     app.config.setdefault("FAB_PASSWORD_COMPLEXITY_VALIDATOR", fab_complexity_validator)
     # Before AppBuilder, or a GET to /delete/<pk> deletes (trap 3).
     csrf.init_app(app)
 
     import models  # noqa: F401  (registers every table on the shared metadata)
-    from core import audit, patches, statistics
-    from core.interface import install_tracking
-    from core.security import AppSecurityManager
+    from core.data import audit
+    from core.data.datamodel import install_tracking
+    from core.security.manager import AppSecurityManager
+    from core.web import patches
+    from domain.cessation import statistics
 
     patches.apply()
     with app.app_context():
@@ -65,10 +67,10 @@ def create_app(config_overrides: dict | None = None) -> Flask:
         audit.install(db.session)
         statistics.install()
         install_tracking(db.session)
-        from models.person import install_person_links
+        from models.registry.person import install_person_links
 
         install_person_links(db.session)
-        from core import rules
+        from core.data import rules
 
         rules.install(db.session)  # every flush normalises and checks ruled columns
         from views import register
@@ -76,11 +78,11 @@ def create_app(config_overrides: dict | None = None) -> Flask:
         register(appbuilder)
         _register_template_helpers(app)
         _install_api_errors(app)
-        from core.errors import install as install_error_answers
+        from core.web.badinput import install as install_error_answers
 
         install_error_answers(app)  # no 500 on bad input; zh_TW 4xx pages (issue 12 class 8)
         _install_login_security(app, appbuilder)
-        from core.security import install_http_security
+        from core.security.manager import install_http_security
 
         install_http_security(app, appbuilder)
     _register_cli(app)
@@ -138,7 +140,7 @@ def _install_login_security(app: Flask, appbuilder) -> None:
     from flask_babel import gettext
     from flask_login import current_user, logout_user, user_logged_in, user_logged_out
 
-    from core import accounts
+    from core.security import sessions as accounts
 
     @user_logged_in.connect_via(app)
     def _opened(sender, user, **extra):
@@ -149,7 +151,7 @@ def _install_login_security(app: Flask, appbuilder) -> None:
     def _closed(sender, user, **extra):
         accounts.end_session(session.pop("sid", None))
         if not g.pop("session_timed_out", False):  # the user signed out: their API tokens end too
-            from core.security import revoke_api_tokens
+            from core.security.manager import revoke_api_tokens
 
             revoke_api_tokens(getattr(user, "id", None))
 
@@ -180,7 +182,7 @@ def _install_api_errors(app: Flask) -> None:
 
     def _json(exc):
         if not request.path.startswith("/api/"):
-            from core.errors import http_error
+            from core.web.badinput import http_error
 
             return http_error(exc)  # a zh_TW page, not werkzeug's English one
         parts = request.path.strip("/").split("/")
@@ -206,10 +208,10 @@ def _register_template_helpers(app: Flask) -> None:
 
     app.jinja_env.filters["roc"] = to_roc
     app.jinja_env.globals["roc"] = to_roc  # roc(day) in every template, once
-    from core.navbar import cached_navbar
+    from core.web.navbar import cached_navbar
 
     app.jinja_env.globals["cached_navbar"] = cached_navbar
-    from core.listrows import render_rows
+    from core.web.listrows import render_rows
 
     app.jinja_env.globals["render_list_rows"] = render_rows
     # Browsers ask for it on every first visit; a 404 there is noise in every console.
@@ -222,7 +224,7 @@ def _register_cli(app: Flask) -> None:
         """Upgrade the database schema, then create and sync roles and permissions."""
         from flask_migrate import upgrade
 
-        from core.roles import sync_roles
+        from core.security.roles import sync_roles
 
         upgrade()
         summary = sync_roles(app.appbuilder)
@@ -236,7 +238,7 @@ def _register_cli(app: Flask) -> None:
     @seed_group.command("reference")
     def seed_reference_command():
         """Counties with their health bureaus, and the 7 institution levels (idempotent)."""
-        from seed.reference import seed_reference
+        from seed.registry.reference import seed_reference
 
         counts = seed_reference()
         click.echo(f"reference data: {counts}")
@@ -255,12 +257,12 @@ def _register_cli(app: Flask) -> None:
     @app.cli.command("check-rules")
     @click.option("--limit", default=20, show_default=True, help="Rows reported per table.")
     def check_rules_command(limit: int):
-        """Report stored rows that break a field rule (core/rules.py); exit 1 if any.
+        """Report stored rows that break a field rule (core/data/rules.py); exit 1 if any.
 
         Rows written before the rules (or through raw SQL) are found here, by table, id and
         message, so they can be corrected before the CHECK constraints' migration runs.
         """
-        from core.rules import ruled_models, scan_rows
+        from core.data.rules import ruled_models, scan_rows
 
         found = 0
         for model in ruled_models():

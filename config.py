@@ -40,7 +40,7 @@ class Config:
     AUTH_ROLE_ADMIN = "Admin"
     AUTH_ROLE_PUBLIC = "Public"
     AUTH_USER_REGISTRATION = False  # accounts are opened after approval (A13)
-    FAB_SECURITY_MANAGER_CLASS = "core.security.AppSecurityManager"
+    FAB_SECURITY_MANAGER_CLASS = "core.security.manager.AppSecurityManager"
     FAB_CREATE_DB = False  # Alembic owns the schema (trap 5)
     FAB_UPDATE_PERMS = False  # permissions are synced by `flask init`, not at every start
     FAB_ADD_SECURITY_API = False
@@ -49,7 +49,7 @@ class Config:
     FAB_API_MAX_PAGE_SIZE = 100
     # FAB's menu API feeds its React front end, which we do not use: one surface less.
     FAB_ADD_MENU_API = False
-    FAB_INDEX_VIEW = "views.index.HomeView"
+    FAB_INDEX_VIEW = "views.platform.index.HomeView"
     FAB_BASE_TEMPLATE = "base.html"
 
     # Language: Traditional Chinese first, English on request.
@@ -81,7 +81,7 @@ class Config:
     CACHE_DIR = str(INSTANCE_DIR / "cache")
     CACHE_THRESHOLD = 100_000
     CACHE_DEFAULT_TIMEOUT = 300
-    # Without Redis, a SQLite file every worker of this machine shares (core/ratelimit.py).
+    # Without Redis, a SQLite file every worker of this machine shares (core/security/ratelimit.py).
     RATELIMIT_STORAGE_URI = REDIS_URL or f"sqlitefile://{INSTANCE_DIR / 'ratelimit.db'}"
 
     # Mail: SMTP when MAIL_SERVER is set, otherwise .eml files in MAIL_FOLDER.
@@ -106,16 +106,16 @@ class Config:
     AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "20 per minute")
     APPLY_RATE_LIMIT = os.environ.get("APPLY_RATE_LIMIT", "10 per hour")
     FAB_PASSWORD_COMPLEXITY_ENABLED = True
-    # FAB_PASSWORD_COMPLEXITY_VALIDATOR is set by create_app (core.passwords).
+    # FAB_PASSWORD_COMPLEXITY_VALIDATOR is set by create_app (core.security.passwords).
     PERMANENT_SESSION_LIFETIME = 8 * 3600
     REMEMBER_COOKIE_DURATION = 0
     # API tokens end with the session (issue 12): short access tokens, refresh tokens no
     # longer than the session's absolute limit (create_app clamps them to it), both revoked
-    # by logout and by every password change (core/security.py, denylist in the shared cache).
+    # by logout and by every password change (core/security/manager.py, denylist in the shared cache).
     JWT_ACCESS_TOKEN_EXPIRES = dt.timedelta(minutes=int(os.environ.get("JWT_ACCESS_MINUTES", "15")))
     JWT_REFRESH_TOKEN_EXPIRES = dt.timedelta(hours=SESSION_ABSOLUTE_HOURS)
 
-    # Security headers (core/security.py install_security_headers, Flask-Talisman). HTTPS is
+    # Security headers (core/security/manager.py install_security_headers, Flask-Talisman). HTTPS is
     # forced (redirect + HSTS) only when configured: behind a TLS proxy set FORCE_HTTPS or
     # SESSION_COOKIE_SECURE; a plain-HTTP local run keeps working.
     FORCE_HTTPS = _bool("FORCE_HTTPS", False)
@@ -124,7 +124,7 @@ class Config:
     UPLOAD_FOLDER = str(INSTANCE_DIR / "uploads")
     #: Correction tickets (Appendix 9): the largest scanned attachment accepted, per file.
     CORRECTION_ATTACHMENT_MAX_BYTES = int(os.environ.get("CORRECTION_ATTACHMENT_MAX_BYTES", str(5 * 1024 * 1024)))
-    #: Batch upload of visits (core/batch.py): refused before parsing above these sizes,
+    #: Batch upload of visits (domain/cessation/batch.py): refused before parsing above these sizes,
     #: and when reading and checking the rows takes longer than the budget (seconds).
     BATCH_MAX_BYTES = int(os.environ.get("BATCH_MAX_BYTES", str(2 * 1024 * 1024)))
     BATCH_MAX_UNPACKED_BYTES = int(os.environ.get("BATCH_MAX_UNPACKED_BYTES", str(20 * 1024 * 1024)))

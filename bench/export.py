@@ -39,8 +39,8 @@ def build(url: str, tmp: str, rows: int) -> int:
     from flask_migrate import upgrade
 
     from core.extensions import db
-    from core.roles import sync_roles
-    from models.visit import Visit
+    from core.security.roles import sync_roles
+    from models.cessation.visit import Visit
     from seed.demo import seed_demo
     from seed.testing import reset_database
 

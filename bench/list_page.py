@@ -141,8 +141,8 @@ def stock_classes(model: str = "assignments"):
     from flask_appbuilder.models.sqla.interface import SQLAInterface
 
     if model == "visits":
-        from models.visit import Visit
-        from views.visits import VisitApi
+        from models.cessation.visit import Visit
+        from views.cessation.visits import VisitApi
 
         class BenchStockVisitView(ModelView):
             datamodel = SQLAInterface(Visit)
@@ -161,8 +161,8 @@ def stock_classes(model: str = "assignments"):
 
         return BenchStockVisitView, BenchStockVisitApi
 
-    from models.practitioner import ServiceAssignment
-    from views.registry import ServiceAssignmentApi
+    from models.registry.practitioner import ServiceAssignment
+    from views.registry.institutions import ServiceAssignmentApi
 
     class BenchStockAssignmentView(ModelView):
         datamodel = SQLAInterface(ServiceAssignment)
@@ -184,10 +184,10 @@ def stock_classes(model: str = "assignments"):
 
 def our_classes(model: str = "assignments"):
     if model == "visits":
-        from views.visits import VisitApi, VisitView
+        from views.cessation.visits import VisitApi, VisitView
 
         return VisitView, VisitApi
-    from views.registry import ServiceAssignmentApi, ServiceAssignmentView
+    from views.registry.institutions import ServiceAssignmentApi, ServiceAssignmentView
 
     return ServiceAssignmentView, ServiceAssignmentApi
 
@@ -204,8 +204,8 @@ def build_database(app, rows: int, log, model: str = "assignments") -> int:
     """Migrate, sync roles, seed, top up the model's table to `rows`; return its count."""
     from flask_migrate import upgrade
 
-    from core import roles
     from core.extensions import db
+    from core.security import roles
     from seed.demo import seed_demo
 
     bench = BENCHES[model]
@@ -232,8 +232,8 @@ def build_database(app, rows: int, log, model: str = "assignments") -> int:
 
 
 def _top_up_assignments(db, rows: int, log):
-    from models.institution import Institution
-    from models.practitioner import Practitioner, ServiceAssignment
+    from models.registry.institution import Institution
+    from models.registry.practitioner import Practitioner, ServiceAssignment
 
     table = ServiceAssignment.__table__
     practitioners = db.session.scalars(select(Practitioner.id)).all()
@@ -264,7 +264,7 @@ def _top_up_visits(db, rows: int, log):
     The source rows are held in typed arrays (~15 bytes a visit) and the new rows are
     generated and inserted one chunk at a time, so memory stays flat whatever --rows is.
     """
-    from models.visit import Visit
+    from models.cessation.visit import Visit
 
     table = Visit.__table__
     c = table.c
@@ -366,8 +366,8 @@ class VisitFacts:
 def visit_facts(month: dt.date = dt.date(2024, 6, 1)) -> VisitFacts:
     """The institution with the most visits, and the visits of `month` (exact counts)."""
     from core.extensions import db
-    from models.institution import Institution
-    from models.visit import Visit
+    from models.cessation.visit import Visit
+    from models.registry.institution import Institution
 
     visits = func.count().label("visits")
     institution_id, count = db.session.execute(

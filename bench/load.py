@@ -201,8 +201,8 @@ def forget_earlier_runs(env) -> int:
 
     from app import create_app
     from core.extensions import db
-    from models.person import PersonLink
-    from models.visit import Quitter, Visit
+    from models.cessation.visit import Quitter, Visit
+    from models.registry.person import PersonLink
 
     app = create_app()
     with app.app_context():
@@ -222,10 +222,10 @@ def collect_ids(env) -> dict:
 
     from app import create_app
     from core.extensions import db
-    from models.institution import Institution
-    from models.practitioner import ServiceAssignment
-    from models.user import ScopedUser
-    from models.visit import Visit
+    from models.cessation.visit import Visit
+    from models.platform.user import ScopedUser
+    from models.registry.institution import Institution
+    from models.registry.practitioner import ServiceAssignment
 
     app = create_app()
     ids = {"visit": {}, "institution": {}, "entry": {}}

@@ -41,11 +41,11 @@ def main() -> None:
     from sqlalchemy import select
 
     from core.extensions import db
-    from core.roles import sync_roles
+    from core.security.roles import sync_roles
     from core.validators import personal_id_check_digit
-    from models.person import PersonLink
-    from models.user import ScopedUser
-    from models.visit import Quitter
+    from models.cessation.visit import Quitter
+    from models.platform.user import ScopedUser
+    from models.registry.person import PersonLink
     from seed.demo import seed_demo
 
     with app.app_context():

@@ -55,16 +55,16 @@ def main() -> None:
     from flask_migrate import upgrade
     from sqlalchemy import case, func, select
 
+    from core.data.scope import SYSTEM_SCOPE, Scope, ScopeKind
     from core.extensions import db
-    from core.scope import SYSTEM_SCOPE, Scope, ScopeKind
-    from core.statistics import (
+    from domain.cessation.statistics import (
         bump_stats_version,
         cessation_statistics,
         compute_cessation_statistics,
     )
-    from models.institution import Institution
-    from models.reference import County
-    from models.visit import Visit
+    from models.cessation.visit import Visit
+    from models.registry.institution import Institution
+    from models.registry.reference import County
     from seed.demo import seed_demo
     from seed.testing import reset_database
 

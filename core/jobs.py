@@ -57,6 +57,6 @@ def set_app(app) -> None:
 @huey.task()
 def run_export(job_id: str) -> None:
     """Write one export job's workbook, reporting progress as it goes."""
-    from core.exports import run_export_job
+    from core.export.background import run_export_job
 
     run_export_job(worker_app(), job_id)

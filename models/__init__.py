@@ -1,6 +1,6 @@
 """Application models. Importing this package registers every table on FAB's metadata."""
 
-from models.account import (  # noqa: F401
+from models.accounts.application import (  # noqa: F401
     AccountApplication,
     ApplicationStatus,
     LoginThrottle,
@@ -8,9 +8,8 @@ from models.account import (  # noqa: F401
     RequestedRole,
     UserSession,
 )
-from models.audit import AuditLog  # noqa: F401
 from models.base import AppModel  # noqa: F401
-from models.correction import (  # noqa: F401
+from models.cessation.correction import (  # noqa: F401
     AttachmentKind,
     CorrectionAttachment,
     CorrectionLine,
@@ -20,10 +19,11 @@ from models.correction import (  # noqa: F401
     TicketStatus,
     TicketTransition,
 )
-from models.export_job import ExportJob, ExportStatus  # noqa: F401
-from models.institution import ContractPeriod, Institution  # noqa: F401
-from models.person import IdentityStatus, PersonKind, PersonLink  # noqa: F401
-from models.practitioner import Practitioner, Profession, ServiceAssignment  # noqa: F401
-from models.reference import County, InstitutionLevel  # noqa: F401
-from models.user import ScopedUser, ScopeKind, user_institution  # noqa: F401
-from models.visit import Quitter, Sex, Visit  # noqa: F401
+from models.cessation.visit import Quitter, Sex, Visit  # noqa: F401
+from models.platform.audit import AuditLog  # noqa: F401
+from models.platform.export_job import ExportJob, ExportStatus  # noqa: F401
+from models.platform.user import ScopedUser, ScopeKind, user_institution  # noqa: F401
+from models.registry.institution import ContractPeriod, Institution  # noqa: F401
+from models.registry.person import IdentityStatus, PersonKind, PersonLink  # noqa: F401
+from models.registry.practitioner import Practitioner, Profession, ServiceAssignment  # noqa: F401
+from models.registry.reference import County, InstitutionLevel  # noqa: F401

@@ -15,14 +15,14 @@ from core.dates import utcnow
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
 
-    from core.scope import Scope
+    from core.data.scope import Scope
 
 
 class AppModel(Model):
     """Base of every application table: audited, and invisible unless it defines its scope."""
 
     __abstract__ = True
-    #: Every insert/update/delete is written to the audit trail (models/audit.py).
+    #: Every insert/update/delete is written to the audit trail (models/platform/audit.py).
     __audited__ = True
 
     @classmethod
@@ -74,6 +74,6 @@ class LabelledEnum(enum.StrEnum):
     @classmethod
     def label_of(cls, value) -> str:
         """The label of a stored value; one outside the enum shows as （無效值：X）, never raises."""
-        from core.rules import enum_label
+        from core.data.rules import enum_label
 
         return enum_label(cls, value)

@@ -13,15 +13,15 @@ import random
 from flask import current_app
 from sqlalchemy import func, insert, select
 
-from core import roles
+from core.data.scope import ScopeKind
 from core.extensions import db
-from core.scope import ScopeKind
+from core.security import roles
 from core.validators import personal_id_check_digit
-from models.institution import ContractPeriod, Institution
-from models.practitioner import Practitioner, Profession, ServiceAssignment
-from models.reference import County, InstitutionLevel
-from models.user import ScopedUser, user_institution
-from seed.reference import COUNTIES, LEVELS, seed_reference
+from models.platform.user import ScopedUser, user_institution
+from models.registry.institution import ContractPeriod, Institution
+from models.registry.practitioner import Practitioner, Profession, ServiceAssignment
+from models.registry.reference import County, InstitutionLevel
+from seed.registry.reference import COUNTIES, LEVELS, seed_reference
 
 #: Bulletin table 1: contracted institutions at the end of ROC 113, per level.
 INSTITUTIONS_PER_LEVEL = [24, 90, 200, 1375, 332, 148, 607]
@@ -130,19 +130,19 @@ def seed_demo(seed: int = 113, scale: float = 1.0) -> dict[str, int | str]:
         result["note"] = "registry already present; left as it is"
     _seed_users()
     _seed_applications()
-    from seed.visits import seed_visits
+    from seed.cessation.visits import seed_visits
 
     demo_ids = [demo_institution(code).id for code in ("TPE", "KHH")]
     result["visits"] = seed_visits(seed, scale, demo_ids)
-    from seed.corrections import seed_corrections
+    from seed.cessation.corrections import seed_corrections
 
     result["correction tickets"] = seed_corrections(*demo_ids)
     # Bulk-inserted visits and assignments bypass the session's link hook.
-    from models.person import backfill_person_links
+    from models.registry.person import backfill_person_links
 
     backfill_person_links(db.session.connection())
     db.session.commit()
-    from core.security import bump_security_version
+    from core.security.manager import bump_security_version
 
     bump_security_version()
     result["institutions"] = db.session.scalar(select(func.count(Institution.id)))
@@ -284,7 +284,7 @@ def _seed_applications() -> None:
     """Create the demo applications once (their PDF goes to UPLOAD_FOLDER/applications)."""
     from pathlib import Path
 
-    from models.account import AccountApplication
+    from models.accounts.application import AccountApplication
 
     if db.session.scalar(select(func.count(AccountApplication.id))):
         return
@@ -323,7 +323,7 @@ def demo_institution(county_code: str) -> Institution:
 
 
 def _seed_users() -> None:
-    from core.passwords import demo_passwords_allowed
+    from core.security.passwords import demo_passwords_allowed
 
     with demo_passwords_allowed():
         _create_demo_users()

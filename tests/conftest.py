@@ -70,7 +70,7 @@ def app(database_url, tmp_path_factory):
     jobs.set_app(application)
 
     from core.extensions import db
-    from core.roles import sync_roles
+    from core.security.roles import sync_roles
     from seed.demo import seed_demo
 
     with application.app_context():
@@ -142,7 +142,7 @@ def api_as(app):
 def _token_still_valid(app, token: str) -> bool:
     from flask_jwt_extended import decode_token
 
-    from core.security import token_revoked
+    from core.security.manager import token_revoked
 
     with app.app_context():
         try:

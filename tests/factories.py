@@ -8,9 +8,9 @@ import datetime as dt
 from core import clock
 from core.dates import TAIPEI
 from core.validators import personal_id_check_digit
-from models.institution import Institution
-from models.practitioner import Practitioner, ServiceAssignment
-from models.visit import Quitter, Visit
+from models.cessation.visit import Quitter, Visit
+from models.registry.institution import Institution
+from models.registry.practitioner import Practitioner, ServiceAssignment
 from tests.scope_oracle import user_view
 
 _counter = iter(range(1_000_000, 9_999_999))

@@ -1,4 +1,4 @@
-"""The zh_TW checks shared by tests/test_i18n.py and the browser journeys (tests/e2e):
+"""The zh_TW checks shared by tests/platform/test_i18n.py and the browser journeys (tests/e2e):
 no Simplified Chinese (OpenCC s2tw), no mainland vocabulary, no English msgid of our catalog
 (which includes Flask-AppBuilder's strings) left untranslated on a page."""
 

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.account import AccountApplication
-from models.audit import AuditLog
-from models.correction import (
+from models.accounts.application import AccountApplication
+from models.cessation.correction import (
     CorrectionAttachment,
     CorrectionLine,
     CorrectionTicket,
     TicketTransition,
 )
-from models.institution import ContractPeriod, Institution
-from models.person import PersonLink
-from models.practitioner import Practitioner, ServiceAssignment
-from models.reference import County, InstitutionLevel
-from models.user import ScopedUser
-from models.visit import Quitter, Visit
+from models.cessation.visit import Quitter, Visit
+from models.platform.audit import AuditLog
+from models.platform.user import ScopedUser
+from models.registry.institution import ContractPeriod, Institution
+from models.registry.person import PersonLink
+from models.registry.practitioner import Practitioner, ServiceAssignment
+from models.registry.reference import County, InstitutionLevel
 
 
 @dataclass
@@ -91,7 +91,7 @@ ORACLES = {
 }
 #: quitter id → institutions they visited; filled by expected_split (one query, not N).
 _VISITED: dict[int, set[int]] = {}
-#: (person kind, id) → institutions linked to the person (models/person.py PersonLink).
+#: (person kind, id) → institutions linked to the person (models/registry/person.py PersonLink).
 _LINKED: dict[tuple[str, int], set[int]] = {}
 
 

@@ -5,17 +5,31 @@ from flask_babel import lazy_gettext as _l
 
 def register(appbuilder) -> None:
     """Add every view and API; the scope-matrix test walks whatever is registered here."""
-    from views.accounts import AccountApplicationView, AccountLookupView, ApplyView, SetPasswordView
-    from views.audit import AuditLogApi, AuditLogView
-    from views.corrections import (
+    from views.accounts.applications import (
+        AccountApplicationView,
+        AccountLookupView,
+        ApplyView,
+        SetPasswordView,
+    )
+    from views.cessation.corrections import (
         CorrectionConversionView,
         CorrectionLineApi,
         CorrectionTicketApi,
         CorrectionTicketView,
     )
-    from views.exports import ExportJobView
-    from views.reference import CountyApi, CountyView, InstitutionLevelApi, InstitutionLevelView
-    from views.registry import (
+    from views.cessation.reports import FeeDeductionView, SelfCheckView
+    from views.cessation.statistics import CessationStatisticsApi, CessationStatisticsView
+    from views.cessation.upload import VisitUploadView
+    from views.cessation.visits import (
+        QuitterApi,
+        QuitterIdentityView,
+        QuitterView,
+        VisitApi,
+        VisitView,
+    )
+    from views.platform.audit import AuditLogApi, AuditLogView
+    from views.platform.exports import ExportJobView
+    from views.registry.institutions import (
         ContractPeriodApi,
         ContractPeriodView,
         InstitutionApi,
@@ -26,10 +40,12 @@ def register(appbuilder) -> None:
         ServiceAssignmentApi,
         ServiceAssignmentView,
     )
-    from views.reports import FeeDeductionView, SelfCheckView
-    from views.statistics import CessationStatisticsApi, CessationStatisticsView
-    from views.upload import VisitUploadView
-    from views.visits import QuitterApi, QuitterIdentityView, QuitterView, VisitApi, VisitView
+    from views.registry.reference import (
+        CountyApi,
+        CountyView,
+        InstitutionLevelApi,
+        InstitutionLevelView,
+    )
 
     cessation = _l("Cessation services")
     appbuilder.add_view(

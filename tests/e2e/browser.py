@@ -5,7 +5,7 @@ Every page a journey reaches through `goto`, `submit`, `click` or `check` is che
 - no JavaScript console error and no uncaught exception,
 - no HTTP 5xx on any request of the page (documents, XHR, assets),
 - no Simplified Chinese, mainland vocabulary or untranslated Flask-AppBuilder/English
-  msgid in the page (tests/i18n_check.py, the checks of tests/test_i18n.py),
+  msgid in the page (tests/i18n_check.py, the checks of tests/platform/test_i18n.py),
 and is saved as a full-page screenshot in tests/e2e/screenshots/ (gitignored).
 
 A new journey (say, the office's correction tickets) is a test function taking `journey`:

@@ -80,7 +80,7 @@ class ScopeOracle:
     """Which ids of a model each user may see, recomputed when a new id turns up."""
 
     def __init__(self, app):
-        from core.views import ScopedModelRestApi
+        from core.web.views import ScopedModelRestApi
 
         self.app = app
         self.models = {

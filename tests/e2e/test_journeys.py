@@ -225,7 +225,7 @@ def tpe_institution(server) -> tuple[int, str]:
 
 def test_office_enters_a_faxed_ticket_converts_it_and_opens_the_statistics(journey, live_server):
     """C5–C7 and C9 as the office meets them: a faxed Appendix 9 form for facility_tpe's
-    placeholder record (林志明, seed/corrections.py) entered in one screen; approval refused
+    placeholder record (林志明, seed/cessation/corrections.py) entered in one screen; approval refused
     without the seals (C7), then approved; the conversion preview, the conversion, and the
     ticket number on the record's audit trail. Then the ROC 113 statistics, the chart and
     the workbook."""

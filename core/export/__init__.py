@@ -1,0 +1,1 @@
+"""Excel export: streamed, formula-safe workbooks and background export jobs."""

@@ -1,0 +1,1 @@
+"""Security manager, sessions and lockout, passwords, rate limits, roles and permission sync."""

@@ -1,0 +1,592 @@
+"""The application's security manager: scoped users, cached permission checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+
+from flask import current_app, g
+from flask_appbuilder.security.api import SecurityApi
+from flask_appbuilder.security.sqla.manager import SecurityManager
+from flask_appbuilder.security.views import AuthDBView, RoleModelView, UserDBModelView
+from flask_appbuilder.widgets import ListWidget, ShowWidget
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import event, select
+from wtforms import SelectField
+
+from core.data.scope import ScopeKind
+from core.extensions import cache
+from models.platform.user import ScopedUser
+
+log = logging.getLogger(__name__)
+
+_VERSION_KEY = "security:version"
+
+
+def security_version() -> int:
+    """A counter bumped whenever users, roles or permissions change (cache key salt).
+
+    Read from the shared cache once per request: a list page checks a few dozen
+    permissions (menu, buttons), and each read of the file cache is a file open + unpickle.
+    """
+    memo = _request_memo()
+    if memo is not None and _VERSION_KEY in memo:
+        return memo[_VERSION_KEY]
+    version = cache.get(_VERSION_KEY)
+    if version is None:
+        version = 1
+        cache.set(_VERSION_KEY, version, timeout=0)
+    if memo is not None:
+        memo[_VERSION_KEY] = version
+    return version
+
+
+def bump_security_version() -> None:
+    """Invalidate every cached permission set and scope, in every process."""
+    cache.set(_VERSION_KEY, (cache.get(_VERSION_KEY) or 1) + 1, timeout=0)
+    memo = _request_memo()
+    if memo is not None:
+        memo.clear()
+
+
+def _request_memo() -> dict | None:
+    """A dict living as long as the current request (None outside one)."""
+    from flask import has_request_context
+
+    if not has_request_context():
+        return None
+    return g.setdefault("_security_memo", {})
+
+
+# ------------------------------------------------ API tokens end with the session
+#: Per account, the time before which its API tokens are void (set by logout and by every
+#: password change). In the shared cache: Redis with REDIS_URL, else the file cache every
+#: worker reads, like the table versions of core/data/counts.py.
+_TOKENS_AFTER_KEY = "jwt-valid-after:{}"
+
+
+def _absolute_seconds() -> float:
+    return float(current_app.config["SESSION_ABSOLUTE_HOURS"]) * 3600
+
+
+def _clamp_token_lifetimes(app) -> None:
+    """A refresh token never outlives the session's absolute limit; nor an access token."""
+    limit = dt.timedelta(hours=app.config["SESSION_ABSOLUTE_HOURS"])
+    defaults = {"JWT_REFRESH_TOKEN_EXPIRES": limit, "JWT_ACCESS_TOKEN_EXPIRES": dt.timedelta(minutes=15)}
+    for key, default in defaults.items():
+        value = app.config.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = dt.timedelta(seconds=value)
+        if not isinstance(value, dt.timedelta):  # False would mean "never expires"
+            value = default
+        app.config[key] = min(value, limit)
+
+
+def token_claims() -> dict:
+    """Claims added to every token FAB issues: `issued` (iat to the microsecond, so a token
+    issued just after a revocation in the same second survives it) and `auth_time` (when
+    the password was checked), which a refreshed access token inherits from its refresh
+    token, so that no chain of refreshes outlives SESSION_ABSOLUTE_HOURS."""
+    from flask import has_request_context, request
+    from flask_jwt_extended import get_jwt
+
+    now = time.time()
+    auth_time = now
+    if has_request_context() and request.path.endswith("/security/refresh"):
+        try:
+            auth_time = float(get_jwt().get("auth_time", get_jwt().get("iat", now)))
+        except (RuntimeError, TypeError, ValueError):
+            auth_time = now
+    return {"issued": now, "auth_time": auth_time}
+
+
+def tokens_valid_after(user_id) -> float:
+    return float(cache.get(_TOKENS_AFTER_KEY.format(user_id)) or 0.0)
+
+
+def revoke_api_tokens(user_id) -> None:
+    """Void every access and refresh token of this account issued until now, in every worker.
+
+    The mark lives as long as the longest token could: past the absolute limit every token
+    issued before it is refused by its `auth_time` anyway.
+    """
+    if user_id is None:
+        return
+    cache.set(
+        _TOKENS_AFTER_KEY.format(user_id), time.time(), timeout=int(_absolute_seconds()) + 3600
+    )
+
+
+def token_revoked(payload: dict) -> bool:
+    """True for a token issued before its account's last logout or password change, or
+    authenticated longer ago than the session's absolute limit."""
+    issued = payload.get("issued", payload.get("iat", 0))
+    auth_time = payload.get("auth_time", payload.get("iat", 0))
+    try:
+        issued, auth_time = float(issued), float(auth_time)
+    except (TypeError, ValueError):
+        return True
+    if time.time() - auth_time > _absolute_seconds():
+        return True
+    return issued <= tokens_valid_after(payload.get("sub"))
+
+
+SCOPE_KIND_CHOICES = [
+    ("", _l("No scope (sees nothing)")),
+    (ScopeKind.NATIONAL, _l("National")),
+    (ScopeKind.COUNTY, _l("County")),
+    (ScopeKind.FACILITY, _l("Facility")),
+]
+
+
+def _role_label(name: str) -> str:
+    from core.security.roles import role_label
+
+    return role_label(name)
+
+
+class ScopedUserDBModelView(UserDBModelView):
+    """FAB's user admin, with the data-scope fields of our user model."""
+
+    _scope_cols = ["scope_kind", "scope_county", "scope_institutions"]
+    list_columns = ["username", "first_name", "last_name", "email", "active", "roles", "scope_kind"]
+    add_columns = UserDBModelView.add_columns + _scope_cols
+    edit_columns = UserDBModelView.edit_columns + _scope_cols
+    show_columns = [
+        "username", "first_name", "last_name", "email", "active", "roles",
+        *_scope_cols, "last_login", "login_count", "fail_login_count",
+    ]  # fmt: skip
+    search_columns = ["username", "first_name", "last_name", "email", "active", "roles"]
+    label_columns = {
+        **UserDBModelView.label_columns,
+        "scope_kind": _l("Scope"),
+        "scope_county": _l("Scope county"),
+        "scope_institutions": _l("Scope institutions"),
+    }
+    add_form_extra_fields = {
+        **UserDBModelView.add_form_extra_fields,
+        "scope_kind": SelectField(_l("Scope"), choices=SCOPE_KIND_CHOICES, default=""),
+    }
+    edit_form_extra_fields = {
+        "scope_kind": SelectField(_l("Scope"), choices=SCOPE_KIND_CHOICES, default=""),
+    }
+    formatters_columns = {
+        "scope_kind": lambda v: dict(SCOPE_KIND_CHOICES).get(v or "", v),
+        "roles": lambda roles: "、".join(_role_label(r.name) for r in roles or []),
+        "active": lambda v: _l("Yes") if v else _l("No"),
+    }
+
+    def _normalise_scope(self, item):
+        if not item.scope_kind:
+            item.scope_kind = None
+        if item.scope_kind != ScopeKind.COUNTY:
+            item.scope_county = None
+        if item.scope_kind != ScopeKind.FACILITY:
+            item.scope_institutions = []
+
+    def pre_add(self, item):
+        self._normalise_scope(item)
+        super().pre_add(item)
+
+    def pre_update(self, item):
+        self._normalise_scope(item)
+        super().pre_update(item)
+
+
+PERMISSION_LABELS = {
+    "can_read": _l("Read"),
+    "can_create": _l("Add"),
+    "can_edit": _l("Edit"),
+    "can_delete": _l("Delete"),
+    "can_export": _l("Export"),
+    "menu_access": _l("Menu"),
+}
+
+
+def permission_label(permission_view) -> str:
+    """'讀取：特約機構' instead of FAB's raw 'can read on Institution'."""
+    from flask_babel import gettext
+
+    permission = permission_view.permission.name
+    action = PERMISSION_LABELS.get(permission)
+    action = str(action) if action else permission.removeprefix("can_").replace("_", " ")
+    return f"{action}：{gettext(permission_view.view_menu.name)}"
+
+
+class ScopedRoleModelView(RoleModelView):
+    """FAB's role admin, listing permissions in words rather than identifiers."""
+
+    # FAB's RoleListWidget renders permissions itself and ignores formatters.
+    list_widget = ListWidget
+    show_widget = ShowWidget
+
+    formatters_columns = {
+        "name": lambda name: _role_label(name),
+        "permissions": lambda pvs: "、".join(sorted(permission_label(pv) for pv in pvs or [])),
+    }
+
+
+class LockoutAwareAuthDBView(AuthDBView):
+    """FAB's login page; after too many failures it says the account is locked.
+
+    The same words appear for usernames that do not exist (they are counted too), so the
+    page never tells whether an account exists.
+    """
+
+    @property
+    def invalid_login_message(self):
+        if g.get("login_locked"):
+            return _l(
+                "Too many failed logins: this account is locked for 15 minutes. "
+                "Contact the helpdesk if you need it sooner."
+            )
+        return _l("Invalid login. Please try again.")
+
+
+class DocumentedSecurityApi(SecurityApi):
+    """FAB's /api/v1/security/login and /refresh, documented as they answer: a 400 carries
+    per-field messages (an object), as for every other API (core.web.views.fix_operation_spec)."""
+
+    def operation_helper(self, path=None, operations=None, methods=None, func=None, **kwargs):
+        super().operation_helper(path=path, operations=operations, methods=methods, func=func, **kwargs)
+        from core.web.views import fix_operation_spec
+
+        for spec in operations.values():
+            fix_operation_spec(spec, path or "")
+
+
+class AppSecurityManager(SecurityManager):
+    """Loads users as ScopedUser everywhere and caches role permissions across requests."""
+
+    security_api = DocumentedSecurityApi
+
+    def create_jwt_manager(self, app):
+        """A malformed or forged token is a 401 like a missing one (flask-jwt-extended
+        answers 422 by default, which no client reads as "sign in again"); so is a revoked
+        or expired one. Tokens end with the session (issue 12): see `token_revoked`."""
+        from flask import jsonify
+
+        _clamp_token_lifetimes(app)
+        jwt_manager = super().create_jwt_manager(app)
+
+        @jwt_manager.invalid_token_loader
+        def _invalid(reason):
+            return jsonify(message=reason), 401
+
+        @jwt_manager.additional_claims_loader
+        def _claims(identity):
+            return token_claims()
+
+        @jwt_manager.token_in_blocklist_loader
+        def _in_blocklist(jwt_header, jwt_payload):
+            return token_revoked(jwt_payload)
+
+        def _ended(jwt_header, jwt_payload):
+            return jsonify(message=gettext("Your session has ended. Please sign in again.")), 401
+
+        jwt_manager.revoked_token_loader(_ended)
+        jwt_manager.expired_token_loader(_ended)
+        return jwt_manager
+    user_model = ScopedUser
+    userdbmodelview = ScopedUserDBModelView
+    rolemodelview = ScopedRoleModelView
+    authdbview = LockoutAwareAuthDBView
+
+    def __init__(self, appbuilder):
+        super().__init__(appbuilder)
+        session = appbuilder.session
+        if not event.contains(session, "after_flush", _bump_on_security_change):
+            event.listen(session, "after_flush", _bump_on_security_change)
+
+    # -- logins: one lockout counter for the web form, the API login and API keys --
+    def auth_user_db(self, username, password):
+        from core.extensions import db
+        from core.security import sessions as accounts
+
+        g.login_locked = False
+        known = self.find_user(username=username) if username else None
+        known_id = getattr(known, "id", None)
+        if accounts.is_locked(username):
+            g.login_locked = True
+            accounts.record_event("login_refused", known_id, username, reason="locked")
+            db.session.commit()
+            return None
+        demo = current_app.config.get("DEMO_PASSWORD")
+        if not current_app.config.get("DEMO_MODE") and password == demo:
+            user = None  # demo passwords stop working outside demo mode
+        else:
+            user = super().auth_user_db(username, password)
+        if user is None:
+            locked = accounts.register_failure(username)
+            accounts.record_event("login_failed", known_id, username)
+            if locked:
+                g.login_locked = True
+                accounts.record_event("locked", known_id, username)
+            db.session.commit()
+            return None
+        accounts.clear_failures(username)
+        accounts.record_event("login", user.id, user.username)
+        db.session.commit()
+        return user
+
+    # -- passwords: the policy holds on every path, CLI and API included --
+    def add_user(self, username, first_name, last_name, email, role, password="", **kwargs):
+        from core.security.passwords import check_password
+
+        if password:
+            check_password(password, username)
+        return super().add_user(username, first_name, last_name, email, role, password, **kwargs)
+
+    def reset_password(self, userid, password):
+        """Every password change (own form, admin reset, one-time link, CLI) comes here:
+        the policy holds, and the account's API tokens stop working."""
+        from core.security.passwords import check_password
+
+        user = self.get_user_by_id(userid)
+        check_password(password, getattr(user, "username", None))
+        result = super().reset_password(userid, password)
+        revoke_api_tokens(userid)
+        return result
+
+    # -- API keys: FAB returns api_key.user, an instance of its base User (trap 2) --
+    def validate_api_key(self, api_key_string):
+        from core.security import sessions as accounts
+
+        user = super().validate_api_key(api_key_string)
+        if user is None:
+            return None
+        if accounts.is_locked(user.username):
+            g.pop("user", None)
+            g.pop("_api_key_user", None)
+            return None
+        scoped = self.session.get(self.user_model, user.id)
+        if not isinstance(scoped, self.user_model):
+            # Same identity already loaded as the base class: reload it as ours.
+            self.session.expunge(scoped)
+            scoped = self.session.get(self.user_model, user.id)
+        g.user = scoped
+        return scoped
+
+    # -- permission checks: one cached set per role combination, not a query per check --
+    def _role_ids(self, user) -> tuple[int, ...]:
+        if user is None or not getattr(user, "is_authenticated", False):
+            key = f"roles:{security_version()}:public"
+            ids = cache.get(key)
+            if ids is None:
+                public = self.get_public_role()
+                ids = (public.id,) if public else ()
+                cache.set(key, ids, timeout=600)
+            return ids
+        key = f"roles:{security_version()}:{user.id}"
+        memo = _request_memo()
+        if memo is not None and key in memo:
+            return memo[key]
+        ids = cache.get(key)
+        if ids is None:
+            roles = self.get_user_roles(user)
+            ids = tuple(sorted({r.id for r in roles}))
+            cache.set(key, ids, timeout=600)
+        if memo is not None:
+            memo[key] = ids
+        return ids
+
+    def permissions_for_roles(self, role_ids: tuple[int, ...]) -> frozenset[tuple[str, str]]:
+        memo = g.setdefault("_perm_memo", {}) if _in_app_ctx() else {}
+        if role_ids in memo:
+            return memo[role_ids]
+        key = f"perms:{security_version()}:{','.join(map(str, role_ids))}"
+        perms = cache.get(key)
+        if perms is None:
+            perms = self._load_permissions(role_ids)
+            cache.set(key, perms, timeout=600)
+        memo[role_ids] = perms
+        return perms
+
+    def _load_permissions(self, role_ids) -> frozenset[tuple[str, str]]:
+        if not role_ids:
+            return frozenset()
+        from flask_appbuilder.security.sqla.models import (
+            Permission,
+            PermissionView,
+            ViewMenu,
+            assoc_permissionview_role,
+        )
+
+        rows = self.session.execute(
+            select(Permission.name, ViewMenu.name)
+            .select_from(PermissionView)
+            .join(Permission, Permission.id == PermissionView.permission_id)
+            .join(ViewMenu, ViewMenu.id == PermissionView.view_menu_id)
+            .join(
+                assoc_permissionview_role,
+                assoc_permissionview_role.c.permission_view_id == PermissionView.id,
+            )
+            .where(assoc_permissionview_role.c.role_id.in_(role_ids))
+        ).all()
+        return frozenset((p, v) for p, v in rows)
+
+    def _has_view_access(self, user, permission_name, view_name) -> bool:
+        return (permission_name, view_name) in self.permissions_for_roles(self._role_ids(user))
+
+    def is_item_public(self, permission_name, view_name) -> bool:
+        return (permission_name, view_name) in self.permissions_for_roles(self._role_ids(None))
+
+    def _get_user_permission_view_menus(self, user, permission_name, view_menus_name):
+        perms = self.permissions_for_roles(self._role_ids(user))
+        return {name for name in view_menus_name if (permission_name, name) in perms}
+
+
+def _in_app_ctx() -> bool:
+    from flask import has_app_context
+
+    return has_app_context()
+
+
+def _bump_on_security_change(session, flush_context):
+    from flask_appbuilder.security.sqla.models import (
+        Group,
+        Permission,
+        PermissionView,
+        Role,
+        User,
+        ViewMenu,
+    )
+    from sqlalchemy import inspect
+
+    watched = (Role, PermissionView, Permission, ViewMenu, Group)
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, watched) or (isinstance(obj, User) and obj in session.deleted):
+            bump_security_version()
+            return
+        if isinstance(obj, User) and obj in session.dirty:
+            state = inspect(obj)
+            # Login bookkeeping (last_login, counters) must not flush every cache.
+            if any(
+                key in state.attrs and state.attrs[key].history.has_changes()
+                for key in _USER_SCOPE_ATTRS
+            ):
+                bump_security_version()
+                return
+
+
+_USER_SCOPE_ATTRS = (
+    "roles", "groups", "active", "scope_kind", "scope_county_id", "scope_county",
+    "scope_institutions",
+)  # fmt: skip
+
+
+# --------------------------------------------------------------- HTTP hardening
+#: Every page's Content-Security-Policy. FAB's templates and ours carry a nonce on each
+#: inline <script> (baselib.get_nonce), so scripts need no 'unsafe-inline'; FAB's markup
+#: has style="…" attributes, which no nonce can cover, hence 'unsafe-inline' for styles.
+#: Nothing is loaded from another origin.
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self' 'unsafe-inline'",
+    "img-src": "'self' data:",
+    "font-src": "'self' data:",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'self'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+#: Writes under /api/ that a session cookie could authorise.
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: API endpoints that never act on the session's identity (they take a password or a
+#: refresh token), so a cookie rides along harmlessly.
+_CSRF_FREE_API_PATHS = ("/api/v1/security/login", "/api/v1/security/refresh")
+
+
+def install_http_security(app, appbuilder) -> None:
+    """Security headers on every response, CSRF on cookie-authenticated API writes, and
+    zh_TW answers for a too-large request and a refused CSRF token."""
+    from flask import jsonify, render_template, request
+    from flask_login import current_user
+    from flask_talisman import Talisman
+    from flask_wtf.csrf import CSRFError
+    from werkzeug.exceptions import RequestEntityTooLarge
+
+    from core.extensions import csrf
+
+    https = bool(app.config.get("FORCE_HTTPS") or app.config.get("SESSION_COOKIE_SECURE"))
+    Talisman(
+        app,
+        force_https=bool(app.config.get("FORCE_HTTPS")),
+        strict_transport_security=https,
+        strict_transport_security_max_age=app.config.get("HSTS_SECONDS", 365 * 24 * 3600),
+        strict_transport_security_include_subdomains=False,
+        frame_options="DENY",
+        content_security_policy=CONTENT_SECURITY_POLICY,
+        content_security_policy_nonce_in=["script-src"],
+        referrer_policy="strict-origin-when-cross-origin",
+        permissions_policy={"camera": "()", "microphone": "()", "geolocation": "()", "browsing-topics": "()"},
+        # Talisman would force these cookie flags on; the app's own settings decide.
+        session_cookie_secure=bool(app.config.get("SESSION_COOKIE_SECURE")),
+        session_cookie_http_only=True,
+        session_cookie_samesite=app.config.get("SESSION_COOKIE_SAMESITE", "Lax"),
+        x_xss_protection=False,
+    )
+
+    @app.before_request
+    def _csrf_for_cookie_api_writes():
+        """FAB exempts every API blueprint from CSRF (BaseApi.csrf_exempt), so a page on
+        another site could make a signed-in browser write through /api/v1/ with its cookie.
+        A write that carries no Authorization header is authorised by the cookie alone:
+        it needs the CSRF token (X-CSRFToken header). A bearer token (JWT or API key) is
+        never sent by a browser on its own, so such writes need none."""
+        if request.method not in _WRITE_METHODS or not request.path.startswith("/api/"):
+            return None
+        if request.path.rstrip("/") in _CSRF_FREE_API_PATHS:
+            return None
+        if request.headers.get("Authorization", "").strip():
+            return None
+        if not current_user.is_authenticated:
+            return None  # nothing for a cookie to authorise: FAB answers 401
+        csrf.protect()
+        return None
+
+    def _back_url() -> str:
+        referrer = request.referrer or ""
+        if referrer.startswith(request.host_url):
+            return referrer
+        return appbuilder.get_url_for_index
+
+    def _message_page(message: str, status: int):
+        html = render_template(
+            "errors/message.html",
+            message=message,
+            back_url=_back_url(),
+            base_template=appbuilder.base_template,
+            appbuilder=appbuilder,
+        )
+        return html, status
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc):
+        limit = app.config.get("MAX_CONTENT_LENGTH") or 0
+        message = gettext(
+            "What you sent is too large: at most %(mb)d MB can be sent at once. "
+            "Please send smaller or fewer files.",
+            mb=max(1, limit // (1024 * 1024)),
+        )
+        if request.path.startswith("/api/"):
+            return jsonify(message=message), 413
+        return _message_page(message, 413)
+
+    @app.errorhandler(CSRFError)
+    def _csrf_refused(exc):
+        if request.path.startswith("/api/"):
+            message = gettext(
+                "This request needs the security token of your session (X-CSRFToken header), "
+                "or a bearer token."
+            )
+            return jsonify(message=message), 400
+        message = gettext(
+            "The form has expired or its security token is missing. "
+            "Please reload the page and try again."
+        )
+        return _message_page(message, 400)

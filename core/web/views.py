@@ -1,0 +1,834 @@
+"""Hardened bases for every model view and REST API of the application.
+
+Scope comes from the datamodel (core/data/datamodel.py). These bases add what the datamodel
+cannot see: FAB endpoints that bypass it (actions, file downloads), ROC dates in forms and
+lists, masked personal IDs, and the one Excel export path shared by every list.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+
+from flask import (
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    request,
+    send_file,
+    url_for,
+)
+from flask_appbuilder import BaseView, ModelRestApi, ModelView, expose
+from flask_appbuilder.security.decorators import has_access
+from flask_appbuilder.urltools import get_filter_args, get_order_args
+from flask_appbuilder.widgets import ListWidget, SearchWidget
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
+from marshmallow import fields as ma_fields
+from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
+
+from core.data.datamodel import ScopedInterface, ScopeViolation
+from core.data.filters import (
+    is_personal_id,
+    masked_search_operators,
+    personal_id_filters,
+    register_personal_id_columns,
+    sees_ids_masked,
+)
+from core.data.rules import RuleError
+from core.dates import to_roc
+from core.export.xlsx import send_xlsx, write_xlsx
+from core.extensions import db, without_sqlite_mmap
+from core.validators import mask_personal_id
+from core.web.fields import RocDateField
+
+#: Permission names shared by a resource's view and API (roles are granted these).
+CAN_READ, CAN_CREATE, CAN_EDIT, CAN_DELETE, CAN_EXPORT = (
+    "read", "create", "edit", "delete", "export",
+)  # fmt: skip
+VIEW_METHOD_PERMISSIONS = {
+    "list": CAN_READ,
+    "show": CAN_READ,
+    "download": CAN_READ,
+    "api_read": CAN_READ,
+    "api_get": CAN_READ,
+    "api_column_add": CAN_CREATE,
+    "api_column_edit": CAN_EDIT,
+    "api_readvalues": CAN_READ,
+    "add": CAN_CREATE,
+    "api_create": CAN_CREATE,
+    "edit": CAN_EDIT,
+    "api_update": CAN_EDIT,
+    "delete": CAN_DELETE,
+    "api_delete": CAN_DELETE,
+    "export_xlsx": CAN_EXPORT,
+}
+API_METHOD_PERMISSIONS = {
+    "get": CAN_READ,
+    "get_list": CAN_READ,
+    "info": CAN_READ,
+    "post": CAN_CREATE,
+    "put": CAN_EDIT,
+    "delete": CAN_DELETE,
+}
+#: Headers for the related columns that exports add (institution code, quitter's ID …).
+RELATED_EXPORT_LABELS = {
+    "institution.nhi_code": _l("NHI institution code"),
+    "institution.name": _l("Institution name"),
+    "practitioner.name": _l("Practitioner"),
+    "quitter.national_id": _l("Quitter's national ID"),
+    "quitter.name": _l("Quitter's name"),
+}
+#: Holders of this permission see personal IDs in full; everyone else sees A12****789.
+FULL_ID_PERMISSION = ("can_read", "PersonalId")
+
+
+def can_see_full_ids() -> bool:
+    """Whether the current user sees personal IDs in full (asked once per request: a list
+    page would otherwise check the permission for every masked cell)."""
+    allowed = g.get("_full_ids")
+    if allowed is None:
+        perm, view = FULL_ID_PERMISSION
+        allowed = g._full_ids = current_app.appbuilder.sm.has_access(perm, view)
+    return allowed
+
+
+def _date_columns(datamodel, columns):
+    return [c for c in columns if c in datamodel.list_columns and datamodel.is_date(c)]
+
+
+def _datetime_columns(datamodel, columns):
+    return [c for c in columns if c in datamodel.list_columns and datamodel.is_datetime(c)]
+
+
+class FastListWidget(ListWidget):
+    """FAB's list widget, rendering each row's buttons from per-page URLs and labels."""
+
+    template = "scoped/list_widget.html"
+
+    def __init__(self, **kwargs):
+        # No sort link on a column the viewer sees masked (ordering by it is ignored).
+        filters, order = kwargs.get("filters"), kwargs.get("order_columns")
+        if filters is not None and order and sees_ids_masked():
+            model = filters.datamodel.obj
+            kwargs["order_columns"] = [c for c in order if not is_personal_id(model, c)]
+        super().__init__(**kwargs)
+
+
+class CachedSearchWidget(SearchWidget):
+    """FAB's search widget, reusing the rendered search fields between requests.
+
+    FAB renders every search field on every list page, and a dropdown field first queries
+    its related table (an institution list's 22 counties and 4 levels: a fifth of the
+    page). The empty fields depend only on the view, the user's scope (which rows the
+    dropdowns offer), the language and the contents of the related tables, so those are
+    the key; a table's version (core/data/counts.py) changes with every commit that writes it.
+    """
+
+    MAX_ENTRIES = 1000
+
+    def __call__(self, **kwargs):
+        from flask_babel import get_locale
+
+        from core.data.counts import table_version
+        from core.data.scope import current_scope
+
+        form, columns = self.template_args["form"], self.template_args["include_cols"]
+        datamodel = self.filters.datamodel
+        related = sorted(
+            datamodel.get_related_model(col).__table__.name
+            for col in columns
+            if datamodel.is_relation(col)
+        )
+        scope = current_scope()
+        key = (
+            self.template_args.get("route_base"),
+            tuple(columns),
+            scope.kind,
+            tuple(sorted(scope.county_ids)),
+            tuple(sorted(scope.institution_ids)),
+            str(get_locale()),
+            tuple((name, table_version(name)) for name in related),
+        )
+        cache = current_app.extensions.setdefault("search_fields_cache", {})
+        fields = cache.get(key)
+        if fields is None:
+            fields = {col: form[col]() for col in columns}
+            if len(cache) >= self.MAX_ENTRIES:
+                cache.clear()
+            cache[key] = fields
+        dict_filters = self.filters.get_search_filters()
+        kwargs["label_columns"] = {col: str(form[col].label.text) for col in columns}
+        kwargs["form_fields"] = fields
+        kwargs["search_filters"] = {
+            col: [str(flt.name) for flt in dict_filters[col]] for col in columns
+        }
+        kwargs["active_filters"] = self.filters.get_filters_values_tojson()
+        _offer_masked_columns_exactly(kwargs, datamodel, dict_filters, columns)
+        # RenderTemplateWidget's own __call__, not SearchWidget's (which renders the fields).
+        return super(SearchWidget, self).__call__(**kwargs)
+
+
+class ScopedModelView(ModelView):
+    """Base of every application ModelView: scoped, ROC dates, masked IDs, Excel export."""
+
+    #: Resource name shared with the matching ScopedModelRestApi (set in subclasses).
+    class_permission_name: str | None = None
+    method_permission_name = VIEW_METHOD_PERMISSIONS
+    #: Columns holding a 身分證字號 / 居留證號, masked for users without FULL_ID_PERMISSION.
+    personal_id_columns: list[str] = []
+    #: Columns of the Excel export (default: the list columns).
+    export_columns: list[str] | None = None
+    #: Relations the list's computed columns read, loaded with the page (no N+1).
+    list_eager: list[str] = []
+    page_size = 25
+    list_template = "scoped/list.html"
+    list_widget = FastListWidget
+    search_widget = CachedSearchWidget
+    #: Filters for a column searched through a text box (FAB's ModelView has no such hook).
+    search_filters: dict | None = None
+
+    def __init__(self, **kwargs):
+        if not isinstance(self.datamodel, ScopedInterface):
+            raise TypeError(f"{type(self).__name__}.datamodel must be a ScopedInterface")
+        if not self.class_permission_name:
+            raise TypeError(f"{type(self).__name__} must name its resource")
+        self._install_field_rules()
+        self._install_roc_dates()
+        self._install_masking()
+        super().__init__(**kwargs)
+        self.extra_args = {**(self.extra_args or {}), "resource_name": self.class_permission_name}
+        self._text_search_replaces_relation_filters()
+        self.datamodel._list_columns_hint = list(self.list_columns) + list(self.list_eager)
+        register_personal_id_columns(self.datamodel.obj, self.personal_id_columns)
+        personal_id_filters(self._filters)
+
+    def _text_search_replaces_relation_filters(self):
+        """A relation searched through a text box offers only its text filters.
+
+        FAB appends custom filters after the relation's own "equal to <pk>" filters, which
+        make no sense for text typed into the box.
+        """
+        for col, custom in (self.search_filters or {}).items():
+            instances = [flt(col, self.datamodel) for flt in custom]
+            # Offered in the search form (_search_filters) and applied from ?_flt_ (_all_filters).
+            self._filters._search_filters[col] = instances
+            self._filters._all_filters[col] = instances
+
+    def fresh_filters(self):
+        """Filters for this request only (the view's own _filters is shared by requests)."""
+        filters = self.datamodel.get_filters(self.search_columns)
+        filters._search_filters = dict(self._filters._search_filters)
+        filters._all_filters = dict(self._filters._all_filters)
+        return personal_id_filters(filters)
+
+    # ---------------------------------------------------------------- rules
+    def _install_field_rules(self):
+        """Every form field of a ruled column runs its rule first (core/data/rules.py)."""
+        from core.data.rules import field_rules, form_validators, with_validators
+
+        model = self.datamodel.obj
+        columns = set(field_rules(model)) | {r.end for r in getattr(model, "__record_rules__", ())}
+        validators = dict(self.validators_columns or {})
+        for col in columns:
+            validators[col] = [*form_validators(model, col), *validators.get(col, [])]
+        self.validators_columns = validators
+        for attr in ("add_form_extra_fields", "edit_form_extra_fields"):
+            extra = dict(getattr(self, attr) or {})
+            for col in columns & set(extra):
+                extra[col] = with_validators(extra[col], form_validators(model, col))
+            setattr(self, attr, extra)
+
+    # ---------------------------------------------------------------- dates
+    def _install_roc_dates(self):
+        cols = (
+            set(self.add_columns or [])
+            | set(self.edit_columns or [])
+            | set(self.datamodel.get_columns_list())
+        )
+        add_extra = dict(self.add_form_extra_fields or {})
+        edit_extra = dict(self.edit_form_extra_fields or {})
+        for col in _date_columns(self.datamodel, cols):
+            label = (self.label_columns or {}).get(col, col)
+            description = (self.description_columns or {}).get(col, "")
+            validators = list((self.validators_columns or {}).get(col, []))
+            if not self.datamodel.is_nullable(col):
+                from wtforms.validators import InputRequired
+
+                validators.insert(0, InputRequired())
+            else:
+                from wtforms.validators import Optional
+
+                validators.insert(0, Optional())
+            for extra in (add_extra, edit_extra):
+                extra.setdefault(
+                    col, RocDateField(label, validators=validators, description=description)
+                )
+        self.add_form_extra_fields = add_extra
+        self.edit_form_extra_fields = edit_extra
+        search_extra = dict(self.search_form_extra_fields or {})
+        for col in _date_columns(self.datamodel, self.search_columns or []):
+            label = (self.label_columns or {}).get(col, col)
+            search_extra.setdefault(col, RocDateField(label))
+        self.search_form_extra_fields = search_extra
+        formatters = dict(self.formatters_columns or {})
+        for col in _date_columns(self.datamodel, self.datamodel.get_columns_list()):
+            formatters.setdefault(col, to_roc)
+        for col in _datetime_columns(self.datamodel, self.datamodel.get_columns_list()):
+            formatters.setdefault(col, to_roc)
+        self.formatters_columns = formatters
+
+    def _install_masking(self):
+        formatters = dict(self.formatters_columns or {})
+        for col in self.personal_id_columns:
+            formatters[col] = lambda v: v if can_see_full_ids() else mask_personal_id(v)
+        # FAB prints an empty value as "None".
+        for col in {*(self.list_columns or []), *(self.show_columns or [])} - set(formatters):
+            formatters[col] = _blank_none
+        self.formatters_columns = formatters
+
+    # ------------------------------------------- masked IDs, related lists
+    def order_hidden(self, column: str) -> bool:
+        """Ordering by a personal ID the viewer sees masked would reveal it: not done."""
+        return bool(column) and is_personal_id(self.datamodel.obj, column) and sees_ids_masked()
+
+    def _get_list_widget(self, filters, order_column="", order_direction="", **kwargs):
+        # The list's own order (and its related lists'): ?_oc_<View>= by a masked column is
+        # ignored, the view's default order is used.
+        if self.order_hidden(order_column):
+            order_column, order_direction = "", ""
+        return super()._get_list_widget(
+            filters, order_column=order_column, order_direction=order_direction, **kwargs
+        )
+
+    def readable_related_views(self) -> list:
+        """The related views whose resource the viewer may read (FAB renders them all, trap 9)."""
+        sm = self.appbuilder.sm
+        return [
+            view for view in self._related_views
+            if sm.has_access(f"can_{CAN_READ}", view.class_permission_name)
+        ]  # fmt: skip
+
+    def _get_related_views_widgets(self, item, orders=None, pages=None, page_sizes=None,
+                                   widgets=None, **args):  # fmt: skip
+        widgets = widgets or {}
+        widgets["related_views"] = []
+        orders, pages, page_sizes = orders or {}, pages or {}, page_sizes or {}
+        for view in self.readable_related_views():
+            name = view.__class__.__name__
+            order_column, order_direction = orders.get(name) or ("", "")
+            widgets["related_views"].append(
+                self._get_related_view_widget(
+                    item, view, order_column, order_direction,
+                    page=pages.get(name), page_size=page_sizes.get(name),
+                )  # fmt: skip
+            )
+        return widgets
+
+    def render_template(self, template, **kwargs):
+        # FAB's show and edit pass every related view; the widgets hold only the readable ones.
+        if kwargs.get("related_views"):
+            kwargs["related_views"] = self.readable_related_views()
+        return super().render_template(template, **kwargs)
+
+    # ----------------------------------------------------------------- list
+    def _list(self, **kwargs):
+        # FAB int()s these arguments unchecked: a typo would be a 500, a huge page a DoS.
+        for arg, value in request.args.items():
+            if arg.startswith(("psize_", "page_")) and not value.isdigit():
+                abort(400)
+        return super()._list(**kwargs)
+
+    # ----------------------------------------- FAB endpoints that skip filters
+    @expose("/action/<string:name>/<pk>", methods=["GET", "POST"])
+    def action(self, name, pk):
+        """FAB fetches the row unscoped here (trap 1): fetch it through the datamodel."""
+        if name not in self.actions:
+            abort(404)
+        if not self.is_get_mutation_allowed():
+            flash(gettext("Access is Denied"), "danger")
+            return redirect(self.get_redirect())
+        permission_name = self.get_action_permission_name(name)
+        if not self.appbuilder.sm.has_access(permission_name, self.class_permission_name):
+            flash(gettext("Access is Denied"), "danger")
+            return redirect(".")
+        item = self.datamodel.get(self._deserialize_pk_if_composite(pk), self._base_filters)
+        if item is None:
+            abort(404)
+        return self.actions[name].func(item)
+
+    @expose("/action_post", methods=["POST"])
+    def action_post(self):
+        """Multiple-row actions: every selected row must be in scope, or nothing happens."""
+        name = request.form.get("action", "")
+        if name not in self.actions:
+            abort(404)
+        permission_name = self.get_action_permission_name(name)
+        if not self.appbuilder.sm.has_access(permission_name, self.class_permission_name):
+            flash(gettext("Access is Denied"), "danger")
+            return redirect(".")
+        items = []
+        for pk in request.form.getlist("rowid"):
+            item = self.datamodel.get(self._deserialize_pk_if_composite(pk), self._base_filters)
+            if item is None:
+                abort(404)
+            items.append(item)
+        return self.actions[name].func(items)
+
+    @expose("/download/<string:filename>")
+    @has_access
+    def download(self, filename):
+        """Serve an uploaded file only if a row in the user's scope refers to it."""
+        file_columns = (
+            self.datamodel.get_file_column_list() + self.datamodel.get_image_column_list()
+        )
+        if not file_columns:
+            abort(404)
+        from sqlalchemy import or_
+
+        query = self.datamodel.scoped_query().filter(
+            or_(*(getattr(self.datamodel.obj, c) == filename for c in file_columns))
+        )
+        if query.first() is None:
+            abort(404)
+        folder = current_app.config["UPLOAD_FOLDER"]
+        path = os.path.realpath(os.path.join(folder, filename))
+        if not path.startswith(os.path.realpath(folder) + os.sep) or not os.path.exists(path):
+            abort(404)
+        from flask_appbuilder.filemanager import uuid_originalname
+
+        from core.files import safe_download_name
+
+        name = safe_download_name(uuid_originalname(filename))
+        return send_file(path, download_name=name, as_attachment=True)
+
+    # -------------------------------------------------------------- writes
+    def pre_add(self, item):
+        self._enforce(item)
+
+    def pre_update(self, item):
+        self._enforce(item)
+
+    def _enforce(self, item):
+        # Flushing here turns a scope violation into a flash message on the form path,
+        # before FAB's add()/edit() commit; the datamodel checks again regardless.
+        try:
+            self.datamodel.enforce_scope([item])
+        except ScopeViolation:
+            raise
+        except RuleError:
+            db.session.rollback()
+            raise
+        except Exception as exc:  # integrity errors: keep the session usable
+            db.session.rollback()
+            raise ValueError(_integrity_message(exc)) from exc
+
+    # -------------------------------------------------------------- export
+    def export_column_names(self) -> list[str]:
+        return list(self.export_columns or self.list_columns)
+
+    @expose("/export/xlsx")
+    @has_access
+    def export_xlsx(self):
+        """The list as .xlsx: same scope, filters and order, never more rows than the list.
+
+        Above EXPORT_ASYNC_THRESHOLD rows the export runs as a background job with a progress
+        page; the file is offered to the requesting user only.
+        """
+        filters = self.fresh_filters()
+        get_filter_args(filters)
+        total = self.datamodel.count(filters)
+        if total > current_app.config["EXPORT_ASYNC_THRESHOLD"]:
+            from core.export.background import queue_export
+
+            job = queue_export(self, total, request.query_string.decode(), g.user.id)
+            return redirect(url_for("ExportJobView.progress", job_id=job.id))
+        path, _count, name = self.write_export()
+        return send_xlsx(path, name)
+
+    def write_export(self, progress=None) -> tuple[str, int, str]:
+        """Stream the filtered, scoped rows of this request into a temporary .xlsx."""
+        filters = self.fresh_filters()
+        get_filter_args(filters)
+        query = self.datamodel.filtered_query(filters)
+        query = self._base_filters.apply_all(query) if self._base_filters else query
+        headers, exprs, formatters = [], [], []
+        joined: dict[str, object] = {}
+        for col in self.export_column_names():
+            expr, query = self._export_expr(col, query, joined)
+            headers.append(str(self.label_columns.get(col) or RELATED_EXPORT_LABELS.get(col, col)))
+            exprs.append(expr)
+            formatters.append(self._export_formatter(col))
+        # The list's order: the one asked for, else the view's base order, else the key.
+        order = get_order_args().get(self.__class__.__name__)
+        order = (None if order and self.order_hidden(order[0]) else order) or self.base_order
+        pk = self.datamodel.get_pk()
+        if order and order[0] in self.datamodel.list_columns:
+            column = getattr(self.datamodel.obj, order[0])
+            query = query.order_by(column.desc() if order[1] == "desc" else column.asc(), pk)
+        else:
+            query = query.order_by(pk)
+        stmt = query.with_entities(*exprs).statement
+        with without_sqlite_mmap(db.session):
+            rows = db.session.execute(stmt.execution_options(yield_per=2000))
+            path, count = write_xlsx(
+                headers,
+                (tuple(r) for r in rows),
+                formatters,
+                sheet_name=str(self.list_title or self.class_permission_name),
+                max_rows=current_app.config.get("EXPORT_MAX_ROWS"),
+                progress=progress,
+            )
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M")
+        return path, count, f"{self.class_permission_name}-{stamp}.xlsx"
+
+    def _export_expr(self, col, query, joined):
+        model = self.datamodel.obj
+        root, _, leaf = col.partition(".")
+        if self.datamodel.is_relation(root):
+            rel = inspect(model).relationships[root]
+            target = rel.mapper.class_
+            if root not in joined:
+                alias = aliased(target)
+                query = query.outerjoin(alias, getattr(model, root))
+                joined[root] = alias
+            alias = joined[root]
+            leaf = leaf or getattr(target, "__export_column__", "name")
+            return getattr(alias, leaf).label(col), query
+        return getattr(model, col).label(col), query
+
+    def _export_formatter(self, col):
+        if col in self.personal_id_columns:
+            full = can_see_full_ids()
+            return (lambda v: v) if full else mask_personal_id
+        formatter = self.formatters_columns.get(col)
+        if (
+            formatter is not None
+            and formatter is not _blank_none
+            and col in self.datamodel.list_columns
+        ):
+            return formatter
+        return None
+
+
+def _offer_masked_columns_exactly(kwargs, datamodel, dict_filters, columns) -> None:
+    """The search form of a viewer who sees a column masked offers it "equal to" only."""
+    for col in columns:
+        offered = masked_search_operators(datamodel, col, dict_filters.get(col))
+        if offered is None:
+            continue
+        kwargs["search_filters"][col] = [str(flt.name) for flt in offered]
+        # An active filter shows as the one operator offered (it was applied as exact).
+        kwargs["active_filters"] = [
+            (c, str(offered[0].name) if c == col and offered else name, value)
+            for c, name, value in kwargs["active_filters"]
+        ]
+
+
+def _blank_none(value):
+    return "" if value is None else value
+
+
+def _integrity_message(exc) -> str:
+    text = str(getattr(exc, "orig", exc)).lower()
+    if "unique" in text or "duplicate" in text:
+        return gettext("A record with the same value already exists.")
+    if "foreign key" in text or "violates foreign" in text:
+        return gettext(
+            "The record could not be saved: it refers to a record that does not exist, "
+            "or other records still refer to it."
+        )
+    if "not null" in text or "null value" in text:
+        return gettext("The record could not be saved: a required value is missing.")
+    return gettext("The record could not be saved because it conflicts with data already stored.")
+
+
+class ScopedReportView(BaseView):
+    """Base of report screens: every query they run is filtered by a model's scope_clause()
+    for `current_scope()`. The scope matrix treats them as scoped; each report's own tests
+    prove its rows stay in scope."""
+
+    class_permission_name: str | None = None
+
+
+#: Largest primary key the schema can hold (PostgreSQL integer).
+MAX_PK = 2**31 - 1
+
+
+def valid_pk(pk) -> bool:
+    """A primary key as a URL or a body gives it: a positive integer the database can hold."""
+    if isinstance(pk, bool) or not isinstance(pk, int | str):
+        return False
+    text = str(pk)
+    return text.isdigit() and text.isascii() and 0 < int(text) <= MAX_PK
+
+
+class UtcDateTime(ma_fields.DateTime):
+    """Naive datetimes are UTC throughout the app: the API says so with the offset, as an
+    OpenAPI date-time (RFC 3339) must ("2025-04-01T02:00:00+00:00")."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if isinstance(value, dt.datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
+def _utc_datetimes(schema) -> None:
+    for field in schema.fields.values():
+        if isinstance(field, ma_fields.Nested):
+            _utc_datetimes(field.schema)
+        elif type(field) is ma_fields.DateTime:
+            field.__class__ = UtcDateTime
+
+
+def _error_response(description: str) -> dict:
+    """400/422 bodies: `message` is a text, or per-field lists of texts (marshmallow)."""
+    message = {"oneOf": [{"type": "string"}, {"type": "object", "additionalProperties": True}]}
+    return {
+        "description": description,
+        "content": {
+            "application/json": {"schema": {"type": "object", "properties": {"message": message}}}
+        },
+    }
+
+
+def fix_operation_spec(spec: dict, path: str) -> None:
+    """Make FAB's generated operation say what the API really answers.
+
+    - every protected operation may answer 401 (no or a forged token) and 403 (no
+      permission, or a write out of scope),
+      and every operation on one row 404 (no such row in the user's scope);
+    - 400/422 carry per-field messages as an object, not only a string;
+    - ids are integers (FAB documents strings); `_info` add/edit columns are lists.
+    """
+    responses = spec.setdefault("responses", {})
+    for code in [c for c in responses if not isinstance(c, str)]:
+        responses[str(code)] = responses.pop(code)
+    if spec.get("security"):
+        responses.setdefault("401", {"$ref": "#/components/responses/401"})
+        responses.setdefault("403", {"$ref": "#/components/responses/403"})
+    if "{pk}" in path:
+        responses.setdefault("404", {"$ref": "#/components/responses/404"})
+    for code, description in (("400", "Bad request"), ("422", "Could not process entity")):
+        if code in responses:
+            responses[code] = _error_response(description)
+    for code in ("200", "201"):
+        schema = (
+            responses.get(code, {}).get("content", {}).get("application/json", {}).get("schema", {})
+        )
+        props = schema.get("properties") or {}
+        if "ids" in props:
+            props["ids"] = {"type": "array", "items": {"type": "integer"}}
+        if "id" in props:
+            props["id"] = {"type": "integer", "description": "The item id"}
+        for key in ("add_columns", "edit_columns"):
+            if key in props:
+                props[key] = {"type": "array", "items": {"type": "object"}}
+
+
+def _get_any_pk(self, pk, **kwargs):
+    return ModelRestApi.get(self, pk, **kwargs)
+
+
+# FAB routes GET /<int:pk> but PUT and DELETE /<pk>: GET /api/v1/county/abc matched only the
+# write rules and answered 405, a status the spec does not give (schemathesis). GET takes any
+# key like the others, and get_headless answers 404 for one that is not a valid id.
+functools.update_wrapper(_get_any_pk, ModelRestApi.get)
+_get_any_pk._urls = [("/<pk>", ["GET"])]
+
+
+class ScopedModelRestApi(ModelRestApi):
+    """Base of every application REST API: scoped datamodel, shared permissions, masked IDs."""
+
+    get = _get_any_pk
+
+    class_permission_name: str | None = None
+    method_permission_name = API_METHOD_PERMISSIONS
+    personal_id_columns: list[str] = []
+    allow_browser_login = True
+    page_size = 25
+
+    def __init__(self):
+        if not isinstance(self.datamodel, ScopedInterface):
+            raise TypeError(f"{type(self).__name__}.datamodel must be a ScopedInterface")
+        if not self.class_permission_name:
+            raise TypeError(f"{type(self).__name__} must name its resource")
+        super().__init__()
+        register_personal_id_columns(self.datamodel.obj, self.personal_id_columns)
+        personal_id_filters(self._filters)
+
+    def _init_model_schemas(self) -> None:
+        super()._init_model_schemas()
+        for schema in (self.list_model_schema, self.show_model_schema):
+            _utc_datetimes(schema)
+        from core.data.rules import install_marshmallow_rules
+
+        for schema in (self.add_model_schema, self.edit_model_schema):
+            install_marshmallow_rules(schema, self.datamodel.obj)
+
+    def operation_helper(self, path=None, operations=None, methods=None, func=None, **kwargs):
+        """The OpenAPI operations as the API really answers (schemathesis holds us to it)."""
+        super().operation_helper(
+            path=path, operations=operations, methods=methods, func=func, **kwargs
+        )
+        for spec in operations.values():
+            fix_operation_spec(spec, path or "")
+
+    # ---------------------------------------------------------- masked IDs
+    def _handle_order_args(self, rison_args):
+        order_column, order_direction = super()._handle_order_args(rison_args)
+        if order_column and is_personal_id(self.datamodel.obj, order_column) and sees_ids_masked():
+            from flask_appbuilder.exceptions import InvalidOrderByColumnFABException
+
+            raise InvalidOrderByColumnFABException(
+                gettext("The list cannot be ordered by %(column)s: you see it masked.", column=order_column)
+            )
+        return order_column, order_direction
+
+    def set_response_key_mappings(self, response, func, rison_args, **kwargs) -> None:
+        # FAB's merge functions are bound at class definition: amend what they answered.
+        super().set_response_key_mappings(response, func, rison_args, **kwargs)
+        if "filters" in response:
+            self._offer_masked_columns_exactly(response)
+
+    def _offer_masked_columns_exactly(self, response) -> None:
+        """`_info` offers a column the viewer sees masked as "equal to" only."""
+        dict_filters = self._filters.get_search_filters()
+        for col in list(response.get("filters", {})):
+            offered = masked_search_operators(self.datamodel, col, dict_filters.get(col))
+            if offered is not None:
+                response["filters"][col] = [
+                    {"name": str(flt.name), "operator": flt.arg_name} for flt in offered
+                ]
+
+    # ------------------------------------------------------------ answers
+    # FAB passes <pk> to the database unchecked: "null" or 10**30 was a 500 (a DataError on
+    # PostgreSQL, an OverflowError on SQLite). No such row is a 404.
+    def get_headless(self, pk, **kwargs):
+        if not valid_pk(pk):
+            return self.response_404()
+        return super().get_headless(int(pk), **kwargs)
+
+    def post_headless(self):
+        self._normalise_body(self.add_columns)
+        errors = self._relation_errors(self.add_columns)
+        if errors:
+            return self.response_422(message=errors)
+        return self._guarded(super().post_headless)
+
+    def put_headless(self, pk):
+        if not valid_pk(pk):
+            return self.response_404()
+        self._normalise_body(self.edit_columns)
+        errors = self._relation_errors(self.edit_columns)
+        if errors:
+            return self.response_422(message=errors)
+        return self._guarded(super().put_headless, pk)
+
+    def _normalise_body(self, columns) -> None:
+        """The body's ruled text values as they will be stored (an ID in upper case …),
+        before FAB loads it: a lookup by national ID then finds the existing person."""
+        from core.data.rules import normalise_json
+
+        normalise_json(self.datamodel.obj, request.get_json(silent=True), columns)
+
+    def _handle_filters_args(self, rison_args):
+        """q= filter values fitted to their columns first (core/web/badinput.py): no 500."""
+        from core.web.badinput import coerce_api_filters
+
+        coerce_api_filters(self.datamodel, rison_args.get("filters"))
+        return super()._handle_filters_args(rison_args)
+
+    def response_500(self, message=None):
+        """FAB's @safe answers any exception 500; bad input's database errors are a 400."""
+        from core.web.badinput import api_bad_input
+
+        return api_bad_input(self) or super().response_500(message)
+
+    def _relation_errors(self, columns) -> dict:
+        """A related row is given by its id. marshmallow-sqlalchemy would build a new row
+        from an object (`{"x": 1}` was a TypeError, a 500) and look a huge id up unchecked."""
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            return {}
+        errors = {}
+        for column in columns or []:
+            if column in data and self.datamodel.is_relation(column):
+                value = data[column]
+                if value is not None and (isinstance(value, bool) or not valid_pk(value)):
+                    errors[column] = [gettext("Give the id (a number) of an existing record.")]
+                elif value is not None and not self._referable(column, int(value)):
+                    # A row the writer cannot read is answered exactly like one that does
+                    # not exist: a write never grants sight, nor tells what exists (FAB trap 10).
+                    related = self.datamodel.get_related_model(column)
+                    errors[column] = [gettext(
+                        "The selected %(what)s does not exist or is outside your data scope.",
+                        what=str(getattr(related, "__label__", related.__name__)),
+                    )]  # fmt: skip
+        return errors
+
+    def _referable(self, column: str, pk: int) -> bool:
+        """Whether the writer may point `column` at row `pk`: it can read the row now."""
+        return self.datamodel.get_related_interface(column).get(pk) is not None
+
+    def delete_headless(self, pk):
+        if not valid_pk(pk):
+            return self.response_404()
+        return self._guarded(super().delete_headless, pk)
+
+    def _guarded(self, call, *args):
+        """A write out of scope is a 403; one the database refuses (a duplicate national ID)
+        a 422 with the zh_TW message, never a 500; either way nothing is kept."""
+        try:
+            return call(*args)
+        except ScopeViolation as exc:
+            db.session.rollback()
+            return self.response(403, message=str(exc))
+        except RuleError as exc:  # a record rule (end before start) or the flush-time net
+            db.session.rollback()
+            return self.response_422(message={exc.column: [exc.message]})
+        except IntegrityError as exc:
+            db.session.rollback()
+            return self.response_422(message=_integrity_message(exc))
+
+    def _get_field_info(self, field, filter_rel_field, page=None, page_size=None):
+        info = super()._get_field_info(field, filter_rel_field, page=page, page_size=page_size)
+        # gettext("") is the catalog's header ("Project-Id-Version: …"), not an empty text.
+        for key, source in (
+            ("label", self.label_columns),
+            ("description", self.description_columns),
+        ):
+            if not source.get(field.name):
+                info[key] = ""
+        return info
+
+    def _mask(self, record: dict) -> None:
+        for col in self.personal_id_columns:
+            if col in record and record[col]:
+                record[col] = mask_personal_id(record[col])
+
+    def pre_get(self, data):
+        if self.personal_id_columns and not can_see_full_ids():
+            self._mask(data.get("result", {}))
+
+    def pre_get_list(self, data):
+        if self.personal_id_columns and not can_see_full_ids():
+            for record in data.get("result", []):
+                self._mask(record)
+
+
+__all__ = [
+    "ScopedModelView",
+    "ScopedModelRestApi",
+    "CAN_READ",
+    "CAN_CREATE",
+    "CAN_EDIT",
+    "CAN_DELETE",
+    "CAN_EXPORT",
+    "_l",
+]

@@ -1,0 +1,1 @@
+"""Registry domain: national persons, institutions, practitioners."""

@@ -1,0 +1,1 @@
+"""Account applications (A13)."""

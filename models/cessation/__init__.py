@@ -1,0 +1,1 @@
+"""Cessation tables: quitters, visits, correction tickets."""

@@ -1,0 +1,220 @@
+"""Quitters (戒菸者) and their visit records (就醫資料), rules C1–C4 and C8."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    true,
+)  # fmt: skip
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core.data import rules
+from core.validators import mask_personal_id
+from models.base import AppModel, AuditColumnsMixin, LabelledEnum
+from models.registry.institution import Institution
+from models.registry.person import PersonKind, PersonMixin
+from models.registry.practitioner import Practitioner
+
+
+class Sex(LabelledEnum):
+    """Sex as recorded on the national ID."""
+
+    MALE = "M", _l("Male")
+    FEMALE = "F", _l("Female")
+
+
+QUITTER_RULES = {
+    "national_id": rules.personal_id(_l("National ID / resident certificate no.")),
+    "name": rules.text(_l("Full name"), required=True, max_length=50),
+    "sex": rules.enum(_l("Sex"), Sex),
+    "birth_date": rules.date(_l("Birth date"), required=True, max_date=rules.today),
+}
+
+
+class Quitter(PersonMixin, AuditColumnsMixin, AppModel):
+    """A person in cessation treatment; one verified row per national ID, nationwide."""
+
+    __tablename__ = "quitter"
+    __label__ = _l("Quitter")
+    __person_kind__ = PersonKind.QUITTER.value
+    #: Besides the ID, what an institution must know to be linked to an existing quitter.
+    __identity_fields__ = ("name", "sex", "birth_date")
+    __identity_enums__ = {"sex": Sex}
+    #: What every path accepts (core/data/rules.py); the CHECK constraints below back it.
+    __field_rules__ = QUITTER_RULES
+    __table_args__ = (
+        Index("ix_quitter_name", "name"),
+        Index("ix_quitter_created_by", "created_by_id"),
+        *PersonMixin.person_table_args("quitter"),
+        *rules.check_constraints("quitter", QUITTER_RULES),
+        {"extend_existing": True, "sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    national_id: Mapped[str] = mapped_column(String(10), nullable=False)
+    name: Mapped[str] = mapped_column(String(50), nullable=False)
+    sex: Mapped[str] = mapped_column(String(1), nullable=False)
+    birth_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    #: Touched by every visit entry: locking this row serialises the 5-day check (C4).
+    last_entry_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    @classmethod
+    def scope_clause(cls, scope):
+        """Quitters linked to an institution in scope (a visit there, or registered there)."""
+        if scope.national:
+            return true()
+        # `id IN (links of the scope's institutions)`: one range of ix_person_link_scope,
+        # smaller than the visits it replaces (one row per quitter and institution).
+        return cls.linked_in_scope(scope)
+
+    @property
+    def national_id_masked(self) -> str:
+        return mask_personal_id(self.national_id)
+
+    @property
+    def sex_label(self) -> str:
+        return rules.enum_label(Sex, self.sex)
+
+    def __str__(self) -> str:
+        return f"{self.name}（{self.national_id_masked}）"
+
+
+VISIT_RULES = {
+    "visit_date": rules.date(_l("Visit date"), required=True),
+    "medication_name": rules.text(_l("Medication"), max_length=50),
+    "medication_days": rules.integer(_l("Medication days"), 1, 365),
+    "education_minutes": rules.integer(_l("Education minutes"), 1, 600),
+}
+
+
+class Visit(AuditColumnsMixin, AppModel):
+    """One visit: medication (藥品, 天數) and/or education (衛教, minutes)."""
+
+    __tablename__ = "visit"
+    __label__ = _l("Visit record")
+    __field_rules__ = VISIT_RULES
+    __table_args__ = (
+        CheckConstraint(
+            "medication_days IS NOT NULL OR education_minutes IS NOT NULL", name="ck_visit_service"
+        ),
+        *rules.check_constraints("visit", VISIT_RULES),
+        CheckConstraint(
+            "entry_timeliness IN ('within_24h', 'before_deadline', 'after_deadline')",
+            name="ck_visit_entry_timeliness",
+        ),
+        Index("ix_visit_institution_date", "institution_id", "visit_date", "id"),
+        Index("ix_visit_date", "visit_date", "id"),
+        #: Covers the yearly statistics (C9): a year's visits are read from the index alone.
+        Index(
+            "ix_visit_statistics", "visit_date", "institution_id", "quitter_id", "practitioner_id",
+            "medication_days", "education_minutes",
+        ),  # fmt: skip
+        Index("ix_visit_quitter_date", "quitter_id", "visit_date"),
+        Index("ix_visit_practitioner_date", "practitioner_id", "visit_date"),
+        Index("ix_visit_institution_entered", "institution_id", "entered_at"),
+        # The quitters of a scope's institutions (Quitter.scope_clause), read from the index.
+        Index("ix_visit_institution_quitter", "institution_id", "quitter_id"),
+        Index("ix_visit_timeliness", "entry_timeliness", "institution_id", "visit_date"),
+        {"extend_existing": True, "sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), nullable=False)
+    practitioner_id: Mapped[int] = mapped_column(ForeignKey("practitioner.id"), nullable=False)
+    quitter_id: Mapped[int] = mapped_column(ForeignKey("quitter.id"), nullable=False)
+    #: active_history: a change loads the date it replaces, so the statistics cache (C9)
+    #: knows both years a re-dated visit touches.
+    visit_date: Mapped[dt.date] = mapped_column(Date, nullable=False, active_history=True)
+    medication_name: Mapped[str | None] = mapped_column(String(50))
+    medication_days: Mapped[int | None] = mapped_column(Integer)
+    education_minutes: Mapped[int | None] = mapped_column(Integer)
+    #: Server time (UTC) of entry; with the deadline it decides timeliness and C8.
+    entered_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
+    entered_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id", ondelete="SET NULL"))
+    #: within_24h / before_deadline / after_deadline, fixed when the record is written, so
+    #: the fee-deduction list (C8) is an index lookup rather than date arithmetic per row.
+    entry_timeliness: Mapped[str] = mapped_column(String(16), nullable=False, default="within_24h")
+    #: The date first recorded, kept when a correction ticket re-dates the record (C5/C6).
+    original_date: Mapped[dt.date | None] = mapped_column(Date)
+    #: The correction ticket whose conversion last re-dated this record.
+    corrected_by_ticket_id: Mapped[int | None] = mapped_column(
+        ForeignKey("correction_ticket.id", ondelete="SET NULL", name="fk_visit_corrected_by_ticket"),
+        index=True,
+    )
+
+    institution: Mapped[Institution] = relationship()
+    practitioner: Mapped[Practitioner] = relationship()
+    quitter: Mapped[Quitter] = relationship()
+
+    #: A visit links its quitter to its institution (models/registry/person.py).
+    __person_links__ = ((PersonKind.QUITTER.value, "quitter_id", "institution_id"),)
+
+    @classmethod
+    def scope_clause(cls, scope):
+        return scope.institution_filter(cls.institution_id)
+
+    @property
+    def entry_deadline(self) -> dt.datetime:
+        from domain.cessation.visits import entry_deadline
+
+        return entry_deadline(self.visit_date)
+
+    @property
+    def timeliness(self):
+        from domain.cessation.visits import Timeliness, timeliness
+
+        if self.corrected_by_ticket_id is not None:
+            # A converted record keeps the classification the conversion gave it (C8).
+            return Timeliness(self.entry_timeliness)
+        return timeliness(self.visit_date, self.entered_at)
+
+    @property
+    def timeliness_label(self) -> str:
+        from domain.cessation.visits import Timeliness
+
+        if self.corrected_by_ticket_id is not None:
+            return rules.enum_label(Timeliness, self.entry_timeliness)
+        return str(self.timeliness.label)
+
+    @property
+    def corrected_by_number(self) -> str:
+        """The number of the correction ticket that re-dated this record, if any."""
+        if self.corrected_by_ticket_id is None:
+            return ""
+        from core.extensions import db
+        from models.cessation.correction import CorrectionTicket
+
+        return db.session.get(CorrectionTicket, self.corrected_by_ticket_id).number
+
+    @property
+    def services_text(self) -> str:
+        from flask_babel import gettext
+
+        parts = []
+        if self.medication_days is not None:
+            parts.append(gettext("Medication %(name)s %(days)d days", name=self.medication_name or "", days=self.medication_days))
+        if self.education_minutes is not None:
+            parts.append(gettext("Education %(minutes)d min", minutes=self.education_minutes))
+        return "、".join(parts)
+
+    @property
+    def has_medication(self) -> bool:
+        return self.medication_days is not None
+
+    @property
+    def has_education(self) -> bool:
+        return self.education_minutes is not None
+
+    def __str__(self) -> str:
+        from core.dates import to_roc
+
+        return f"{to_roc(self.visit_date)} {self.quitter}"

@@ -1,0 +1,1 @@
+"""Platform tables: users, audit trail, export jobs, sessions."""

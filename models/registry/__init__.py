@@ -1,0 +1,1 @@
+"""Registry tables: counties, levels, institutions, contracts, practitioners, persons."""

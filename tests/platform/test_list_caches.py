@@ -1,0 +1,194 @@
+"""What the list pages cache between requests, and that none of it goes stale: the row
+count (until a table it reads is written), the rendered navbar (per role set, name and
+language) and the translations of the request."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from sqlalchemy import event
+
+from models.cessation.visit import Visit
+from tests.conftest import post_form, visible_text
+from tests.factories import _at, _form, _new_id, _setup, _visits
+
+
+def _record_count(response) -> int:
+    match = re.search(r"資料筆數\s*:?\s*([\d,]+)", visible_text(response.text))
+    assert match, visible_text(response.text)[:600]
+    return int(match.group(1).replace(",", ""))
+
+
+class _Statements:
+    def __init__(self, engine):
+        self.engine, self.seen = engine, []
+
+    def __enter__(self):
+        event.listen(self.engine, "before_cursor_execute", self._record)
+        return self.seen
+
+    def __exit__(self, *exc):
+        event.remove(self.engine, "before_cursor_execute", self._record)
+
+    def _record(self, conn, cursor, statement, *args):
+        self.seen.append(statement)
+
+
+def _counts(statements):
+    return [s for s in statements if s.lstrip().upper().startswith("SELECT COUNT(")]
+
+
+def test_list_count_is_served_from_cache_until_a_visit_is_written(app, db, login_as):
+    """A repeated list page runs no count(*); entering a visit shows in the next count."""
+    institution_id, practitioner_id = _setup(db, "facility_tpe")
+    client = login_as("facility_tpe")
+    url = "/visitview/list/?_oc_VisitView=visit_date&_od_VisitView=desc"
+    before = _record_count(client.get(url))
+    with _Statements(db.engine) as statements:
+        again = client.get(url)
+    assert _record_count(again) == before
+    assert _counts(statements) == [], statements
+
+    national_id = _new_id()
+    with _at(2025, 6, 3, 9, 0):
+        response = post_form(app, client, "/visitview/add",
+                             _form(institution_id, practitioner_id, national_id, "114/06/02"))  # fmt: skip
+    assert response.status_code == 302
+    with _Statements(db.engine) as statements:
+        after = client.get(url)
+    assert _record_count(after) == before + 1
+    assert len(_counts(statements)) == 1
+
+    # Deleting it counts too (and another user's list, in its own scope, is just as fresh).
+    (visit,) = _visits(db, national_id)
+    with _at(2025, 6, 3, 10, 0):
+        post_form(app, client, f"/visitview/delete/{visit.id}", {})
+    assert _record_count(client.get(url)) == before
+
+
+def test_a_count_inside_an_uncommitted_write_is_not_cached(app, db):
+    """A count taken by a session holding unflushed-then-rolled-back rows is nobody's count."""
+    from sqlalchemy import func, select
+
+    from core.data.counts import cached_count
+
+    with app.test_request_context():
+        statement = select(func.count()).select_from(Visit)
+        committed = cached_count(db.session, statement, "test:all visits")
+        first = db.session.query(Visit).first()
+        clone = Visit(
+            institution_id=first.institution_id, practitioner_id=first.practitioner_id,
+            quitter_id=first.quitter_id, visit_date=first.visit_date,
+            medication_days=7, entered_at=first.entered_at,
+        )  # fmt: skip
+        db.session.add(clone)
+        db.session.flush()
+        assert cached_count(db.session, statement, "test:all visits") == committed + 1
+        db.session.rollback()
+        assert cached_count(db.session, statement, "test:all visits") == committed
+
+
+def test_navbar_follows_the_users_roles_and_name(app, db, login_as):
+    """The cached navbar is per role set and name: a role granted later shows its menu at
+    once (role changes bump the permission version), another user never sees this one's."""
+    from models.platform.user import ScopedUser
+
+    def navbar(client, url="/users/userinfo/"):
+        return client.get(url).text.split("</header>")[0]
+
+    office, helpdesk = login_as("office"), login_as("helpdesk")
+    assert "/visitview/list/" in navbar(office, "/visitview/list/")
+    assert "/visitview/list/" not in navbar(helpdesk)
+
+    sm = app.appbuilder.sm
+    user = db.session.query(ScopedUser).filter_by(username="helpdesk").one()
+    name_before = user.first_name
+    user.first_name = "值班"
+    user.roles.append(sm.find_role("Office"))
+    db.session.commit()
+    try:
+        mine = navbar(helpdesk)
+        assert "值班" in mine and "/visitview/list/" in mine
+        assert "值班" not in navbar(office, "/visitview/list/")
+    finally:
+        user = db.session.query(ScopedUser).filter_by(username="helpdesk").one()
+        user.first_name = name_before
+        user.roles = [role for role in user.roles if role.name != "Office"]
+        db.session.commit()
+    assert "/visitview/list/" not in navbar(helpdesk)
+
+
+def test_switching_language_changes_the_cached_navbar_and_the_page(app, login_as):
+    """The navbar is cached per language, and the request's translations follow a switch."""
+    client = login_as("facility_tpe")
+    assert "登出" in client.get("/visitview/list/").text
+    client.get("/lang/en")
+    try:
+        page = client.get("/visitview/list/").text
+        assert "Logout" in page and "登出" not in page
+        assert "Record Count" in page and "資料筆數" not in page
+    finally:
+        client.get("/lang/zh_TW")
+    page = client.get("/visitview/list/").text
+    assert "登出" in page and "資料筆數" in page
+
+
+def test_cached_search_fields_render_what_fab_renders_and_follow_new_rows(app, db, login_as):
+    """The search form's fields come from a cache keyed by view, scope, language and the
+    related tables' versions: same markup as FAB's widget, and a new level appears at once."""
+    from flask_appbuilder.widgets import SearchWidget
+
+    from models.registry.reference import InstitutionLevel
+    from tests.platform.test_smoke import _markup
+
+    view = next(v for v in app.appbuilder.baseviews if type(v).__name__ == "InstitutionView")
+    url = "/institutionview/list/"
+    for username in ("office", "bureau_khh", "facility_tpe"):
+        client = login_as(username)
+        client.get(url)
+        cached = client.get(url).text
+        try:
+            view.search_widget = SearchWidget
+            stock = client.get(url).text
+        finally:
+            del view.search_widget
+        assert _markup(cached) == _markup(stock), username
+    client = login_as("office")
+
+    def offered(text, page):
+        # The fields reach the page as JSON (FAB's tojson escapes non-ASCII characters).
+        return json.dumps(text)[1:-1] in page.split('id="filter_form"')[1]
+
+    level = InstitutionLevel(code="ZZ", name="測試層級甲", sort_order=99)
+    db.session.add(level)
+    db.session.commit()
+    try:
+        assert offered("測試層級甲", client.get(url).text)
+        assert offered("臺北市", client.get(url).text)
+        assert offered("測試層級甲", login_as("bureau_khh").get(url).text)
+    finally:
+        db.session.delete(level)
+        db.session.commit()
+    assert not offered("測試層級甲", client.get(url).text)
+
+
+def test_cached_counts_are_per_scope_and_per_filter(app, db, login_as):
+    """Every user's count is their own scope's, cached or not, and a filter has its own."""
+    from tests.scope_oracle import user_view
+
+    url = "/visitview/list/?_oc_VisitView=visit_date&_od_VisitView=desc"
+    for username in ("bureau_khh", "facility_tpe", "facility_khh", "bureau_tpe"):
+        ids = user_view(db, username).institution_ids
+        expected = db.session.query(Visit).filter(Visit.institution_id.in_(ids)).count()
+        client = login_as(username)
+        for _ in range(2):  # computed, then cached
+            assert _record_count(client.get(url)) == expected, username
+    client = login_as("bureau_khh")
+    ids = user_view(db, "bureau_khh").institution_ids
+    one = min(ids, key=lambda i: -db.session.query(Visit).filter(Visit.institution_id == i).count())
+    from models.registry.institution import Institution
+
+    code = db.session.get(Institution, one).nhi_code
+    expected = db.session.query(Visit).filter(Visit.institution_id == one).count()
+    assert _record_count(client.get(f"{url}&_flt_0_institution={code}")) == expected

@@ -1,0 +1,1 @@
+"""Account screens: application, approval, set password, helpdesk lookup."""

@@ -1,0 +1,449 @@
+"""Accounts (rule A13): the public application form, approval by the bureau or the admin,
+the one-time set-password page, and the helpdesk's account lookup."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from pathlib import Path
+
+from flask import abort, current_app, flash, jsonify, redirect, request, send_file, url_for
+from flask_appbuilder import BaseView, expose
+from flask_appbuilder.actions import action
+from flask_appbuilder.security.decorators import has_access
+from flask_appbuilder.utils.limit import Limit
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
+from flask_limiter.util import get_remote_address
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from markupsafe import Markup
+from sqlalchemy import or_, select
+from wtforms import PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    EqualTo,
+    Length,
+    Optional,
+    Regexp,
+    ValidationError,
+)
+
+from core.data.datamodel import ScopedInterface
+from core.data.filters import institution_text_filter
+from core.extensions import db
+from core.mail import mail_failed
+from core.security.passwords import PasswordPolicy
+from core.security.roles import role_label
+from core.security.sessions import (
+    AccountError,
+    ApproveApplication,
+    RejectApplication,
+    SendPasswordReset,
+    SetPassword,
+    UnlockAccount,
+    account_events,
+    find_token,
+)
+from core.web.views import CAN_EXPORT, CAN_READ, VIEW_METHOD_PERMISSIONS, ScopedModelView
+from models.accounts.application import AccountApplication, ApplicationStatus, RequestedRole
+from models.platform.user import ScopedUser
+from models.registry.institution import Institution
+from models.registry.reference import County
+
+CAN_APPROVE, CAN_REJECT, CAN_UNLOCK, CAN_SEND_RESET = "approve", "reject", "unlock", "send_reset"
+APPLICATION_FOLDER = "applications"
+
+
+# ------------------------------------------------------------- the public form
+def _limit_apply():
+    return current_app.config["APPLY_RATE_LIMIT"]
+
+
+def institution_by_code(code: str | None) -> Institution | None:
+    code = (code or "").strip()
+    if len(code) != 10 or not code.isdigit():
+        return None
+    return db.session.scalar(select(Institution).where(Institution.nhi_code == code))
+
+
+def is_pdf(data: bytes) -> bool:
+    """A real PDF: the %PDF- signature and at least one page pypdf can read."""
+    if not data.startswith(b"%PDF-"):
+        return False
+    try:
+        from pypdf import PdfReader
+
+        return len(PdfReader(io.BytesIO(data)).pages) > 0
+    except Exception:  # any parse failure means "not a PDF we accept"
+        return False
+
+
+class ApplicationForm(FlaskForm):
+    """線上帳號申請 — every field is checked before anything is stored."""
+
+    applicant_name = StringField(_l("Applicant name"), validators=[DataRequired(), Length(max=50)])
+    email = StringField(_l("E-mail"), validators=[DataRequired(), Email(), Length(max=120)])
+    phone = StringField(
+        _l("Phone"),
+        validators=[
+            DataRequired(),
+            Regexp(r"^[0-9()#+\- ]{7,30}$", message=_l("Please enter a phone number, e.g. (02)2351-0120.")),
+        ],
+    )
+    job_title = StringField(_l("Job title"), validators=[DataRequired(), Length(max=50)])
+    requested_role = SelectField(_l("Requested role"), choices=RequestedRole.choices())
+    nhi_code = StringField(
+        _l("NHI institution code"),
+        validators=[Optional()],
+        description=_l("Facility staff: the 10-digit code of your institution."),
+    )
+    county = SelectField(_l("Health bureau"), coerce=int, validators=[Optional()])
+    supervisor_name = StringField(_l("Supervisor's name"), validators=[DataRequired(), Length(max=50)])
+    form_file = FileField(
+        _l("Signed application form (PDF)"),
+        description=_l("The application form with the supervisor's signature and the institution's seal, as a PDF."),
+    )
+    # A honeypot instead of a CAPTCHA: people never see this field, form-filling robots do.
+    website = StringField("Website")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        counties = db.session.execute(select(County.id, County.bureau_name).order_by(County.sort_order)).all()
+        self.county.choices = [(0, gettext("(choose for bureau staff)"))] + [tuple(c) for c in counties]
+        self.institution = None
+
+    def validate_nhi_code(self, field):
+        if self.requested_role.data != RequestedRole.FACILITY.value:
+            return
+        if not (field.data or "").strip():
+            raise ValidationError(gettext("Facility staff must give the institution's NHI code."))
+        self.institution = institution_by_code(field.data)
+        if self.institution is None:
+            raise ValidationError(gettext("No contracted institution has this NHI code."))
+
+    def validate_county(self, field):
+        if self.requested_role.data == RequestedRole.BUREAU.value and not field.data:
+            raise ValidationError(gettext("Bureau staff must choose their health bureau."))
+
+    def validate_form_file(self, field):
+        upload = field.data
+        if upload is None or not getattr(upload, "filename", ""):
+            raise ValidationError(gettext("Please attach the signed application form."))
+        limit = current_app.config["APPLICATION_MAX_BYTES"]
+        data = upload.read(limit + 1)
+        if len(data) > limit:
+            raise ValidationError(
+                gettext("The file is larger than %(mb)d MB.", mb=limit // (1024 * 1024))
+            )
+        if not is_pdf(data):
+            raise ValidationError(gettext("The file is not a PDF document."))
+        self.pdf_bytes = data
+
+
+class ApplyView(BaseView):
+    """線上申請帳號: the public page (no login), rate-limited per address."""
+
+    route_base = "/apply"
+    default_view = "apply"
+    limits = [
+        Limit(_limit_apply, key_func=get_remote_address, methods=("POST",)),
+        Limit("60 per minute", key_func=get_remote_address, methods=("GET",)),
+    ]
+
+    @expose("/", methods=["GET", "POST"])
+    def apply(self):
+        form = ApplicationForm()
+        if request.method == "POST" and form.website.data:
+            return redirect(url_for(".done"))  # a robot: say thanks, keep nothing
+        if form.validate_on_submit():
+            folder = Path(current_app.config["UPLOAD_FOLDER"]) / APPLICATION_FOLDER
+            folder.mkdir(parents=True, exist_ok=True)
+            stored = f"{uuid.uuid4().hex}.pdf"
+            (folder / stored).write_bytes(form.pdf_bytes)
+            role = form.requested_role.data
+            application = AccountApplication(
+                applicant_name=form.applicant_name.data.strip(),
+                email=form.email.data.strip().lower(),
+                phone=form.phone.data.strip(),
+                job_title=form.job_title.data.strip(),
+                requested_role=role,
+                institution=form.institution if role == RequestedRole.FACILITY.value else None,
+                county_id=form.county.data if role == RequestedRole.BUREAU.value else None,
+                supervisor_name=form.supervisor_name.data.strip(),
+                form_file=stored,
+                form_filename=(form.form_file.data.filename or "form.pdf")[:200],
+                submitted_ip=request.remote_addr,
+            )
+            db.session.add(application)
+            db.session.commit()
+            return redirect(url_for(".done"))
+        return self.render_template("accounts/apply.html", form=form, institution=form.institution)
+
+    @expose("/institution")
+    def institution(self):
+        """The institution's name for an NHI code, so the applicant can confirm it."""
+        found = institution_by_code(request.args.get("code"))
+        if found is None:
+            return jsonify(found=False, message=gettext("No contracted institution has this NHI code.")), 404
+        return jsonify(found=True, name=found.name, county=found.county.name)
+
+    @expose("/done")
+    def done(self):
+        return self.render_template("accounts/apply_done.html")
+
+
+# ------------------------------------------------------- the one-time link page
+class SetPasswordForm(FlaskForm):
+    """新密碼 and its confirmation, under the password policy."""
+
+    password = PasswordField(_l("New password"), validators=[DataRequired(), PasswordPolicy()])
+    confirm = PasswordField(
+        _l("Confirm new password"),
+        validators=[DataRequired(), EqualTo("password", message=_l("Passwords must match"))],
+    )
+
+
+class SetPasswordView(BaseView):
+    """設定密碼: reached from the mailed one-time link (no login)."""
+
+    route_base = "/account"
+    default_view = "set_password"
+
+    @expose("/set-password/<token>", methods=["GET", "POST"])
+    def set_password(self, token):
+        from flask import g
+
+        try:
+            record = find_token(token)
+        except AccountError as exc:
+            return self.render_template("accounts/link_invalid.html", message=str(exc)), 410
+        user = db.session.get(ScopedUser, record.user_id)
+        g.password_target_username = user.username
+        form = SetPasswordForm()
+        if form.validate_on_submit():
+            try:
+                SetPassword(token, form.password.data).run()
+            except AccountError as exc:
+                flash(str(exc), "danger")
+            else:
+                flash(gettext("Your password is set. Please sign in."), "success")
+                return redirect(self.appbuilder.get_url_for_login)
+        return self.render_template("accounts/set_password.html", form=form, username=user.username)
+
+
+# ------------------------------------------------------------- review (bureau/admin)
+APPLICATION_LABELS = {
+    "created_on": _l("Applied on"),
+    "applicant_name": _l("Applicant name"),
+    "email": _l("E-mail"),
+    "phone": _l("Phone"),
+    "job_title": _l("Job title"),
+    "requested_role": _l("Requested role"),
+    "institution": _l("Institution"),
+    "county": _l("Health bureau"),
+    "supervisor_name": _l("Supervisor's name"),
+    "form_filename": _l("Signed application form (PDF)"),
+    "form_link": _l("Signed application form (PDF)"),
+    "status": _l("Status"),
+    "decided_at": _l("Decided on"),
+    "reject_reason": _l("Reason for rejection"),
+}
+
+
+class RejectForm(FlaskForm):
+    """The reason for returning an application (mailed to the applicant)."""
+
+    reason = TextAreaField(_l("Reason for rejection"), validators=[DataRequired(), Length(min=4, max=1000)])
+
+
+class AccountApplicationView(ScopedModelView):
+    """帳號申請審核: facility staff go to their county's bureau, everyone else to the admin."""
+
+    datamodel = ScopedInterface(AccountApplication)
+    class_permission_name = "AccountApplication"
+    method_permission_name = {
+        **VIEW_METHOD_PERMISSIONS,
+        "approve": CAN_APPROVE,
+        "reject": CAN_REJECT,
+        "reject_form": CAN_REJECT,
+        "application_form": CAN_READ,
+    }
+    base_permissions = [f"can_{p}" for p in (CAN_READ, CAN_EXPORT, CAN_APPROVE, CAN_REJECT)]
+    list_title = show_title = _l("Account applications")
+    list_columns = ["created_on", "applicant_name", "email", "requested_role", "institution", "county", "status"]
+    show_columns = [
+        "created_on", "status", "applicant_name", "email", "phone", "job_title", "requested_role",
+        "institution", "county", "supervisor_name", "form_link", "decided_at", "reject_reason",
+    ]  # fmt: skip
+    search_columns = ["status", "requested_role", "applicant_name", "email", "institution"]
+    search_filters = {"institution": [institution_text_filter()]}
+    search_form_extra_fields = {
+        "institution": StringField(_l("Institution")),
+        "status": SelectField(_l("Status"), choices=ApplicationStatus.choices()),
+        "requested_role": SelectField(_l("Requested role"), choices=RequestedRole.choices()),
+    }
+    order_columns = ["created_on", "status"]
+    base_order = ("created_on", "desc")
+    label_columns = APPLICATION_LABELS
+    formatters_columns = {
+        "status": ApplicationStatus.label_of,
+        "requested_role": RequestedRole.label_of,
+    }
+    export_columns = ["created_on", "applicant_name", "email", "requested_role", "institution", "status"]
+
+    def _back(self, item):
+        return redirect(url_for(".show", pk=item.id))
+
+    @action("approve", _l("Approve"), _l("Open this account?"), "fa-check", multiple=False)
+    def approve(self, item):
+        try:
+            user = ApproveApplication(item).run()
+        except AccountError as exc:
+            db.session.rollback()
+            flash(str(exc), "danger")
+        else:
+            if not mail_failed():  # else core.mail has said the mail could not be sent
+                flash(gettext("Account %(username)s opened; the applicant has been mailed a link to set the password.", username=user.username), "success")
+        return self._back(item)
+
+    @action("reject", _l("Reject"), None, "fa-times", multiple=False)
+    def reject(self, item):
+        return redirect(url_for(".reject_form", pk=item.id))
+
+    @expose("/reject/<int:pk>", methods=["GET", "POST"])
+    @has_access
+    def reject_form(self, pk):
+        item = self.datamodel.get(pk)
+        if item is None:
+            abort(404)
+        form = RejectForm()
+        if form.validate_on_submit():
+            try:
+                RejectApplication(item, form.reason.data).run()
+            except AccountError as exc:
+                db.session.rollback()
+                flash(str(exc), "danger")
+            else:
+                flash(gettext("The application has been rejected and the applicant informed."), "success")
+                return self._back(item)
+        return self.render_template(
+            "accounts/reject.html", form=form, item=item, title=gettext("Reject application")
+        )
+
+    @expose("/form/<int:pk>")
+    @has_access
+    def application_form(self, pk):
+        """The uploaded PDF, only for an application in the user's scope."""
+        item = self.datamodel.get(pk)
+        if item is None:
+            abort(404)
+        path = Path(current_app.config["UPLOAD_FOLDER"]) / APPLICATION_FOLDER / item.form_file
+        if not path.is_file():
+            abort(404)
+        from core.files import safe_download_name
+
+        name = safe_download_name(item.form_filename, "application", "pdf")
+        return send_file(path, mimetype="application/pdf", download_name=name)
+
+
+# -------------------------------------------------------------- helpdesk lookup
+ACCOUNT_LABELS = {
+    "username": _l("Username"),
+    "first_name": _l("First Name"),
+    "last_name": _l("Last Name"),
+    "full_name": _l("Full name"),
+    "email": _l("E-mail"),
+    "roles": _l("Role"),
+    "scope_text": _l("Data scope"),
+    "status_text": _l("Account status"),
+    "last_login": _l("Last login"),
+    "fail_login_count": _l("Consecutive failed logins"),
+    "scope_institutions": _l("Institution"),
+    "login_count": _l("Logins"),
+}
+
+
+EVENT_LABELS = {
+    "login": _l("Signed in"),
+    "login_failed": _l("Failed login"),
+    "login_refused": _l("Login refused (locked)"),
+    "locked": _l("Locked after failed logins"),
+    "unlocked": _l("Unlocked"),
+    "password_set": _l("Password set"),
+    "password_reset": _l("Password reset"),
+    "reset_link_sent": _l("Password-reset link sent"),
+    "approved": _l("Application approved"),
+    "rejected": _l("Application rejected"),
+    "role_change": _l("Roles changed"),
+    "scope_change": _l("Data scope changed"),
+}
+
+
+class AccountLookupView(ScopedModelView):
+    """帳號查詢: who, which institution, role, active/locked/pending, last login (helpdesk)."""
+
+    datamodel = ScopedInterface(ScopedUser)
+    class_permission_name = "Account"
+    route_base = "/accounts"
+    method_permission_name = {**VIEW_METHOD_PERMISSIONS, "unlock": CAN_UNLOCK, "send_reset": CAN_SEND_RESET}
+    base_permissions = [f"can_{p}" for p in (CAN_READ, CAN_UNLOCK, CAN_SEND_RESET)]
+    list_title = show_title = _l("Account lookup")
+    list_columns = ["username", "full_name", "email", "roles", "scope_text", "status_text", "last_login", "fail_login_count"]
+    show_columns = list_columns + ["login_count"]
+    search_columns = ["username", "first_name", "last_name", "email", "scope_institutions"]
+    search_filters = {"scope_institutions": [institution_text_filter()]}
+    search_form_extra_fields = {"scope_institutions": StringField(_l("Institution code or name"))}
+    order_columns = ["username", "last_login"]
+    base_order = ("username", "asc")
+    label_columns = ACCOUNT_LABELS
+    formatters_columns = {"roles": lambda roles: "、".join(role_label(r.name) for r in roles or [])}
+    show_template = "accounts/account_show.html"
+    list_eager = ["roles", "scope_county", "scope_institutions", "throttle"]
+
+    @expose("/show/<pk>", methods=["GET"])
+    @has_access
+    def show(self, pk):
+        item = self.datamodel.get(pk)
+        if item is None:
+            abort(404)
+        widgets = self._show(pk)
+        applications = db.session.scalars(
+            select(AccountApplication)
+            .where(or_(AccountApplication.user_id == item.id, AccountApplication.email == item.email))
+            .order_by(AccountApplication.id.desc())
+        ).all()
+        return self.render_template(
+            self.show_template,
+            pk=pk,
+            title=self.show_title,
+            widgets=widgets,
+            events=account_events(item.id),
+            event_labels=EVENT_LABELS,
+            applications=applications,
+        )
+
+    @action("unlock", _l("Unlock"), _l("Unlock this account?"), "fa-unlock", multiple=False)
+    def unlock(self, item):
+        try:
+            UnlockAccount(item).run()
+        except AccountError as exc:
+            flash(str(exc), "danger")
+        else:
+            flash(gettext("The account is unlocked."), "success")
+        return redirect(url_for(".show", pk=item.id))
+
+    @action("send_reset", _l("Send password-reset link"), _l("Mail a password-reset link to this account?"), "fa-envelope", multiple=False)
+    def send_reset(self, item):
+        try:
+            SendPasswordReset(item).run()
+        except AccountError as exc:
+            flash(str(exc), "danger")
+        else:
+            if not mail_failed():  # else core.mail has said the mail could not be sent
+                flash(gettext("A password-reset link has been mailed to %(email)s.", email=item.email), "success")
+        return redirect(url_for(".show", pk=item.id))
+
+
+__all__ = ["Markup"]

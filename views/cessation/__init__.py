@@ -1,0 +1,1 @@
+"""Cessation screens: visits, quitters, corrections, reports, statistics, upload."""

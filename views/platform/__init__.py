@@ -1,0 +1,1 @@
+"""Platform screens: home, audit log, export progress."""

@@ -1,0 +1,52 @@
+"""匯出進度: a background export's progress bar and its download, for its requester only."""
+
+from __future__ import annotations
+
+from flask import abort, current_app, g, jsonify, send_file
+from flask_appbuilder import expose
+from flask_appbuilder.security.decorators import has_access
+from flask_babel import gettext
+
+from core.export.background import export_folder
+from core.extensions import db
+from core.web.views import ScopedReportView
+from models.platform.export_job import ExportJob, ExportStatus
+
+
+def _own_job(job_id: str) -> ExportJob:
+    job = db.session.get(ExportJob, job_id)
+    if job is None or job.user_id != g.user.id:
+        abort(404)
+    return job
+
+
+class ExportJobView(ScopedReportView):
+    """The progress of one's own large exports."""
+
+    route_base = "/exports"
+    default_view = "progress"
+    class_permission_name = "ExportJob"
+    method_permission_name = {"progress": "read", "status": "read", "download": "read"}
+
+    @expose("/<job_id>")
+    @has_access
+    def progress(self, job_id):
+        job = _own_job(job_id)
+        return self.render_template("exports/progress.html", job=job, title=gettext("Export"),
+                                    labels={s.value: str(s.label) for s in ExportStatus})  # fmt: skip
+
+    @expose("/<job_id>/status")
+    @has_access
+    def status(self, job_id):
+        job = _own_job(job_id)
+        return jsonify(status=job.status, label=ExportStatus.label_of(job.status), percent=job.percent,
+                       done=job.done_rows, total=job.total_rows, error=job.error)  # fmt: skip
+
+    @expose("/<job_id>/download")
+    @has_access
+    def download(self, job_id):
+        job = _own_job(job_id)
+        path = export_folder(current_app) / f"{job.id}.xlsx"
+        if job.status != ExportStatus.DONE.value or not path.is_file():
+            abort(404)
+        return send_file(path, as_attachment=True, download_name=job.file_name or "export.xlsx")

@@ -1,0 +1,1 @@
+"""Registry screens: institutions, contracts, practitioners, reference data, persons."""

@@ -1,0 +1,295 @@
+"""Registries: contracted institutions, contract periods, practitioners, service assignments."""
+
+from __future__ import annotations
+
+from flask import g
+from flask_appbuilder.fields import QuerySelectField
+from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
+from wtforms import SelectField, StringField
+from wtforms.validators import DataRequired
+
+from core.data.datamodel import ScopedInterface
+from core.data.filters import institution_text_filter, practitioner_text_filter
+from core.data.rules import enum_label
+from core.web.fields import RocDateField
+from core.web.views import ScopedModelRestApi, ScopedModelView
+from domain.registry.persons import register_person, registering_institutions
+from models.registry.institution import ContractPeriod, Institution
+from models.registry.practitioner import Practitioner, Profession, ServiceAssignment
+from views.registry.persons import PersonIdentityView, person_post
+
+INSTITUTION_LABELS = {
+    "nhi_code": _l("NHI institution code"),
+    "name": _l("Institution name"),
+    "level": _l("Level"),
+    "county": _l("County"),
+    "address": _l("Address"),
+    "phone": _l("Phone"),
+    "contracts": _l("Contract periods"),
+    "created_on": _l("Created on"),
+    "changed_on": _l("Changed on"),
+}
+CONTRACT_LABELS = {
+    "institution": _l("Institution"),
+    "start_date": _l("Start date"),
+    "end_date": _l("End date"),
+}
+PRACTITIONER_LABELS = {
+    "national_id": _l("National ID / resident certificate no."),
+    "name": _l("Full name"),
+    "profession": _l("Profession"),
+    "licence_number": _l("Licence number"),
+    "assignments": _l("Service assignments"),
+    "institution": _l("Serving institution"),
+    "start_date": _l("Service start date"),
+}
+ASSIGNMENT_LABELS = {
+    "practitioner": _l("Practitioner"),
+    "institution": _l("Institution"),
+    "start_date": _l("Start date"),
+    "end_date": _l("End date"),
+}
+
+
+def _check_dates(item) -> None:
+    if item.end_date is not None and item.start_date is not None and item.end_date < item.start_date:
+        raise ValueError(gettext("The end date cannot be earlier than the start date."))
+
+
+class ContractPeriodView(ScopedModelView):
+    """Contract periods of institutions (a contract can start and end within a year)."""
+
+    datamodel = ScopedInterface(ContractPeriod)
+    class_permission_name = "ContractPeriod"
+    list_title = show_title = _l("Contract periods")
+    add_title = _l("Add contract period")
+    edit_title = _l("Edit contract period")
+    list_columns = ["institution", "start_date", "end_date"]
+    show_columns = add_columns = edit_columns = ["institution", "start_date", "end_date"]
+    search_columns = ["institution", "start_date", "end_date"]
+    search_filters = {"institution": [institution_text_filter()]}
+    search_form_extra_fields = {"institution": StringField(_l("Institution"))}
+    order_columns = ["start_date", "end_date"]
+    base_order = ("start_date", "desc")
+    label_columns = CONTRACT_LABELS
+    export_columns = ["institution.nhi_code", "institution.name", "start_date", "end_date"]
+
+    def pre_add(self, item):
+        _check_dates(item)
+        super().pre_add(item)
+
+    def pre_update(self, item):
+        _check_dates(item)
+        super().pre_update(item)
+
+
+class ServiceAssignmentView(ScopedModelView):
+    """Which practitioner serves at which institution, from when to when."""
+
+    datamodel = ScopedInterface(ServiceAssignment)
+    class_permission_name = "ServiceAssignment"
+    list_title = show_title = _l("Service assignments")
+    add_title = _l("Add service assignment")
+    edit_title = _l("Edit service assignment")
+    list_columns = ["practitioner", "institution", "start_date", "end_date"]
+    show_columns = add_columns = edit_columns = list_columns
+    search_columns = ["institution", "practitioner", "start_date", "end_date"]
+    search_filters = {
+        "institution": [institution_text_filter()],
+        "practitioner": [practitioner_text_filter()],
+    }
+    search_form_extra_fields = {
+        "institution": StringField(_l("Institution")),
+        "practitioner": StringField(_l("Practitioner")),
+    }
+    order_columns = ["start_date", "end_date"]
+    base_order = ("start_date", "desc")
+    label_columns = ASSIGNMENT_LABELS
+    export_columns = [
+        "practitioner.name", "institution.nhi_code", "institution.name", "start_date", "end_date",
+    ]  # fmt: skip
+
+    def pre_add(self, item):
+        _check_dates(item)
+        super().pre_add(item)
+
+    def pre_update(self, item):
+        _check_dates(item)
+        super().pre_update(item)
+
+
+def _scoped_institutions():
+    return ScopedInterface(Institution).scoped_query().order_by(Institution.nhi_code).all()
+
+
+class PractitionerView(ScopedModelView):
+    """Practitioners; adding one also records where they serve, so it stays in scope."""
+
+    datamodel = ScopedInterface(Practitioner)
+    class_permission_name = "Practitioner"
+    list_title = show_title = _l("Practitioners")
+    add_title = _l("Add practitioner")
+    edit_title = _l("Edit practitioner")
+    list_columns = ["name", "national_id", "profession", "licence_number"]
+    show_columns = ["name", "national_id", "profession", "licence_number"]
+    add_columns = ["national_id", "name", "profession", "licence_number", "institution", "start_date"]
+    edit_columns = ["national_id", "name", "profession", "licence_number"]
+    search_columns = ["name", "national_id", "profession", "licence_number"]
+    order_columns = ["name", "licence_number"]
+    base_order = ("name", "asc")
+    label_columns = PRACTITIONER_LABELS
+    personal_id_columns = ["national_id"]
+    related_views = [ServiceAssignmentView]
+    formatters_columns = {"profession": lambda v: _profession_label(v)}
+    export_columns = ["name", "national_id", "profession", "licence_number"]
+    add_form_extra_fields = {
+        "profession": SelectField(_l("Profession"), choices=Profession.choices()),
+        "institution": QuerySelectField(
+            _l("Serving institution"),
+            query_func=_scoped_institutions,
+            get_pk_func=lambda item: item.id,
+            widget=Select2Widget(),
+            validators=[DataRequired()],
+        ),
+        "start_date": RocDateField(_l("Service start date"), validators=[DataRequired()]),
+    }
+    edit_form_extra_fields = {
+        "profession": SelectField(_l("Profession"), choices=Profession.choices()),
+    }
+
+    def process_form(self, form, is_created):
+        # The two extra fields describe the first assignment, not practitioner columns.
+        # Kept on `g`, not on the view: one view instance serves concurrent requests.
+        g.new_assignment = None
+        if is_created:
+            g.new_assignment = (form.institution.data, form.start_date.data)
+            del form.institution
+            del form.start_date
+
+    def pre_add(self, item):
+        institution, start = g.get("new_assignment") or (None, None)
+        # Found by national ID and name, or registered (apart, on a mismatch): the answer is
+        # the same either way, so it tells nobody whether the ID is known (domain/registry/persons.py).
+        person = register_person(
+            Practitioner, item.national_id, {"name": item.name}, registering_institutions(),
+            new=item,
+        )
+        item.__dict__["_registered_as"] = person
+        if institution is not None:
+            person.assignments.append(
+                ServiceAssignment(institution=institution, start_date=start)
+            )
+        super().pre_add(person)
+
+
+class PractitionerIdentityView(PersonIdentityView):
+    """身分資料待核對（醫事人員）: practitioners registered with a name that differs from the
+    national record of their ID."""
+
+    datamodel = ScopedInterface(Practitioner)
+    class_permission_name = "PractitionerIdentity"
+    list_title = show_title = _l("Practitioners: identity data to reconcile")
+    list_columns = show_columns = ["national_id", "name", "profession", "national_record",
+                                   "linked_institutions", "created_on"]  # fmt: skip
+    label_columns = {**PRACTITIONER_LABELS, **PersonIdentityView.label_columns}
+    formatters_columns = {"profession": lambda v: _profession_label(v)}
+
+
+def _profession_label(value):
+    return enum_label(Profession, value)
+
+
+class InstitutionView(ScopedModelView):
+    """Contracted institutions."""
+
+    datamodel = ScopedInterface(Institution)
+    class_permission_name = "Institution"
+    list_title = show_title = _l("Contracted institutions")
+    add_title = _l("Add institution")
+    edit_title = _l("Edit institution")
+    list_columns = ["nhi_code", "name", "level", "county", "phone"]
+    show_columns = ["nhi_code", "name", "level", "county", "address", "phone"]
+    add_columns = edit_columns = ["nhi_code", "name", "level", "county", "address", "phone"]
+    search_columns = ["nhi_code", "name", "level", "county", "address"]
+    order_columns = ["nhi_code", "name"]
+    base_order = ("nhi_code", "asc")
+    label_columns = INSTITUTION_LABELS
+    related_views = [ContractPeriodView, ServiceAssignmentView]
+    # The field rules (models/registry/institution.py) check every field, this one included.
+    add_form_extra_fields = {
+        "nhi_code": StringField(
+            _l("NHI institution code"),
+            widget=BS3TextFieldWidget(),
+            description=_l("10 digits"),
+        ),
+    }
+    edit_form_extra_fields = add_form_extra_fields
+    export_columns = ["nhi_code", "name", "level", "county", "address", "phone"]
+
+
+# ------------------------------------------------------------------ REST APIs
+class InstitutionApi(ScopedModelRestApi):
+    """Institutions over REST."""
+
+    resource_name = "institution"
+    datamodel = ScopedInterface(Institution)
+    class_permission_name = "Institution"
+    list_columns = ["id", "nhi_code", "name", "level.name", "county.name", "phone"]
+    show_columns = ["id", "nhi_code", "name", "level.name", "county.name", "address", "phone"]
+    add_columns = edit_columns = ["nhi_code", "name", "level", "county", "address", "phone"]
+    search_columns = ["nhi_code", "name", "level", "county"]
+    order_columns = ["nhi_code", "name"]
+    base_order = ("nhi_code", "asc")
+    label_columns = INSTITUTION_LABELS
+
+
+class ContractPeriodApi(ScopedModelRestApi):
+    """Contract periods over REST."""
+
+    resource_name = "contract_period"
+    datamodel = ScopedInterface(ContractPeriod)
+    class_permission_name = "ContractPeriod"
+    list_columns = show_columns = ["id", "institution.nhi_code", "start_date", "end_date"]
+    add_columns = edit_columns = ["institution", "start_date", "end_date"]
+    search_columns = ["institution", "start_date", "end_date"]
+    order_columns = ["start_date"]
+    base_order = ("start_date", "desc")
+    label_columns = CONTRACT_LABELS
+
+
+class PractitionerApi(ScopedModelRestApi):
+    """Practitioners over REST (personal IDs masked for roles that do not need them)."""
+
+    resource_name = "practitioner"
+    datamodel = ScopedInterface(Practitioner)
+    class_permission_name = "Practitioner"
+    list_columns = show_columns = ["id", "name", "national_id", "profession", "licence_number"]
+    add_columns = edit_columns = ["national_id", "name", "profession", "licence_number"]
+    search_columns = ["name", "national_id", "profession", "licence_number"]
+    order_columns = ["name"]
+    base_order = ("name", "asc")
+    label_columns = PRACTITIONER_LABELS
+    personal_id_columns = ["national_id"]
+
+    def post_headless(self):
+        return person_post(self, Practitioner)
+
+
+class ServiceAssignmentApi(ScopedModelRestApi):
+    """Service assignments over REST."""
+
+    resource_name = "service_assignment"
+    datamodel = ScopedInterface(ServiceAssignment)
+    class_permission_name = "ServiceAssignment"
+    list_columns = show_columns = [
+        "id", "practitioner.name", "institution.nhi_code", "institution.name", "start_date",
+        "end_date",
+    ]  # fmt: skip
+    add_columns = edit_columns = ["practitioner", "institution", "start_date", "end_date"]
+    search_columns = ["institution", "practitioner", "start_date", "end_date"]
+    order_columns = ["start_date"]
+    base_order = ("start_date", "desc")
+    label_columns = ASSIGNMENT_LABELS
+
