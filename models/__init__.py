@@ -1,13 +1,6 @@
 """Application models. Importing this package registers every table on FAB's metadata."""
 
-from models.accounts.application import (  # noqa: F401
-    AccountApplication,
-    ApplicationStatus,
-    LoginThrottle,
-    OneTimeToken,
-    RequestedRole,
-    UserSession,
-)
+from models.accounts.application import AccountApplication, ApplicationStatus, RequestedRole  # noqa: F401
 from models.base import AppModel  # noqa: F401
 from models.cessation.correction import (  # noqa: F401
     AttachmentKind,
@@ -22,6 +15,7 @@ from models.cessation.correction import (  # noqa: F401
 from models.cessation.visit import Quitter, Sex, Visit  # noqa: F401
 from models.platform.audit import AuditLog  # noqa: F401
 from models.platform.export_job import ExportJob, ExportStatus  # noqa: F401
+from models.platform.session import LoginThrottle, OneTimeToken, UserSession  # noqa: F401
 from models.platform.user import ScopedUser, ScopeKind, user_institution  # noqa: F401
 from models.registry.institution import ContractPeriod, Institution  # noqa: F401
 from models.registry.person import IdentityStatus, PersonKind, PersonLink  # noqa: F401

@@ -11,9 +11,10 @@ import datetime as dt
 import decimal
 import enum
 
-from flask import g, has_request_context, request
+from flask import g, has_app_context
 from sqlalchemy import event, inspect
 
+from core.actor import current_actor
 from core.dates import utcnow
 
 
@@ -60,23 +61,8 @@ def _changes(obj) -> tuple[dict, dict]:
 
 
 def _actor() -> tuple[int | None, str | None, str | None]:
-    if not has_request_context():
-        return None, g.get("audit_cli_user") if _has_app_g() else None, None
-    from flask import current_app
-
-    try:
-        user = current_app.appbuilder.sm.current_user
-    except AttributeError:  # a context without FAB's g.user (background job, nested context)
-        user = None
-    user_id = getattr(user, "id", None) if user is not None else None
-    username = getattr(user, "username", None) if user is not None else None
-    return user_id, username, request.remote_addr
-
-
-def _has_app_g() -> bool:
-    from flask import has_app_context
-
-    return has_app_context()
+    actor = current_actor()
+    return actor.id, actor.username, actor.ip
 
 
 @contextlib.contextmanager
@@ -117,7 +103,7 @@ def after_flush(session, flush_context):
 
     rows = []
     user_id, username, ip = _actor()
-    reference = g.get("audit_reference") if _has_app_g() else None
+    reference = g.get("audit_reference") if has_app_context() else None
     now = utcnow()
 
     def add(action, obj, before, after):

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from flask import g, has_request_context
 from sqlalchemy import false, select, true
 
+from core.actor import current_actor
+
 
 class ScopeKind:
     """How far a user's data scope reaches (stored on the user row)."""
@@ -76,14 +78,9 @@ SYSTEM_SCOPE = Scope(kind=ScopeKind.NATIONAL)
 
 
 def _current_user_id() -> int | None:
-    from flask import current_app
-
-    user = current_app.appbuilder.sm.current_user
-    if user is None or not getattr(user, "is_authenticated", False):
-        return None
     # API-key logins load FAB's base User class (trap 2): only its id is trusted here,
     # the scope itself is always read from our own columns.
-    return getattr(user, "id", None)
+    return current_actor().id
 
 
 def scope_for_user_id(user_id: int | None, loaded=None) -> Scope:

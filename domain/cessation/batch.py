@@ -10,13 +10,14 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 
-from flask import current_app, g, has_app_context
+from flask import current_app, has_app_context
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from openpyxl import load_workbook
 from sqlalchemy import select
 
 from core import clock
+from core.actor import current_actor
 from core.data.datamodel import ScopedInterface
 from core.data.rules import RuleError
 from core.dates import DateFormatError, parse_date
@@ -362,7 +363,7 @@ def import_rows(rows: list[Row]) -> int:
                 institution_id=v["institution"].id, practitioner_id=v["practitioner"].id,
                 quitter_id=quitter.id, visit_date=v["visit_date"], medication_name=v["medication_name"],
                 medication_days=v["medication_days"], education_minutes=v["education_minutes"],
-                entered_at=clock.utc_naive(), entered_by_id=getattr(g.get("user"), "id", None),
+                entered_at=clock.utc_naive(), entered_by_id=current_actor().id,
             )  # fmt: skip
             try:
                 enforce_on_write(visit)

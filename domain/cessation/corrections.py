@@ -21,12 +21,13 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flask import current_app, g, has_request_context
+from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core import clock, dates
+from core.actor import current_actor
 from core.data.audit import audit_reference
 from core.data.scope import current_scope
 from core.dates import to_roc
@@ -142,18 +143,11 @@ class ConversionResult:
 
 
 # ------------------------------------------------------------------ helpers
-def _actor() -> tuple[int | None, str | None]:
-    if has_request_context():
-        user = g.get("user")
-        if user is not None and getattr(user, "is_authenticated", False):
-            return user.id, user.username
-    return None, None
-
-
 def _record(
     ticket: CorrectionTicket, from_status: str | None, to_status: str, note: str | None = None
 ):
-    user_id, username = _actor()
+    actor = current_actor()
+    user_id, username = actor.id, actor.username
     ticket.transitions.append(
         TicketTransition(
             from_status=from_status, to_status=to_status, at=clock.utc_naive(),

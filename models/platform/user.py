@@ -22,7 +22,7 @@ from sqlalchemy.orm import Mapped, foreign, mapped_column, relationship
 from core.data.scope import ScopeKind
 from core.dates import to_roc, utcnow
 from core.extensions import db
-from models.accounts.application import LoginThrottle
+from models.platform.session import LoginThrottle
 from models.registry.institution import Institution
 from models.registry.reference import County
 

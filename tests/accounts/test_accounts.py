@@ -11,8 +11,9 @@ import pytest
 
 from app import create_app
 from core.mail import read_mails
-from models.accounts.application import AccountApplication, LoginThrottle, OneTimeToken, UserSession
+from models.accounts.application import AccountApplication
 from models.platform.audit import AuditLog
+from models.platform.session import LoginThrottle, OneTimeToken, UserSession
 from models.platform.user import ScopedUser
 from models.registry.institution import Institution
 from models.registry.reference import County
@@ -459,7 +460,7 @@ def test_demo_password_works_only_in_demo_mode(app, tmp_path):
         response = login(strict, client, "ministry", PASSWORD)
         assert "/login" in response.headers["Location"]
         from core.extensions import db
-        from models.accounts.application import LoginThrottle
+        from models.platform.session import LoginThrottle
 
         db.session.query(LoginThrottle).filter_by(username="ministry").delete()
         db.session.commit()

@@ -25,7 +25,7 @@ READ_URL = "/api/v1/county/"
 
 def _user(app, db, username: str, role: str = "Office") -> ScopedUser:
     """An account of this test's own (demo users' tokens are shared by the whole suite)."""
-    from models.accounts.application import LoginThrottle
+    from models.platform.session import LoginThrottle
 
     sm = app.appbuilder.sm
     user = sm.find_user(username=username)
@@ -95,6 +95,7 @@ def test_another_users_logout_leaves_tokens_alone(app, db):
 def test_every_password_change_revokes_the_users_api_tokens(app, db, login_as, path):
     """issue 12 class 9: a password change (any path) ends the account's API tokens."""
     from core.security import sessions as accounts
+    from domain.accounts.commands import SetPassword
 
     username = f"sec.pw.{path.replace(' ', '')}"
     user = _user(app, db, username)
@@ -120,7 +121,7 @@ def test_every_password_change_revokes_the_users_api_tokens(app, db, login_as, p
         with app.test_request_context():
             raw = accounts.issue_token(db.session.get(ScopedUser, user.id), accounts.RESET_PASSWORD)
             db.session.commit()
-            accounts.SetPassword(raw, OTHER).run()
+            SetPassword(raw, OTHER).run()
     db.session.expire_all()
     assert _works(app, tokens["access_token"]) == 401
     assert _refresh(app, tokens["refresh_token"]).status_code == 401
@@ -470,7 +471,7 @@ def test_a_mail_failure_keeps_the_action_and_tells_the_user(app, db, login_as, m
     """issue 12 class 9: an SMTP failure answers a zh_TW warning, never a 500, and what the
     user did is kept (here the reset link exists, usable once the mail can be re-sent)."""
     from core import mail as mail_module
-    from models.accounts.application import OneTimeToken
+    from models.platform.session import OneTimeToken
 
     user = _user(app, db, "sec.mailfail")
 

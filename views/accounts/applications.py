@@ -36,17 +36,15 @@ from core.extensions import db
 from core.mail import mail_failed
 from core.security.passwords import PasswordPolicy
 from core.security.roles import role_label
-from core.security.sessions import (
-    AccountError,
+from core.security.sessions import AccountError, account_events, find_token
+from core.web.views import CAN_EXPORT, CAN_READ, VIEW_METHOD_PERMISSIONS, ScopedModelView
+from domain.accounts.commands import (
     ApproveApplication,
     RejectApplication,
     SendPasswordReset,
     SetPassword,
     UnlockAccount,
-    account_events,
-    find_token,
 )
-from core.web.views import CAN_EXPORT, CAN_READ, VIEW_METHOD_PERMISSIONS, ScopedModelView
 from models.accounts.application import AccountApplication, ApplicationStatus, RequestedRole
 from models.platform.user import ScopedUser
 from models.registry.institution import Institution

@@ -1,0 +1,1 @@
+"""Accounts domain (A13): online applications, approval, the helpdesk."""
