@@ -224,10 +224,11 @@ def _register_cli(app: Flask) -> None:
         """Upgrade the database schema, then create and sync roles and permissions."""
         from flask_migrate import upgrade
 
-        from core.security.roles import sync_roles
+        from core.security.permissions import sync_roles
+        from domain.roles import ROLE_GRANTS
 
         upgrade()
-        summary = sync_roles(app.appbuilder)
+        summary = sync_roles(app.appbuilder, ROLE_GRANTS)
         for role, count in summary.items():
             click.echo(f"role {role}: {count} permissions")
 

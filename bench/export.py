@@ -39,7 +39,8 @@ def build(url: str, tmp: str, rows: int) -> int:
     from flask_migrate import upgrade
 
     from core.extensions import db
-    from core.security.roles import sync_roles
+    from core.security.permissions import sync_roles
+    from domain.roles import ROLE_GRANTS
     from models.cessation.visit import Visit
     from seed.demo import seed_demo
     from seed.testing import reset_database
@@ -48,7 +49,7 @@ def build(url: str, tmp: str, rows: int) -> int:
         if not url.startswith("sqlite"):
             reset_database(db)
         upgrade()
-        sync_roles(app.appbuilder)
+        sync_roles(app.appbuilder, ROLE_GRANTS)
         seed_demo(seed=113)
         have = db.session.scalar(select(func.count(Visit.id)))
         template = db.session.execute(select(Visit).limit(50_000)).scalars().all()

@@ -206,13 +206,15 @@ def build_database(app, rows: int, log, model: str = "assignments") -> int:
 
     from core.extensions import db
     from core.security import roles
+    from core.security.permissions import sync_roles
+    from domain.roles import ROLE_GRANTS
     from seed.demo import seed_demo
 
     bench = BENCHES[model]
     started = time.perf_counter()
     reset_database(db)
     upgrade()
-    roles.sync_roles(app.appbuilder)
+    sync_roles(app.appbuilder, ROLE_GRANTS)
     _grant_stock_permissions(app, roles.OFFICE, bench)
     seeded = seed_demo(seed=113)
     log(f"seeded demo registry: {seeded} ({time.perf_counter() - started:.1f} s)")

@@ -41,8 +41,9 @@ def main() -> None:
     from sqlalchemy import select
 
     from core.extensions import db
-    from core.security.roles import sync_roles
+    from core.security.permissions import sync_roles
     from core.validators import personal_id_check_digit
+    from domain.roles import ROLE_GRANTS
     from models.cessation.visit import Quitter
     from models.platform.user import ScopedUser
     from models.registry.person import PersonLink
@@ -50,7 +51,7 @@ def main() -> None:
 
     with app.app_context():
         upgrade()
-        sync_roles(app.appbuilder)
+        sync_roles(app.appbuilder, ROLE_GRANTS)
         seed_demo(seed=7, scale=args.scale)
         user = db.session.scalar(select(ScopedUser).where(ScopedUser.username == "facility_tpe"))
         mine = {i.id for i in user.scope_institutions}

@@ -70,13 +70,14 @@ def app(database_url, tmp_path_factory):
     jobs.set_app(application)
 
     from core.extensions import db
-    from core.security.roles import sync_roles
+    from core.security.permissions import sync_roles
+    from domain.roles import ROLE_GRANTS
     from seed.demo import seed_demo
 
     with application.app_context():
         reset_database(db)
         upgrade()
-        sync_roles(application.appbuilder)
+        sync_roles(application.appbuilder, ROLE_GRANTS)
         seed_demo(seed=DEMO_SEED, scale=DEMO_SCALE)
         db.session.remove()
     yield application

@@ -44,13 +44,17 @@ from core.data.rules import RuleError
 from core.dates import to_roc
 from core.export.xlsx import send_xlsx, write_xlsx
 from core.extensions import db, without_sqlite_mmap
+from core.security.permissions import (
+    CAN_CREATE,
+    CAN_DELETE,
+    CAN_EDIT,
+    CAN_EXPORT,
+    CAN_READ,
+    PERSONAL_ID,
+)
 from core.validators import mask_personal_id
 from core.web.fields import RocDateField
 
-#: Permission names shared by a resource's view and API (roles are granted these).
-CAN_READ, CAN_CREATE, CAN_EDIT, CAN_DELETE, CAN_EXPORT = (
-    "read", "create", "edit", "delete", "export",
-)  # fmt: skip
 VIEW_METHOD_PERMISSIONS = {
     "list": CAN_READ,
     "show": CAN_READ,
@@ -85,7 +89,7 @@ RELATED_EXPORT_LABELS = {
     "quitter.name": _l("Quitter's name"),
 }
 #: Holders of this permission see personal IDs in full; everyone else sees A12****789.
-FULL_ID_PERMISSION = ("can_read", "PersonalId")
+FULL_ID_PERMISSION = ("can_read", PERSONAL_ID)
 
 
 def can_see_full_ids() -> bool:

@@ -391,8 +391,9 @@ def test_helpdesk_finds_accounts_by_institution_and_sees_status(app, db, login_a
 
 def test_helpdesk_sees_no_clinical_data_anywhere(app, db, login_as, api_as):
     """Walk every menu entry and every API as the helpdesk: only accounts and the registry."""
-    from core.security.roles import ACCOUNT, COUNTY, INSTITUTION, LEVEL
     from core.web.views import ScopedModelRestApi
+    from domain.accounts.grants import ACCOUNT
+    from domain.registry.grants import COUNTY, INSTITUTION, LEVEL
 
     allowed = {ACCOUNT, COUNTY, INSTITUTION, LEVEL}
     client = login_as("helpdesk")

@@ -610,7 +610,8 @@ def test_scope_on_tickets_lines_attachments_and_exports(app, db, login_as, api_a
 
 
 def test_conversion_is_a_separate_permission_from_review(app):
-    from core.security.roles import CORRECTION, CORRECTION_CONVERSION, ROLE_GRANTS
+    from domain.cessation.grants import CORRECTION, CORRECTION_CONVERSION
+    from domain.roles import ROLE_GRANTS
 
     for role, grants in ROLE_GRANTS.items():
         reviews = "review" in grants.get(CORRECTION, set())

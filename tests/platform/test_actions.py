@@ -44,9 +44,10 @@ def probe_app(app, database_url, tmp_path_factory):
     )
     with probe.app_context():
         probe.appbuilder.add_view_no_menu(ActionProbeView)
-        from core.security.roles import sync_roles
+        from core.security.permissions import sync_roles
+        from domain.roles import ROLE_GRANTS
 
-        sync_roles(probe.appbuilder)  # the action permission "probe" goes to Admin only
+        sync_roles(probe.appbuilder, ROLE_GRANTS)  # the action permission "probe" goes to Admin only
         sm = probe.appbuilder.sm
         pv = sm.find_permission_view_menu("probe", "Institution")
         for role_name in ("Bureau", "Facility"):
@@ -54,9 +55,10 @@ def probe_app(app, database_url, tmp_path_factory):
     yield probe
     with probe.app_context():
         from core.extensions import db
-        from core.security.roles import sync_roles
+        from core.security.permissions import sync_roles
+        from domain.roles import ROLE_GRANTS
 
-        sync_roles(probe.appbuilder)
+        sync_roles(probe.appbuilder, ROLE_GRANTS)
         db.session.remove()
 
 

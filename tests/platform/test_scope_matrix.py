@@ -16,7 +16,8 @@ import prison
 import pytest
 from openpyxl import load_workbook
 
-from core.security.roles import ADMIN, self_service_permissions
+from core.security.permissions import self_service_permissions
+from core.security.roles import ADMIN
 from core.web.views import ScopedModelRestApi, ScopedModelView, ScopedReportView
 from tests.conftest import USERNAMES, csrf_token
 from tests.scope_oracle import expected_split, user_view

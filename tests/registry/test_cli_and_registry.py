@@ -8,7 +8,7 @@ import datetime as dt
 from sqlalchemy import select
 
 from app import create_app
-from core.security.roles import ROLE_GRANTS
+from domain.roles import ROLE_GRANTS
 from models.registry.institution import ContractPeriod, Institution
 from models.registry.reference import County, InstitutionLevel
 

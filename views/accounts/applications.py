@@ -45,12 +45,19 @@ from domain.accounts.commands import (
     SetPassword,
     UnlockAccount,
 )
+from domain.accounts.grants import (
+    ACCOUNT,
+    APPLICATION,
+    CAN_APPROVE,
+    CAN_REJECT,
+    CAN_SEND_RESET,
+    CAN_UNLOCK,
+)
 from models.accounts.application import AccountApplication, ApplicationStatus, RequestedRole
 from models.platform.user import ScopedUser
 from models.registry.institution import Institution
 from models.registry.reference import County
 
-CAN_APPROVE, CAN_REJECT, CAN_UNLOCK, CAN_SEND_RESET = "approve", "reject", "unlock", "send_reset"
 APPLICATION_FOLDER = "applications"
 
 
@@ -260,7 +267,7 @@ class AccountApplicationView(ScopedModelView):
     """帳號申請審核: facility staff go to their county's bureau, everyone else to the admin."""
 
     datamodel = ScopedInterface(AccountApplication)
-    class_permission_name = "AccountApplication"
+    class_permission_name = APPLICATION
     method_permission_name = {
         **VIEW_METHOD_PERMISSIONS,
         "approve": CAN_APPROVE,
@@ -383,7 +390,7 @@ class AccountLookupView(ScopedModelView):
     """帳號查詢: who, which institution, role, active/locked/pending, last login (helpdesk)."""
 
     datamodel = ScopedInterface(ScopedUser)
-    class_permission_name = "Account"
+    class_permission_name = ACCOUNT
     route_base = "/accounts"
     method_permission_name = {**VIEW_METHOD_PERMISSIONS, "unlock": CAN_UNLOCK, "send_reset": CAN_SEND_RESET}
     base_permissions = [f"can_{p}" for p in (CAN_READ, CAN_UNLOCK, CAN_SEND_RESET)]

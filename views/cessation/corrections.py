@@ -31,7 +31,6 @@ from core.data.filters import institution_text_filter
 from core.data.scope import current_scope
 from core.dates import to_roc
 from core.extensions import db
-from core.security.roles import CAN_CONVERT, CAN_REVIEW, CORRECTION, CORRECTION_CONVERSION
 from core.validators import PersonalId, mask_personal_id
 from core.web.fields import RocDateField
 from core.web.views import (
@@ -58,6 +57,7 @@ from domain.cessation.corrections import (
     pending_reentries,
     status_counts,
 )
+from domain.cessation.grants import CAN_CONVERT, CAN_REVIEW, CORRECTION, CORRECTION_CONVERSION
 from models.cessation.correction import (
     AttachmentKind,
     CorrectionAttachment,

@@ -26,6 +26,7 @@ from core.export.xlsx import send_xlsx, write_xlsx
 from core.extensions import db
 from core.validators import mask_personal_id
 from core.web.views import ScopedReportView
+from domain.cessation.grants import FEE_DEDUCTION, SELF_CHECK
 from domain.cessation.visits import Timeliness, entry_deadline
 from models.cessation.visit import Quitter, Visit
 from models.registry.institution import Institution
@@ -67,7 +68,7 @@ class FeeDeductionView(ScopedReportView):
 
     route_base = "/feededuction"
     default_view = "index"
-    class_permission_name = "FeeDeduction"
+    class_permission_name = FEE_DEDUCTION
     method_permission_name = {"index": "read", "export": "export"}
 
     def rows(self, month: tuple[int, int] | None):
@@ -153,7 +154,7 @@ class SelfCheckView(ScopedReportView):
 
     route_base = "/selfcheck"
     default_view = "index"
-    class_permission_name = "SelfCheck"
+    class_permission_name = SELF_CHECK
     method_permission_name = {"index": "read"}
 
     @expose("/")

@@ -19,6 +19,7 @@ from core.data.scope import Scope, ScopeKind, current_scope
 from core.export.xlsx import send_xlsx
 from core.extensions import db
 from core.web.views import ScopedReportView
+from domain.cessation.grants import CESSATION_STATISTICS
 from domain.cessation.statistics import (
     TOTAL,
     StatisticsRequestError,
@@ -29,7 +30,7 @@ from domain.cessation.statistics import (
 from models.registry.institution import Institution
 from models.registry.reference import County
 
-RESOURCE = "CessationStatistics"
+RESOURCE = CESSATION_STATISTICS
 
 
 def labels() -> dict[str, str]:

@@ -24,6 +24,7 @@ from domain.cessation.batch import (
     read_rows,
     validate,
 )
+from domain.cessation.grants import VISIT
 from domain.cessation.visits import VisitRuleError
 
 REPORT_FOLDER = "batch-reports"
@@ -57,7 +58,7 @@ class VisitUploadView(BaseView):
 
     route_base = "/visitupload"
     default_view = "index"
-    class_permission_name = "Visit"
+    class_permission_name = VISIT
     method_permission_name = {"index": "create", "template": "create", "report": "create"}
 
     @expose("/", methods=["GET", "POST"])

@@ -18,6 +18,7 @@ from core.extensions import db
 from core.validators import normalize_id
 from core.web.fields import RocDateField
 from core.web.views import ScopedModelRestApi, ScopedModelView
+from domain.cessation.grants import QUITTER, QUITTER_IDENTITY, VISIT
 from domain.cessation.visits import VisitRuleError, check_visit, enforce_on_delete, enforce_on_write
 from domain.registry.persons import register_person, registering_institutions
 from models.cessation.visit import Quitter, Sex, Visit
@@ -97,7 +98,7 @@ class VisitView(ScopedModelView):
     """就醫資料: the institution enters and corrects its own visits until the deadline (C1–C3)."""
 
     datamodel = ScopedInterface(Visit)
-    class_permission_name = "Visit"
+    class_permission_name = VISIT
     list_title = show_title = _l("Visit records")
     add_title = _l("Add visit record")
     edit_title = _l("Edit visit record")
@@ -194,7 +195,7 @@ class QuitterView(ScopedModelView):
     """戒菸者: one per national ID nationally; visible where they have a visit in scope."""
 
     datamodel = ScopedInterface(Quitter)
-    class_permission_name = "Quitter"
+    class_permission_name = QUITTER
     list_title = show_title = _l("Quitters")
     edit_title = _l("Edit quitter")
     list_columns = ["national_id", "name", "sex", "birth_date"]
@@ -224,7 +225,7 @@ class QuitterIdentityView(PersonIdentityView):
     national record of their ID."""
 
     datamodel = ScopedInterface(Quitter)
-    class_permission_name = "QuitterIdentity"
+    class_permission_name = QUITTER_IDENTITY
     list_title = show_title = _l("Quitters: identity data to reconcile")
     list_columns = show_columns = ["national_id", "name", "sex", "birth_date", "national_record",
                                    "linked_institutions", "created_on"]  # fmt: skip
@@ -237,7 +238,7 @@ class VisitApi(ScopedModelRestApi):
 
     resource_name = "visit"
     datamodel = ScopedInterface(Visit)
-    class_permission_name = "Visit"
+    class_permission_name = VISIT
     list_columns = show_columns = ["id", "visit_date", "institution.nhi_code", "quitter.id",
                                    "practitioner.id", "medication_name", "medication_days",
                                    "education_minutes", "entered_at"]  # fmt: skip
@@ -285,7 +286,7 @@ class QuitterApi(ScopedModelRestApi):
 
     resource_name = "quitter"
     datamodel = ScopedInterface(Quitter)
-    class_permission_name = "Quitter"
+    class_permission_name = QUITTER
     list_columns = show_columns = ["id", "national_id", "name", "sex", "birth_date"]
     add_columns = edit_columns = ["national_id", "name", "sex", "birth_date"]
     search_columns = ["national_id", "name"]

@@ -6,6 +6,7 @@ from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
 from core.data.datamodel import ScopedInterface
+from core.security.permissions import AUDIT
 from core.web.views import CAN_EXPORT, CAN_READ, ScopedModelRestApi, ScopedModelView
 from models.platform.audit import AuditLog
 
@@ -35,7 +36,7 @@ class AuditLogView(ScopedModelView):
     """Browse every insert, update and delete; nothing here can change the trail."""
 
     datamodel = ScopedInterface(AuditLog)
-    class_permission_name = "AuditLog"
+    class_permission_name = AUDIT
     base_permissions = [f"can_{CAN_READ}", f"can_{CAN_EXPORT}"]
     list_title = show_title = _l("Audit log")
     list_columns = ["at", "username", "action", "model", "row_key", "reference", "source_ip"]
@@ -60,7 +61,7 @@ class AuditLogApi(ScopedModelRestApi):
 
     resource_name = "audit_log"
     datamodel = ScopedInterface(AuditLog)
-    class_permission_name = "AuditLog"
+    class_permission_name = AUDIT
     base_permissions = [f"can_{CAN_READ}"]
     include_route_methods = {"get", "get_list", "info"}
     list_columns = ["id", "at", "username", "action", "model", "row_key", "reference"]

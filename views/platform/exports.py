@@ -9,6 +9,7 @@ from flask_babel import gettext
 
 from core.export.background import export_folder
 from core.extensions import db
+from core.security.permissions import EXPORT_JOB
 from core.web.views import ScopedReportView
 from models.platform.export_job import ExportJob, ExportStatus
 
@@ -25,7 +26,7 @@ class ExportJobView(ScopedReportView):
 
     route_base = "/exports"
     default_view = "progress"
-    class_permission_name = "ExportJob"
+    class_permission_name = EXPORT_JOB
     method_permission_name = {"progress": "read", "status": "read", "download": "read"}
 
     @expose("/<job_id>")

@@ -15,6 +15,13 @@ from core.data.filters import institution_text_filter, practitioner_text_filter
 from core.data.rules import enum_label
 from core.web.fields import RocDateField
 from core.web.views import ScopedModelRestApi, ScopedModelView
+from domain.registry.grants import (
+    ASSIGNMENT,
+    CONTRACT,
+    INSTITUTION,
+    PRACTITIONER,
+    PRACTITIONER_IDENTITY,
+)
 from domain.registry.persons import register_person, registering_institutions
 from models.registry.institution import ContractPeriod, Institution
 from models.registry.practitioner import Practitioner, Profession, ServiceAssignment
@@ -62,7 +69,7 @@ class ContractPeriodView(ScopedModelView):
     """Contract periods of institutions (a contract can start and end within a year)."""
 
     datamodel = ScopedInterface(ContractPeriod)
-    class_permission_name = "ContractPeriod"
+    class_permission_name = CONTRACT
     list_title = show_title = _l("Contract periods")
     add_title = _l("Add contract period")
     edit_title = _l("Edit contract period")
@@ -89,7 +96,7 @@ class ServiceAssignmentView(ScopedModelView):
     """Which practitioner serves at which institution, from when to when."""
 
     datamodel = ScopedInterface(ServiceAssignment)
-    class_permission_name = "ServiceAssignment"
+    class_permission_name = ASSIGNMENT
     list_title = show_title = _l("Service assignments")
     add_title = _l("Add service assignment")
     edit_title = _l("Edit service assignment")
@@ -128,7 +135,7 @@ class PractitionerView(ScopedModelView):
     """Practitioners; adding one also records where they serve, so it stays in scope."""
 
     datamodel = ScopedInterface(Practitioner)
-    class_permission_name = "Practitioner"
+    class_permission_name = PRACTITIONER
     list_title = show_title = _l("Practitioners")
     add_title = _l("Add practitioner")
     edit_title = _l("Edit practitioner")
@@ -189,7 +196,7 @@ class PractitionerIdentityView(PersonIdentityView):
     national record of their ID."""
 
     datamodel = ScopedInterface(Practitioner)
-    class_permission_name = "PractitionerIdentity"
+    class_permission_name = PRACTITIONER_IDENTITY
     list_title = show_title = _l("Practitioners: identity data to reconcile")
     list_columns = show_columns = ["national_id", "name", "profession", "national_record",
                                    "linked_institutions", "created_on"]  # fmt: skip
@@ -205,7 +212,7 @@ class InstitutionView(ScopedModelView):
     """Contracted institutions."""
 
     datamodel = ScopedInterface(Institution)
-    class_permission_name = "Institution"
+    class_permission_name = INSTITUTION
     list_title = show_title = _l("Contracted institutions")
     add_title = _l("Add institution")
     edit_title = _l("Edit institution")
@@ -235,7 +242,7 @@ class InstitutionApi(ScopedModelRestApi):
 
     resource_name = "institution"
     datamodel = ScopedInterface(Institution)
-    class_permission_name = "Institution"
+    class_permission_name = INSTITUTION
     list_columns = ["id", "nhi_code", "name", "level.name", "county.name", "phone"]
     show_columns = ["id", "nhi_code", "name", "level.name", "county.name", "address", "phone"]
     add_columns = edit_columns = ["nhi_code", "name", "level", "county", "address", "phone"]
@@ -250,7 +257,7 @@ class ContractPeriodApi(ScopedModelRestApi):
 
     resource_name = "contract_period"
     datamodel = ScopedInterface(ContractPeriod)
-    class_permission_name = "ContractPeriod"
+    class_permission_name = CONTRACT
     list_columns = show_columns = ["id", "institution.nhi_code", "start_date", "end_date"]
     add_columns = edit_columns = ["institution", "start_date", "end_date"]
     search_columns = ["institution", "start_date", "end_date"]
@@ -264,7 +271,7 @@ class PractitionerApi(ScopedModelRestApi):
 
     resource_name = "practitioner"
     datamodel = ScopedInterface(Practitioner)
-    class_permission_name = "Practitioner"
+    class_permission_name = PRACTITIONER
     list_columns = show_columns = ["id", "name", "national_id", "profession", "licence_number"]
     add_columns = edit_columns = ["national_id", "name", "profession", "licence_number"]
     search_columns = ["name", "national_id", "profession", "licence_number"]
@@ -282,7 +289,7 @@ class ServiceAssignmentApi(ScopedModelRestApi):
 
     resource_name = "service_assignment"
     datamodel = ScopedInterface(ServiceAssignment)
-    class_permission_name = "ServiceAssignment"
+    class_permission_name = ASSIGNMENT
     list_columns = show_columns = [
         "id", "practitioner.name", "institution.nhi_code", "institution.name", "start_date",
         "end_date",

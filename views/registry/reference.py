@@ -4,6 +4,7 @@ from flask_babel import lazy_gettext as _l
 
 from core.data.datamodel import ScopedInterface
 from core.web.views import ScopedModelRestApi, ScopedModelView
+from domain.registry.grants import COUNTY, LEVEL
 from models.registry.reference import County, InstitutionLevel
 
 COUNTY_LABELS = {
@@ -19,7 +20,7 @@ class CountyView(ScopedModelView):
     """The 22 counties and cities with their health bureaus."""
 
     datamodel = ScopedInterface(County)
-    class_permission_name = "County"
+    class_permission_name = COUNTY
     list_title = show_title = _l("Counties and health bureaus")
     add_title = _l("Add county")
     edit_title = _l("Edit county")
@@ -36,7 +37,7 @@ class InstitutionLevelView(ScopedModelView):
     """Institution levels in the bulletin's order."""
 
     datamodel = ScopedInterface(InstitutionLevel)
-    class_permission_name = "InstitutionLevel"
+    class_permission_name = LEVEL
     list_title = show_title = _l("Institution levels")
     add_title = _l("Add institution level")
     edit_title = _l("Edit institution level")
@@ -53,7 +54,7 @@ class CountyApi(ScopedModelRestApi):
 
     resource_name = "county"
     datamodel = ScopedInterface(County)
-    class_permission_name = "County"
+    class_permission_name = COUNTY
     list_columns = show_columns = ["id", "code", "name", "bureau_name", "sort_order"]
     add_columns = edit_columns = ["code", "name", "bureau_name", "sort_order"]
     search_columns = ["code", "name"]
@@ -67,7 +68,7 @@ class InstitutionLevelApi(ScopedModelRestApi):
 
     resource_name = "institution_level"
     datamodel = ScopedInterface(InstitutionLevel)
-    class_permission_name = "InstitutionLevel"
+    class_permission_name = LEVEL
     list_columns = show_columns = ["id", "code", "name", "sort_order"]
     add_columns = edit_columns = ["code", "name", "sort_order"]
     search_columns = ["code", "name"]

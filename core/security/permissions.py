@@ -1,0 +1,137 @@
+"""Actions and permissions: the action names every resource is granted, and the exact sync of
+roles to the grants they are handed (roles are data: domain/roles.py; resources are constants
+of each domain's grants.py, never string literals in views)."""
+
+from __future__ import annotations
+
+from core.security.roles import ADMIN
+
+#: Permission names shared by a resource's view and API (roles are granted these).
+CAN_READ, CAN_CREATE, CAN_EDIT, CAN_DELETE, CAN_EXPORT = (
+    "read", "create", "edit", "delete", "export",
+)  # fmt: skip
+CAN_GET = "get"
+READ = {CAN_READ}
+READ_EXPORT = {CAN_READ, CAN_EXPORT}
+ALL = {CAN_READ, CAN_CREATE, CAN_EDIT, CAN_DELETE, CAN_EXPORT}
+
+#: A permission only (no view): reading personal IDs unmasked (core/web/views.py masks them).
+PERSONAL_ID = "PersonalId"
+#: FAB's /api/v1/_openapi document.
+OPENAPI = "OpenApi"
+#: Background exports, followed by their requester (core/export/background.py).
+EXPORT_JOB = "ExportJob"
+#: The audit trail (Admin only).
+AUDIT = "AuditLog"
+#: Resources that exist as permissions although no view declares them.
+PERMISSION_ONLY = {PERSONAL_ID: {"can_read"}}
+
+
+#: Self-service pages every signed-in role may use (its own profile and password).
+SELF_SERVICE = [
+    ("can_userinfo", "{user_view}"),
+    ("resetmypassword", "{user_view}"),
+    ("userinfoedit", "{user_view}"),
+    ("can_this_form_get", "ResetMyPasswordView"),
+    ("can_this_form_post", "ResetMyPasswordView"),
+    ("can_this_form_get", "UserInfoEditView"),
+    ("can_this_form_post", "UserInfoEditView"),
+]
+
+
+def self_service_permissions(appbuilder) -> set[tuple[str, str]]:
+    """SELF_SERVICE with the name of the user view actually registered."""
+    view = appbuilder.sm.userdbmodelview
+    name = view.__name__ if isinstance(view, type) else type(view).__name__
+    return {(p, v.format(user_view=name)) for p, v in SELF_SERVICE}
+
+
+def menus_by_resource(appbuilder) -> dict[str, set[str]]:
+    """Menu entries (and their categories) that open a view of each resource."""
+    result: dict[str, set[str]] = {}
+    for category in appbuilder.menu.get_list():
+        items = category.childs or [category]
+        for item in items:
+            view = getattr(item, "baseview", None)
+            resource = getattr(view, "class_permission_name", None)
+            if resource:
+                names = result.setdefault(resource, set())
+                names.add(item.name)
+                if item is not category:
+                    names.add(category.name)
+    return result
+
+
+def sync_roles(appbuilder, grants: dict[str, dict[str, set[str]]]) -> dict[str, int]:
+    """Create every permission, then set each role's permissions to exactly `grants`
+    (domain/roles.py ROLE_GRANTS: every domain's grants, merged); Admin gets every one."""
+    from core.security.manager import bump_security_version
+
+    sm = appbuilder.sm
+    session = sm.session
+    # FAB_CREATE_DB is off, so nothing else creates the two built-in roles.
+    for name in (ADMIN, sm.auth_role_public):
+        if sm.find_role(name) is None:
+            sm.add_role(name)
+    _sync_permissions(appbuilder)
+    menus = menus_by_resource(appbuilder)
+
+    def pv(permission, view):
+        found = sm.find_permission_view_menu(permission, view)
+        if found is None:
+            raise LookupError(f"no permission {permission} on {view}: is the view registered?")
+        return found
+
+    summary = {}
+    for role_name, role_grants in grants.items():
+        role = sm.find_role(role_name) or sm.add_role(role_name)
+        desired = {pv(p, v) for p, v in self_service_permissions(appbuilder)}
+        for resource, actions in role_grants.items():
+            for action in actions:
+                desired.add(pv(f"can_{action}", resource))
+            if CAN_READ in actions:
+                for menu in menus.get(resource, ()):
+                    desired.add(pv("menu_access", menu))
+        role.permissions = sorted(desired, key=lambda p: p.id)
+        summary[role_name] = len(desired)
+    admin = sm.find_role(ADMIN) or sm.add_role(ADMIN)
+    admin.permissions = session.query(sm.permissionview_model).all()
+    summary[ADMIN] = len(admin.permissions)
+    public = sm.find_role(sm.auth_role_public) or sm.add_role(sm.auth_role_public)
+    public.permissions = []
+    session.commit()
+    bump_security_version()
+    return summary
+
+
+def _sync_permissions(appbuilder) -> None:
+    """Create each resource's permissions: the union over every view and API sharing it.
+
+    FAB's own add_permissions() prunes a resource down to the last view's list, so a view
+    and an API sharing a resource would delete each other's permissions.
+    """
+    from flask_appbuilder.baseviews import BaseView
+
+    sm = appbuilder.sm
+    wanted: dict[str, set[str]] = {name: set(perms) for name, perms in PERMISSION_ONLY.items()}
+    for view in appbuilder.baseviews:
+        if isinstance(view, BaseView) or hasattr(view, "base_permissions"):
+            name = view.class_permission_name
+            wanted.setdefault(name, set()).update(view.base_permissions or [])
+    for resource, permissions in wanted.items():
+        view_menu = sm.add_view_menu(resource)
+        for permission in sorted(permissions):
+            if sm.find_permission_view_menu(permission, resource) is None:
+                sm.add_permission_view_menu(permission, resource)
+        for stale in sm.find_permissions_view_menu(view_menu):
+            if stale.permission is not None and stale.permission.name not in permissions:
+                for role in sm.get_all_roles():
+                    if stale in role.permissions:
+                        role.permissions.remove(stale)
+                sm.session.delete(stale)
+    for category in appbuilder.menu.get_list():
+        sm.add_permissions_menu(category.name)
+        for item in category.childs:
+            if item.name != "-":
+                sm.add_permissions_menu(item.name)
+    sm.session.commit()
