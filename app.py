@@ -45,7 +45,7 @@ def create_app(config_overrides: dict | None = None) -> Flask:
     # Before AppBuilder, or a GET to /delete/<pk> deletes (trap 3).
     csrf.init_app(app)
 
-    import models  # noqa: F401  (registers every table on the shared metadata)
+    import models.all  # noqa: F401  (registers every table on the shared metadata)
     from core.data import audit
     from core.data.datamodel import install_tracking
     from core.security.manager import AppSecurityManager

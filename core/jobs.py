@@ -3,7 +3,8 @@
 Run the worker with `huey_consumer worker.huey` (`make run` starts it): the top-level
 worker.py gives this module the app factory, so core/ never imports app.py. Tasks build the
 app once per worker process and run inside a request context logged in as the user who
-asked, so scope and permissions are exactly the web's.
+asked, so scope and permissions are exactly the web's. Tasks are defined where their work
+is (core/export/background.py run_export); worker.py imports them.
 """
 
 from __future__ import annotations
@@ -52,11 +53,3 @@ def set_app(app) -> None:
     """Tests (immediate mode) run tasks in their own app."""
     global _app
     _app = app
-
-
-@huey.task()
-def run_export(job_id: str) -> None:
-    """Write one export job's workbook, reporting progress as it goes."""
-    from core.export.background import run_export_job
-
-    run_export_job(worker_app(), job_id)

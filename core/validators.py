@@ -101,3 +101,15 @@ class NhiCode:
         field.data = (field.data or "").strip()
         if not is_valid_nhi_code(field.data):
             raise ValidationError(self.message)
+
+
+#: The largest value of a 4-byte SQL integer (every id column of this schema).
+MAX_INT4 = 2**31 - 1
+
+
+def ascii_int(text: str | None, low: int = 0, high: int = MAX_INT4) -> int | None:
+    """`text` as an int when it is ASCII digits within [low, high], else None."""
+    if not isinstance(text, str) or not text.isascii() or not text.isdigit() or len(text) > 12:
+        return None
+    value = int(text)
+    return value if low <= value <= high else None

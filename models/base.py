@@ -10,6 +10,7 @@ from flask_appbuilder.models.sqla import Model
 from sqlalchemy import DateTime, ForeignKey, Integer, false
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
+from core.data.rules import enum_label
 from core.dates import utcnow
 
 if TYPE_CHECKING:
@@ -74,6 +75,4 @@ class LabelledEnum(enum.StrEnum):
     @classmethod
     def label_of(cls, value) -> str:
         """The label of a stored value; one outside the enum shows as （無效值：X）, never raises."""
-        from core.data.rules import enum_label
-
         return enum_label(cls, value)

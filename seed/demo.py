@@ -21,6 +21,9 @@ from models.platform.user import ScopedUser, user_institution
 from models.registry.institution import ContractPeriod, Institution
 from models.registry.practitioner import Practitioner, Profession, ServiceAssignment
 from models.registry.reference import County, InstitutionLevel
+from seed.cessation.corrections import seed_corrections
+from seed.cessation.visits import seed_visits
+from seed.documents import blank_pdf
 from seed.registry.reference import COUNTIES, LEVELS, seed_reference
 
 #: Bulletin table 1: contracted institutions at the end of ROC 113, per level.
@@ -130,12 +133,8 @@ def seed_demo(seed: int = 113, scale: float = 1.0) -> dict[str, int | str]:
         result["note"] = "registry already present; left as it is"
     _seed_users()
     _seed_applications()
-    from seed.cessation.visits import seed_visits
-
     demo_ids = [demo_institution(code).id for code in ("TPE", "KHH")]
     result["visits"] = seed_visits(seed, scale, demo_ids)
-    from seed.cessation.corrections import seed_corrections
-
     result["correction tickets"] = seed_corrections(*demo_ids)
     # Bulk-inserted visits and assignments bypass the session's link hook.
     from models.registry.person import backfill_person_links
@@ -257,19 +256,6 @@ def _seed_practitioners(rng, scale, institutions_by_level) -> None:
             )
     db.session.execute(insert(ServiceAssignment), assignments)
     db.session.commit()
-
-
-def blank_pdf() -> bytes:
-    """A one-page PDF, standing in for a scanned, signed application form."""
-    import io
-
-    from pypdf import PdfWriter
-
-    writer = PdfWriter()
-    writer.add_blank_page(width=595, height=842)
-    buffer = io.BytesIO()
-    writer.write(buffer)
-    return buffer.getvalue()
 
 
 #: Pending applications, so that the bureau and the admin have something to review.

@@ -16,6 +16,8 @@ from sqlalchemy import event, inspect
 
 from core.actor import current_actor
 from core.dates import utcnow
+from models.platform.audit import AuditLog
+from models.platform.user import ScopedUser
 
 
 class AuditImmutableError(RuntimeError):
@@ -81,8 +83,6 @@ def _audited(obj) -> bool:
 
 
 def before_flush(session, flush_context, instances):
-    from models.platform.audit import AuditLog
-
     for obj in list(session.dirty) + list(session.deleted):
         if isinstance(obj, AuditLog):
             raise AuditImmutableError("audit rows cannot be changed or deleted")
@@ -99,8 +99,6 @@ def before_flush(session, flush_context, instances):
 
 
 def after_flush(session, flush_context):
-    from models.platform.audit import AuditLog
-
     rows = []
     user_id, username, ip = _actor()
     reference = g.get("audit_reference") if has_app_context() else None
@@ -153,8 +151,6 @@ def _describe(values) -> object:
 
 def _account_changes(session, now, actor_id, actor_name, ip) -> list[dict]:
     """Role and scope changes of user accounts, from any path (admin forms, API, CLI)."""
-    from models.platform.user import ScopedUser
-
     rows = []
     for obj in session.dirty:
         if not isinstance(obj, ScopedUser):

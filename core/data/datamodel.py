@@ -23,6 +23,7 @@ from sqlalchemy.orm.base import NO_VALUE
 from core.data.counts import cached_count
 from core.data.filters import RocFilterConverter, sees_ids_masked
 from core.data.scope import current_scope
+from core.validators import MAX_INT4, ascii_int
 
 _MISSING = object()
 
@@ -383,7 +384,6 @@ class ScopedInterface(SQLAInterface):
 
 def _storable_key(value) -> bool:
     """An integer key as a URL or a form gives it: ASCII digits within the integer column."""
-    from core.web.badinput import MAX_INT4, ascii_int
 
     if isinstance(value, bool):
         return False

@@ -8,6 +8,7 @@ from flask_appbuilder.models.filters import BaseFilter, Filters
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import false, inspect, or_, select
 
+from core.security.permissions import can_see_full_ids
 from core.validators import normalize_id
 
 
@@ -179,8 +180,6 @@ def sees_ids_masked() -> bool:
 
     if not has_request_context():
         return True
-    from core.web.views import can_see_full_ids
-
     return not can_see_full_ids()
 
 

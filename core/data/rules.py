@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask_appbuilder.models.sqla import Model
 from flask_babel import gettext
 
 from core.validators import is_valid_nhi_code, is_valid_personal_id, normalize_id
@@ -346,11 +347,9 @@ def check_instance(obj, only_changed: bool = False) -> None:
 
 
 def ruled_models() -> list:
-    """Every mapped model that declares field rules (a new model is found, not listed)."""
-    import models  # noqa: F401  (registers every model)
-    from models.base import AppModel
-
-    found, stack = [], [AppModel]
+    """Every mapped model that declares field rules (a new model is found, not listed; the
+    app factory has imported every model by then)."""
+    found, stack = [], [Model]
     while stack:
         for sub in stack.pop().__subclasses__():
             stack.append(sub)

@@ -12,15 +12,9 @@ from flask import g, has_request_context
 from sqlalchemy import false, select, true
 
 from core.actor import current_actor
-
-
-class ScopeKind:
-    """How far a user's data scope reaches (stored on the user row)."""
-
-    NATIONAL = "national"
-    COUNTY = "county"
-    FACILITY = "facility"
-    ALL = (NATIONAL, COUNTY, FACILITY)
+from core.extensions import db
+from models.platform.user import ScopedUser, ScopeKind, user_institution
+from models.registry.institution import Institution
 
 
 @dataclass(frozen=True)
@@ -46,8 +40,6 @@ class Scope:
 
     def institution_filter(self, column):
         """Clause on a column holding an institution id."""
-        from models.registry.institution import Institution
-
         if self.national:
             return true()
         if self.kind == ScopeKind.COUNTY and self.county_ids:
@@ -60,8 +52,6 @@ class Scope:
 
     def county_filter(self, column):
         """Clause on a column holding a county id."""
-        from models.registry.institution import Institution
-
         if self.national:
             return true()
         if self.kind == ScopeKind.COUNTY and self.county_ids:
@@ -90,10 +80,6 @@ def scope_for_user_id(user_id: int | None, loaded=None) -> Scope:
     columns were read from the database moments ago, so they are used instead of a
     second SELECT of the same row.
     """
-    from core.extensions import db
-    from models.platform.user import ScopedUser, user_institution
-    from models.registry.institution import Institution
-
     if user_id is None:
         return NO_SCOPE
     if isinstance(loaded, ScopedUser) and loaded.id == user_id:

@@ -11,6 +11,7 @@ from flask_login import login_user
 
 from core.dates import utcnow
 from core.extensions import db
+from core.jobs import huey, worker_app
 from models.platform.export_job import ExportJob, ExportStatus
 
 
@@ -22,8 +23,6 @@ def export_folder(app) -> Path:
 
 def queue_export(view, total: int, query_string: str, user_id: int) -> ExportJob:
     """Record the job and hand it to the worker."""
-    from core.jobs import run_export
-
     job = ExportJob(
         id=uuid.uuid4().hex, user_id=user_id, view=type(view).__name__, query_string=query_string,
         total_rows=total, status=ExportStatus.QUEUED.value,
@@ -70,3 +69,9 @@ def run_export_job(app, job_id: str) -> None:
             job = db.session.get(ExportJob, job_id)
             job.status, job.error, job.finished_at = ExportStatus.FAILED.value, str(exc)[:500], utcnow()
         db.session.commit()
+
+
+@huey.task()
+def run_export(job_id: str) -> None:
+    """Write one export job's workbook, reporting progress as it goes (in the worker)."""
+    run_export_job(worker_app(), job_id)

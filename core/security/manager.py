@@ -18,6 +18,10 @@ from wtforms import SelectField
 
 from core.data.scope import ScopeKind
 from core.extensions import cache
+from core.security import sessions as accounts
+from core.security.passwords import check_password
+from core.security.roles import role_label
+from core.web.openapi import fix_operation_spec
 from models.platform.user import ScopedUser
 
 log = logging.getLogger(__name__)
@@ -142,8 +146,6 @@ SCOPE_KIND_CHOICES = [
 
 
 def _role_label(name: str) -> str:
-    from core.security.roles import role_label
-
     return role_label(name)
 
 
@@ -251,8 +253,6 @@ class DocumentedSecurityApi(SecurityApi):
 
     def operation_helper(self, path=None, operations=None, methods=None, func=None, **kwargs):
         super().operation_helper(path=path, operations=operations, methods=methods, func=func, **kwargs)
-        from core.web.views import fix_operation_spec
-
         for spec in operations.values():
             fix_operation_spec(spec, path or "")
 
@@ -303,8 +303,6 @@ class AppSecurityManager(SecurityManager):
     # -- logins: one lockout counter for the web form, the API login and API keys --
     def auth_user_db(self, username, password):
         from core.extensions import db
-        from core.security import sessions as accounts
-
         g.login_locked = False
         known = self.find_user(username=username) if username else None
         known_id = getattr(known, "id", None)
@@ -333,8 +331,6 @@ class AppSecurityManager(SecurityManager):
 
     # -- passwords: the policy holds on every path, CLI and API included --
     def add_user(self, username, first_name, last_name, email, role, password="", **kwargs):
-        from core.security.passwords import check_password
-
         if password:
             check_password(password, username)
         return super().add_user(username, first_name, last_name, email, role, password, **kwargs)
@@ -342,8 +338,6 @@ class AppSecurityManager(SecurityManager):
     def reset_password(self, userid, password):
         """Every password change (own form, admin reset, one-time link, CLI) comes here:
         the policy holds, and the account's API tokens stop working."""
-        from core.security.passwords import check_password
-
         user = self.get_user_by_id(userid)
         check_password(password, getattr(user, "username", None))
         result = super().reset_password(userid, password)
@@ -352,8 +346,6 @@ class AppSecurityManager(SecurityManager):
 
     # -- API keys: FAB returns api_key.user, an instance of its base User (trap 2) --
     def validate_api_key(self, api_key_string):
-        from core.security import sessions as accounts
-
         user = super().validate_api_key(api_key_string)
         if user is None:
             return None

@@ -4,6 +4,9 @@ of each domain's grants.py, never string literals in views)."""
 
 from __future__ import annotations
 
+from flask import current_app, g
+
+from core.security.manager import bump_security_version
 from core.security.roles import ADMIN
 
 #: Permission names shared by a resource's view and API (roles are granted these).
@@ -23,8 +26,20 @@ OPENAPI = "OpenApi"
 EXPORT_JOB = "ExportJob"
 #: The audit trail (Admin only).
 AUDIT = "AuditLog"
+#: Holders of this permission see personal IDs in full; everyone else sees A12****789.
+FULL_ID_PERMISSION = ("can_read", PERSONAL_ID)
 #: Resources that exist as permissions although no view declares them.
 PERMISSION_ONLY = {PERSONAL_ID: {"can_read"}}
+
+
+def can_see_full_ids() -> bool:
+    """Whether the current user sees personal IDs in full (asked once per request: a list
+    page would otherwise check the permission for every masked cell)."""
+    allowed = g.get("_full_ids")
+    if allowed is None:
+        perm, view = FULL_ID_PERMISSION
+        allowed = g._full_ids = current_app.appbuilder.sm.has_access(perm, view)
+    return allowed
 
 
 #: Self-service pages every signed-in role may use (its own profile and password).
@@ -65,8 +80,6 @@ def menus_by_resource(appbuilder) -> dict[str, set[str]]:
 def sync_roles(appbuilder, grants: dict[str, dict[str, set[str]]]) -> dict[str, int]:
     """Create every permission, then set each role's permissions to exactly `grants`
     (domain/roles.py ROLE_GRANTS: every domain's grants, merged); Admin gets every one."""
-    from core.security.manager import bump_security_version
-
     sm = appbuilder.sm
     session = sm.session
     # FAB_CREATE_DB is off, so nothing else creates the two built-in roles.

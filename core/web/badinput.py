@@ -23,11 +23,11 @@ from flask_babel import gettext
 from markupsafe import Markup, escape
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from core.validators import ascii_int
+
 log = logging.getLogger(__name__)
 
 #: Largest value of an integer column (PostgreSQL integer): keys, page numbers and sizes.
-MAX_INT4 = 2**31 - 1
-
 _PAGING = re.compile(r"(page|psize)_")
 _FILTER = re.compile(r"_flt_(\d)_(.*)")  # FAB's own pattern (urltools.get_filter_args)
 _ORDER = re.compile(r"_oc_(.*)")  # FAB's own pattern (urltools.get_order_args)
@@ -35,14 +35,6 @@ _ORDER = re.compile(r"_oc_(.*)")  # FAB's own pattern (urltools.get_order_args)
 
 class BadInput(BadRequest):
     """A 400 whose description is a user-facing (translated) message."""
-
-
-def ascii_int(text: str | None, low: int = 0, high: int = MAX_INT4) -> int | None:
-    """`text` as an int when it is ASCII digits within [low, high], else None."""
-    if not isinstance(text, str) or not text.isascii() or not text.isdigit() or len(text) > 12:
-        return None
-    value = int(text)
-    return value if low <= value <= high else None
 
 
 def _view_of_endpoint():
@@ -66,13 +58,12 @@ def check_fab_views() -> None:
     ScopedModelView) check all of this themselves."""
     from werkzeug.exceptions import NotFound
 
-    from core.web.views import ScopedModelView
 
     endpoint = request.endpoint or ""
     if not endpoint.endswith((".action", ".action_post", ".download", ".chart")):
         return
     view = _view_of_endpoint()
-    if view is None or isinstance(view, ScopedModelView) or not hasattr(view, "datamodel"):
+    if view is None or getattr(view, "checks_its_arguments", False) or not hasattr(view, "datamodel"):
         return
     if endpoint.endswith(".download"):
         raise NotFound()

@@ -50,10 +50,12 @@ from core.security.permissions import (
     CAN_EDIT,
     CAN_EXPORT,
     CAN_READ,
-    PERSONAL_ID,
+    can_see_full_ids,
 )
 from core.validators import mask_personal_id
+from core.web.badinput import api_bad_input, coerce_api_filters
 from core.web.fields import RocDateField
+from core.web.openapi import fix_operation_spec
 
 VIEW_METHOD_PERMISSIONS = {
     "list": CAN_READ,
@@ -88,20 +90,6 @@ RELATED_EXPORT_LABELS = {
     "quitter.national_id": _l("Quitter's national ID"),
     "quitter.name": _l("Quitter's name"),
 }
-#: Holders of this permission see personal IDs in full; everyone else sees A12****789.
-FULL_ID_PERMISSION = ("can_read", PERSONAL_ID)
-
-
-def can_see_full_ids() -> bool:
-    """Whether the current user sees personal IDs in full (asked once per request: a list
-    page would otherwise check the permission for every masked cell)."""
-    allowed = g.get("_full_ids")
-    if allowed is None:
-        perm, view = FULL_ID_PERMISSION
-        allowed = g._full_ids = current_app.appbuilder.sm.has_access(perm, view)
-    return allowed
-
-
 def _date_columns(datamodel, columns):
     return [c for c in columns if c in datamodel.list_columns and datamodel.is_date(c)]
 
@@ -180,6 +168,9 @@ class CachedSearchWidget(SearchWidget):
 
 class ScopedModelView(ModelView):
     """Base of every application ModelView: scoped, ROC dates, masked IDs, Excel export."""
+
+    #: Checks its own action names, row keys and downloads (core/web/badinput.py skips it).
+    checks_its_arguments = True
 
     #: Resource name shared with the matching ScopedModelRestApi (set in subclasses).
     class_permission_name: str | None = None
@@ -590,51 +581,6 @@ def _utc_datetimes(schema) -> None:
             field.__class__ = UtcDateTime
 
 
-def _error_response(description: str) -> dict:
-    """400/422 bodies: `message` is a text, or per-field lists of texts (marshmallow)."""
-    message = {"oneOf": [{"type": "string"}, {"type": "object", "additionalProperties": True}]}
-    return {
-        "description": description,
-        "content": {
-            "application/json": {"schema": {"type": "object", "properties": {"message": message}}}
-        },
-    }
-
-
-def fix_operation_spec(spec: dict, path: str) -> None:
-    """Make FAB's generated operation say what the API really answers.
-
-    - every protected operation may answer 401 (no or a forged token) and 403 (no
-      permission, or a write out of scope),
-      and every operation on one row 404 (no such row in the user's scope);
-    - 400/422 carry per-field messages as an object, not only a string;
-    - ids are integers (FAB documents strings); `_info` add/edit columns are lists.
-    """
-    responses = spec.setdefault("responses", {})
-    for code in [c for c in responses if not isinstance(c, str)]:
-        responses[str(code)] = responses.pop(code)
-    if spec.get("security"):
-        responses.setdefault("401", {"$ref": "#/components/responses/401"})
-        responses.setdefault("403", {"$ref": "#/components/responses/403"})
-    if "{pk}" in path:
-        responses.setdefault("404", {"$ref": "#/components/responses/404"})
-    for code, description in (("400", "Bad request"), ("422", "Could not process entity")):
-        if code in responses:
-            responses[code] = _error_response(description)
-    for code in ("200", "201"):
-        schema = (
-            responses.get(code, {}).get("content", {}).get("application/json", {}).get("schema", {})
-        )
-        props = schema.get("properties") or {}
-        if "ids" in props:
-            props["ids"] = {"type": "array", "items": {"type": "integer"}}
-        if "id" in props:
-            props["id"] = {"type": "integer", "description": "The item id"}
-        for key in ("add_columns", "edit_columns"):
-            if key in props:
-                props[key] = {"type": "array", "items": {"type": "object"}}
-
-
 def _get_any_pk(self, pk, **kwargs):
     return ModelRestApi.get(self, pk, **kwargs)
 
@@ -743,15 +689,11 @@ class ScopedModelRestApi(ModelRestApi):
 
     def _handle_filters_args(self, rison_args):
         """q= filter values fitted to their columns first (core/web/badinput.py): no 500."""
-        from core.web.badinput import coerce_api_filters
-
         coerce_api_filters(self.datamodel, rison_args.get("filters"))
         return super()._handle_filters_args(rison_args)
 
     def response_500(self, message=None):
         """FAB's @safe answers any exception 500; bad input's database errors are a 400."""
-        from core.web.badinput import api_bad_input
-
         return api_bad_input(self) or super().response_500(message)
 
     def _relation_errors(self, columns) -> dict:

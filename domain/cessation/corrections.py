@@ -36,11 +36,9 @@ from core.mail import send_mail
 from core.validators import normalize_id
 from domain.cessation.visits import (
     MIN_DAYS_APART,
-    Timeliness,
     VisitRuleError,
     check_contract_and_assignment,
     check_five_days,
-    entry_deadline,
     is_open,
     lock_quitter,
 )
@@ -55,7 +53,7 @@ from models.cessation.correction import (
     TicketStatus,
     TicketTransition,
 )
-from models.cessation.visit import Quitter, Visit
+from models.cessation.visit import Quitter, Timeliness, Visit, entry_deadline
 from models.registry.institution import Institution
 
 log = logging.getLogger(__name__)

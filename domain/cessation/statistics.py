@@ -56,6 +56,7 @@ from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClau
 from core.data.scope import Scope, ScopeKind
 from core.dates import gregorian_year, roc_year
 from core.extensions import cache, db
+from domain.registry.persons import person_merged
 from models.cessation.visit import Visit
 from models.registry.institution import Institution
 from models.registry.practitioner import ServiceAssignment
@@ -531,6 +532,13 @@ def install() -> None:
     event.listen(Session, "after_commit", _on_session_commit)
     event.listen(Visit, "before_update", _orm_row_years)
     event.listen(Visit, "before_delete", _orm_row_years)
+    # A merged person changes the distinct quitters per level (C9).
+    person_merged.connect(_on_person_merged)
+
+
+def _on_person_merged(model, **_) -> None:
+    """A quitter's registrations were merged: every year's distinct counts may change."""
+    bump_stats_version()
 
 
 __all__ = [

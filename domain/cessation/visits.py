@@ -14,59 +14,26 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_babel import gettext
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, or_, select, update
 
 from core import clock
 from core.data.scope import current_scope
-from core.dates import TAIPEI, to_roc
+from core.dates import to_roc
 from core.extensions import db
-from models.base import LabelledEnum
-from models.cessation.visit import Quitter, Visit
+from models.cessation.visit import (  # C1's calendar lives with the table it derives
+    Quitter,
+    Visit,
+    entry_deadline,
+    timeliness,
+)
 from models.registry.institution import ContractPeriod
 from models.registry.practitioner import ServiceAssignment
 
 MIN_DAYS_APART = 5
-DEADLINE_DAY = 20
-
-
-class Timeliness(LabelledEnum):
-    """How promptly a visit was entered (C1, C8)."""
-
-    WITHIN_24H = "within_24h", _l("Within 24 hours")
-    BEFORE_DEADLINE = "before_deadline", _l("Late, within the deadline")
-    AFTER_DEADLINE = "after_deadline", _l("After the deadline")
 
 
 class VisitRuleError(ValueError):
     """A visit that the rules refuse; str() is the zh_TW message for the user."""
-
-
-def entry_deadline(visit_date: dt.date) -> dt.datetime:
-    """The 20th of the month after the visit month, 23:59:59 Asia/Taipei (C1)."""
-    first_of_next = (visit_date.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
-    return dt.datetime.combine(
-        first_of_next.replace(day=DEADLINE_DAY), dt.time(23, 59, 59), tzinfo=TAIPEI
-    )
-
-
-def month_deadline(year: int, month: int) -> dt.datetime:
-    return entry_deadline(dt.date(year, month, 1))
-
-
-def _aware(entered_at: dt.datetime) -> dt.datetime:
-    return entered_at if entered_at.tzinfo else entered_at.replace(tzinfo=dt.UTC)
-
-
-def timeliness(visit_date: dt.date, entered_at: dt.datetime) -> Timeliness:
-    """Within 24 h (by the end of the next day), late but within the deadline, or after it."""
-    entered = _aware(entered_at).astimezone(TAIPEI)
-    next_day_end = dt.datetime.combine(visit_date + dt.timedelta(days=1), dt.time(23, 59, 59), tzinfo=TAIPEI)
-    if entered <= next_day_end:
-        return Timeliness.WITHIN_24H
-    if entered <= entry_deadline(visit_date):
-        return Timeliness.BEFORE_DEADLINE
-    return Timeliness.AFTER_DEADLINE
 
 
 def is_open(visit_date: dt.date, at: dt.datetime | None = None) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import unicodedata
 
+from blinker import Namespace
 from sqlalchemy import inspect, select
 
 from core.data.scope import ScopeKind, current_scope
@@ -102,6 +103,10 @@ def same_person_ids(model, person_id: int):
     return select(model.id).where(model.national_id == national_id)
 
 
+#: Sent as (model, into=verified_row) after a conflict row has been folded into `into`.
+person_merged = Namespace().signal("person-merged")
+
+
 class MergeError(ValueError):
     """A conflict row that cannot be merged; str() is the zh_TW message."""
 
@@ -142,7 +147,7 @@ def merge_into_verified(model, row) -> object:
     link_person(session, kind, verified.id, links, "merge")
     session.delete(row)
     session.flush()
-    from domain.cessation.statistics import bump_stats_version
-
-    bump_stats_version()  # distinct quitters per level (C9) may change
+    # Figures that count distinct persons (C9's quitters per level) are another domain's:
+    # it listens here rather than being imported by the registry.
+    person_merged.send(model, into=verified)
     return verified

@@ -18,11 +18,53 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.data import rules
+from core.dates import TAIPEI
 from core.validators import mask_personal_id
 from models.base import AppModel, AuditColumnsMixin, LabelledEnum
 from models.registry.institution import Institution
 from models.registry.person import PersonKind, PersonMixin
 from models.registry.practitioner import Practitioner
+
+#: C1: a visit is entered by the 20th of the month after the visit month, 23:59:59 Taipei.
+#: The calendar arithmetic lives with the table because a stored column (entry_timeliness)
+#: takes its values and every screen shows it; the rules acting on it are in
+#: domain/cessation/visits.py.
+DEADLINE_DAY = 20
+
+
+class Timeliness(LabelledEnum):
+    """How promptly a visit was entered (C1, C8)."""
+
+    WITHIN_24H = "within_24h", _l("Within 24 hours")
+    BEFORE_DEADLINE = "before_deadline", _l("Late, within the deadline")
+    AFTER_DEADLINE = "after_deadline", _l("After the deadline")
+
+
+def entry_deadline(visit_date: dt.date) -> dt.datetime:
+    """The 20th of the month after the visit month, 23:59:59 Asia/Taipei (C1)."""
+    first_of_next = (visit_date.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    return dt.datetime.combine(
+        first_of_next.replace(day=DEADLINE_DAY), dt.time(23, 59, 59), tzinfo=TAIPEI
+    )
+
+
+def month_deadline(year: int, month: int) -> dt.datetime:
+    return entry_deadline(dt.date(year, month, 1))
+
+
+def _aware(entered_at: dt.datetime) -> dt.datetime:
+    return entered_at if entered_at.tzinfo else entered_at.replace(tzinfo=dt.UTC)
+
+
+def timeliness(visit_date: dt.date, entered_at: dt.datetime) -> Timeliness:
+    """Within 24 h (by the end of the next day), late but within the deadline, or after it."""
+    entered = _aware(entered_at).astimezone(TAIPEI)
+    next_day_end = dt.datetime.combine(visit_date + dt.timedelta(days=1), dt.time(23, 59, 59), tzinfo=TAIPEI)
+    if entered <= next_day_end:
+        return Timeliness.WITHIN_24H
+    if entered <= entry_deadline(visit_date):
+        return Timeliness.BEFORE_DEADLINE
+    return Timeliness.AFTER_DEADLINE
 
 
 class Sex(LabelledEnum):
@@ -164,14 +206,10 @@ class Visit(AuditColumnsMixin, AppModel):
 
     @property
     def entry_deadline(self) -> dt.datetime:
-        from domain.cessation.visits import entry_deadline
-
         return entry_deadline(self.visit_date)
 
     @property
     def timeliness(self):
-        from domain.cessation.visits import Timeliness, timeliness
-
         if self.corrected_by_ticket_id is not None:
             # A converted record keeps the classification the conversion gave it (C8).
             return Timeliness(self.entry_timeliness)
@@ -179,8 +217,6 @@ class Visit(AuditColumnsMixin, AppModel):
 
     @property
     def timeliness_label(self) -> str:
-        from domain.cessation.visits import Timeliness
-
         if self.corrected_by_ticket_id is not None:
             return rules.enum_label(Timeliness, self.entry_timeliness)
         return str(self.timeliness.label)

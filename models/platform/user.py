@@ -19,7 +19,6 @@ from sqlalchemy import (
 )  # fmt: skip
 from sqlalchemy.orm import Mapped, foreign, mapped_column, relationship
 
-from core.data.scope import ScopeKind
 from core.dates import to_roc, utcnow
 from core.extensions import db
 from models.platform.session import LoginThrottle
@@ -38,6 +37,16 @@ user_institution = Table(
         index=True,
     ),
 )
+
+
+
+class ScopeKind:
+    """How far a user's data scope reaches (stored on the user row)."""
+
+    NATIONAL = "national"
+    COUNTY = "county"
+    FACILITY = "facility"
+    ALL = (NATIONAL, COUNTY, FACILITY)
 
 
 class ScopedUser(User):

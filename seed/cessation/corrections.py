@@ -20,10 +20,10 @@ from domain.cessation.corrections import (
     ReturnTicket,
     StartReview,
 )
-from domain.cessation.visits import timeliness
 from models.cessation.correction import AttachmentKind, CorrectionTicket, TicketChannel
-from models.cessation.visit import Quitter, Visit
+from models.cessation.visit import Quitter, Visit, timeliness
 from models.registry.practitioner import ServiceAssignment
+from seed.documents import blank_pdf
 
 #: The quitter of the placeholder visit waiting for the office's faxed ticket (README).
 FAX_JOURNEY_ID_PREFIX = "F12345678"
@@ -74,8 +74,6 @@ def seed_corrections(tpe_institution_id: int, khh_institution_id: int) -> int:
     """Tickets in each state for facility_tpe (one for facility_khh), once."""
     if db.session.scalar(select(func.count(CorrectionTicket.id))):
         return db.session.scalar(select(func.count(CorrectionTicket.id)))
-    from seed.demo import blank_pdf
-
     pdf = blank_pdf()
     today = clock.today()
     found, real = today - dt.timedelta(days=2), today - dt.timedelta(days=75)

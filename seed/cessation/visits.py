@@ -32,8 +32,7 @@ from core.dates import utcnow
 from core.extensions import db
 from core.validators import personal_id_check_digit
 from domain.cessation.statistics import average, bump_stats_version
-from domain.cessation.visits import Timeliness, timeliness
-from models.cessation.visit import Quitter, Visit
+from models.cessation.visit import Quitter, Timeliness, Visit, timeliness
 from models.registry.institution import ContractPeriod, Institution
 from models.registry.practitioner import ServiceAssignment
 from models.registry.reference import InstitutionLevel

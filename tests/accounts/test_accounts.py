@@ -17,7 +17,7 @@ from models.platform.session import LoginThrottle, OneTimeToken, UserSession
 from models.platform.user import ScopedUser
 from models.registry.institution import Institution
 from models.registry.reference import County
-from seed.demo import blank_pdf
+from seed.documents import blank_pdf
 from tests.conftest import PASSWORD, csrf_token, login, post_form, visible_text
 
 STRONG = "Quit-Smoking-2025#"

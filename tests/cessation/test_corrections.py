@@ -28,12 +28,11 @@ from domain.cessation.corrections import (
     TransitionError,
     allocate_number,
 )
-from domain.cessation.visits import Timeliness, timeliness
 from models.cessation.correction import CorrectionAttachment, CorrectionTicket, TicketStatus
-from models.cessation.visit import Quitter, Visit
+from models.cessation.visit import Quitter, Timeliness, Visit, timeliness
 from models.platform.audit import AuditLog
 from models.registry.institution import Institution
-from seed.demo import blank_pdf
+from seed.documents import blank_pdf
 from tests.conftest import post_form, visible_text
 from tests.factories import _form, _new_id, _setup
 from tests.scope_oracle import user_view

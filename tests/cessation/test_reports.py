@@ -9,8 +9,7 @@ from openpyxl import load_workbook
 
 from core import clock
 from core.dates import TAIPEI
-from domain.cessation.visits import timeliness
-from models.cessation.visit import Quitter, Visit
+from models.cessation.visit import Quitter, Visit, timeliness
 from models.registry.institution import Institution
 from tests.conftest import visible_text
 from tests.factories import _new_id, _setup

@@ -10,8 +10,7 @@ import threading
 import pytest
 
 from core.dates import TAIPEI
-from domain.cessation.visits import Timeliness, entry_deadline, timeliness
-from models.cessation.visit import Quitter, Visit
+from models.cessation.visit import Quitter, Timeliness, Visit, entry_deadline, timeliness
 from models.registry.institution import ContractPeriod, Institution
 from models.registry.practitioner import ServiceAssignment
 from tests.conftest import post_form, visible_text

@@ -21,7 +21,8 @@ from flask_appbuilder.models.filters import FilterRelation
 from openpyxl import load_workbook
 from sqlalchemy import inspect
 
-from core.web.views import FULL_ID_PERMISSION, ScopedModelRestApi, ScopedModelView
+from core.security.permissions import FULL_ID_PERMISSION
+from core.web.views import ScopedModelRestApi, ScopedModelView
 from tests.conftest import USERNAMES, visible_text
 from tests.platform.test_scope_matrix import can, registered, show_ids
 from tests.scope_oracle import expected_split, user_view

@@ -27,8 +27,7 @@ from core.extensions import db
 from core.validators import mask_personal_id
 from core.web.views import ScopedReportView
 from domain.cessation.grants import FEE_DEDUCTION, SELF_CHECK
-from domain.cessation.visits import Timeliness, entry_deadline
-from models.cessation.visit import Quitter, Visit
+from models.cessation.visit import Quitter, Timeliness, Visit, entry_deadline
 from models.registry.institution import Institution
 from models.registry.practitioner import Practitioner
 from models.registry.reference import County

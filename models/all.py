@@ -1,0 +1,25 @@
+"""Every table of the application: importing this module registers them all on FAB's metadata
+(the app factory does, before anything maps a relationship by name)."""
+
+
+from models.accounts.application import AccountApplication, ApplicationStatus, RequestedRole  # noqa: F401
+from models.base import AppModel  # noqa: F401
+from models.cessation.correction import (  # noqa: F401
+    AttachmentKind,
+    CorrectionAttachment,
+    CorrectionLine,
+    CorrectionTicket,
+    TicketChannel,
+    TicketCounter,
+    TicketStatus,
+    TicketTransition,
+)
+from models.cessation.visit import Quitter, Sex, Visit  # noqa: F401
+from models.platform.audit import AuditLog  # noqa: F401
+from models.platform.export_job import ExportJob, ExportStatus  # noqa: F401
+from models.platform.session import LoginThrottle, OneTimeToken, UserSession  # noqa: F401
+from models.platform.user import ScopedUser, ScopeKind, user_institution  # noqa: F401
+from models.registry.institution import ContractPeriod, Institution  # noqa: F401
+from models.registry.person import IdentityStatus, PersonKind, PersonLink  # noqa: F401
+from models.registry.practitioner import Practitioner, Profession, ServiceAssignment  # noqa: F401
+from models.registry.reference import County, InstitutionLevel  # noqa: F401
