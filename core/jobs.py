@@ -23,11 +23,11 @@ _factory = None
 
 def _make_huey():
     if os.environ.get("HUEY_IMMEDIATE", "").lower() in {"1", "true", "yes"}:
-        return MemoryHuey("cessation", immediate=True)  # tests: tasks run in-process
+        return MemoryHuey("backoffice", immediate=True)  # tests: tasks run in-process
     if os.environ.get("REDIS_URL"):
-        return RedisHuey("cessation", url=os.environ["REDIS_URL"])
+        return RedisHuey("backoffice", url=os.environ["REDIS_URL"])
     Path(config.INSTANCE_DIR).mkdir(parents=True, exist_ok=True)
-    return SqliteHuey("cessation", filename=str(Path(config.INSTANCE_DIR) / "huey.db"))
+    return SqliteHuey("backoffice", filename=str(Path(config.INSTANCE_DIR) / "huey.db"))
 
 
 huey = _make_huey()

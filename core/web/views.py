@@ -82,13 +82,12 @@ API_METHOD_PERMISSIONS = {
     "put": CAN_EDIT,
     "delete": CAN_DELETE,
 }
-#: Headers for the related columns that exports add (institution code, quitter's ID …).
+#: Headers for the related registry columns that exports add; a view adds its own domain's
+#: in `export_labels` (a visit list's quitter ID …).
 RELATED_EXPORT_LABELS = {
     "institution.nhi_code": _l("NHI institution code"),
     "institution.name": _l("Institution name"),
     "practitioner.name": _l("Practitioner"),
-    "quitter.national_id": _l("Quitter's national ID"),
-    "quitter.name": _l("Quitter's name"),
 }
 def _date_columns(datamodel, columns):
     return [c for c in columns if c in datamodel.list_columns and datamodel.is_date(c)]
@@ -171,6 +170,8 @@ class ScopedModelView(ModelView):
 
     #: Checks its own action names, row keys and downloads (core/web/badinput.py skips it).
     checks_its_arguments = True
+    #: Export headers of related columns beyond the registry's (RELATED_EXPORT_LABELS).
+    export_labels: dict = {}
 
     #: Resource name shared with the matching ScopedModelRestApi (set in subclasses).
     class_permission_name: str | None = None
@@ -456,7 +457,8 @@ class ScopedModelView(ModelView):
         joined: dict[str, object] = {}
         for col in self.export_column_names():
             expr, query = self._export_expr(col, query, joined)
-            headers.append(str(self.label_columns.get(col) or RELATED_EXPORT_LABELS.get(col, col)))
+            labels = {**RELATED_EXPORT_LABELS, **self.export_labels}
+            headers.append(str(self.label_columns.get(col) or labels.get(col, col)))
             exprs.append(expr)
             formatters.append(self._export_formatter(col))
         # The list's order: the one asked for, else the view's base order, else the key.

@@ -70,6 +70,7 @@ from models.cessation.visit import Visit
 from models.platform.audit import AuditLog
 from models.registry.institution import Institution
 from models.registry.reference import County
+from views.cessation.visits import QUITTER_EXPORT_LABELS
 
 TICKET_LABELS = {
     "number": _l("Ticket number"),
@@ -260,6 +261,7 @@ class CorrectionTicketView(ScopedModelView):
     export_columns = ["number", "received_on", "institution.nhi_code", "institution.name", "quitter.national_id",
                       "quitter.name", "channel", "status", "reason", "return_reason", "converted_at"]  # fmt: skip
     personal_id_columns = ["quitter.national_id"]
+    export_labels = QUITTER_EXPORT_LABELS
     list_eager = ["institution", "quitter"]
     list_template = "corrections/list.html"
 

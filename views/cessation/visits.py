@@ -63,6 +63,12 @@ def _find_quitter(national_id: str | None) -> Quitter | None:
     return db.session.scalar(select(Quitter).where(Quitter.national_id == national_id))
 
 
+#: Export headers of a quitter's columns beside a visit or a correction ticket.
+QUITTER_EXPORT_LABELS = {
+    "quitter.national_id": _l("Quitter's national ID"),
+    "quitter.name": _l("Quitter's name"),
+}
+
 class VisitRules:
     """Form validator on the visit date: the whole rule set, shown next to the field."""
 
@@ -133,6 +139,7 @@ class VisitView(ScopedModelView):
                       "education_minutes", "entered_at"]  # fmt: skip
     list_eager = ["institution", "quitter", "practitioner"]
     personal_id_columns = ["quitter.national_id"]
+    export_labels = QUITTER_EXPORT_LABELS
     # Field rules (core/data/rules.py: Visit's, and Quitter's for the quitter_* fields) come first.
     validators_columns = {"visit_date": [VisitRules()]}
     add_form_extra_fields = {
