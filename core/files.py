@@ -1,10 +1,12 @@
-"""Uploaded files: images are accepted only when they decode completely, and the name a
-download is offered under is sanitised (issue 12, class 9).
+"""Uploaded files, one service for every upload (issue 13): an upload is judged by its content
+and a size limit, stored under a random name in its own folder under UPLOAD_FOLDER, and served
+only through a row the viewer may see, under a sanitised name (issue 12, class 9).
 
-A file's type is judged by its content (domain/cessation/corrections.py check_attachment uses its magic
-bytes); magic bytes alone let a PNG signature in front of an HTML page through. Pillow
-decodes every frame, so only a real picture is stored. PDFs are parsed by pypdf where they
-are checked (domain/cessation/corrections.py, views/accounts/applications.py).
+A file's type is judged by its content, never its name: magic bytes pick the candidate type,
+then it must parse — magic bytes alone let a PNG signature in front of an HTML page through,
+so Pillow decodes every frame of an image and pypdf must find a page in a PDF. The service
+knows no ticket or application: each use declares a `FileStore` (folder, accepted types,
+config key of its limit) and turns an `UploadRefused` into its own message.
 """
 
 from __future__ import annotations
@@ -13,13 +15,35 @@ import io
 import os
 import re
 import unicodedata
+import uuid
 import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 #: Pillow's format name for each image MIME type we accept.
 IMAGE_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/tiff": "TIFF"}
+PDF = "application/pdf"
 #: The longest download name offered (characters, extension included).
 MAX_NAME_CHARS = 120
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f"\\/:*?<>|;]+')
+
+
+class UploadRefused(Exception):
+    """An upload the store does not keep; `reason` is EMPTY, TOO_LARGE or WRONG_TYPE."""
+
+    EMPTY, TOO_LARGE, WRONG_TYPE = "empty", "too_large", "wrong_type"
+
+    def __init__(self, reason: str, limit: int):
+        self.reason = reason
+        self.limit = limit
+        super().__init__(reason)
+
+    @property
+    def limit_mb(self) -> int:
+        """The size limit in whole MB, as the messages state it."""
+        return self.limit // (1024 * 1024)
 
 
 def image_decodes(data: bytes, mime: str) -> bool:
@@ -71,3 +95,121 @@ def safe_download_name(
         stem = fallback
     stem = stem[: MAX_NAME_CHARS - len(ext)].rstrip(" ._") or fallback
     return stem + ext
+
+
+def _pdf_parses(data: bytes) -> bool:
+    """True only for the %PDF- signature followed by at least one page pypdf can read."""
+    if not data.startswith(b"%PDF-"):
+        return False
+    try:
+        from pypdf import PdfReader
+
+        return len(PdfReader(io.BytesIO(data)).pages) > 0
+    except Exception:  # any parse failure means "not a PDF we accept"
+        return False
+
+
+def content_type(data: bytes) -> str | None:
+    """The MIME type `data` really is (a PDF or an image of IMAGE_FORMATS that parses), else None."""
+    import filetype
+
+    kind = filetype.guess(data)
+    mime = kind.mime if kind is not None else None
+    if mime == PDF:
+        return mime if _pdf_parses(data) else None
+    if mime in IMAGE_FORMATS:
+        return mime if image_decodes(data, mime) else None
+    return None
+
+
+@dataclass(frozen=True)
+class FileStore:
+    """One kind of upload: its folder under UPLOAD_FOLDER, accepted types, size-limit key."""
+
+    #: The folder under UPLOAD_FOLDER ("" for FAB's own file columns, stored at its top).
+    folder: str
+    #: Accepted MIME type -> extension of the stored name (and of the download name).
+    types: Mapping[str, str]
+    #: The config key of the largest accepted size in bytes.
+    max_bytes_key: str
+    #: The download name when the row's own name sanitises to nothing.
+    fallback: str = "download"
+
+    def limit(self) -> int:
+        """The size limit in bytes, read from the config at each use (tests change it)."""
+        from flask import current_app
+
+        return int(current_app.config[self.max_bytes_key])
+
+    def read(self, upload: Any) -> bytes | None:
+        """The bytes of a submitted file, at most limit + 1 of them; None if no file was chosen.
+
+        Reading one byte past the limit tells "too large" without holding a huge file."""
+        if upload is None or not getattr(upload, "filename", ""):
+            return None
+        return upload.read(self.limit() + 1)
+
+    def check(self, data: bytes) -> str:
+        """The MIME type of an acceptable upload, judged by content and size; else UploadRefused."""
+        limit = self.limit()
+        if not data:
+            raise UploadRefused(UploadRefused.EMPTY, limit)
+        if len(data) > limit:
+            raise UploadRefused(UploadRefused.TOO_LARGE, limit)
+        mime = content_type(data)
+        if mime not in self.types:
+            raise UploadRefused(UploadRefused.WRONG_TYPE, limit)
+        return mime
+
+    def directory(self) -> Path:
+        """The folder this store's files live in."""
+        from flask import current_app
+
+        return Path(current_app.config["UPLOAD_FOLDER"]) / self.folder
+
+    def save(self, data: bytes, mime: str) -> str:
+        """Write checked `data` under a fresh random name (hex uuid + type's extension); the name."""
+        folder = self.directory()
+        folder.mkdir(parents=True, exist_ok=True)
+        stored = f"{uuid.uuid4().hex}.{self.types[mime]}"
+        (folder / stored).write_bytes(data)
+        return stored
+
+    def discard(self, stored_names: Iterable[str]) -> None:
+        """Remove files saved for a write that was rolled back."""
+        for stored in stored_names:
+            path = self.path(stored)
+            if path is not None:
+                path.unlink(missing_ok=True)
+
+    def path(self, stored: str | None) -> Path | None:
+        """The file of a stored name, or None if the name is empty or leads out of the folder."""
+        if not stored:
+            return None
+        folder = os.path.realpath(self.directory())
+        path = os.path.realpath(os.path.join(folder, stored))
+        return Path(path) if path.startswith(folder + os.sep) else None
+
+    def send(
+        self,
+        row: Any,
+        stored: Callable[[Any], str | None],
+        name: Callable[[Any], str | None],
+        mimetype: Callable[[Any], str | None] | None = None,
+        as_attachment: bool = True,
+    ):
+        """Serve the file of `row` — a row read through the scoped datamodel, None when out of
+        scope or missing — under a safe name; 404 for no row or no file on disk."""
+        from flask import abort, send_file
+
+        if row is None:
+            abort(404)
+        path = self.path(stored(row))
+        if path is None or not path.is_file():
+            abort(404)
+        if mimetype is not None:
+            mime = mimetype(row)
+        else:  # a store of one type serves that type; otherwise Flask guesses from the name
+            mime = next(iter(self.types)) if len(self.types) == 1 else None
+        download = safe_download_name(name(row), self.fallback, self.types.get(mime or ""))
+        return send_file(path, mimetype=mime, download_name=download, as_attachment=as_attachment)

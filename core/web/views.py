@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import os
 
 from flask import (
     abort,
@@ -18,7 +17,6 @@ from flask import (
     g,
     redirect,
     request,
-    send_file,
     url_for,
 )
 from flask_appbuilder import BaseView, ModelRestApi, ModelView, expose
@@ -44,6 +42,7 @@ from core.data.rules import RuleError
 from core.dates import to_roc
 from core.export.xlsx import send_xlsx, write_xlsx
 from core.extensions import db, without_sqlite_mmap
+from core.files import FileStore
 from core.security.permissions import (
     CAN_CREATE,
     CAN_DELETE,
@@ -89,6 +88,11 @@ RELATED_EXPORT_LABELS = {
     "institution.name": _l("Institution name"),
     "practitioner.name": _l("Practitioner"),
 }
+#: FAB's own file and image columns: FAB stores them at the top of UPLOAD_FOLDER, sized by
+#: MAX_CONTENT_LENGTH; the base view only serves them, through a row in scope.
+FAB_FILES = FileStore("", {}, "MAX_CONTENT_LENGTH")
+
+
 def _date_columns(datamodel, columns):
     return [c for c in columns if c in datamodel.list_columns and datamodel.is_date(c)]
 
@@ -385,23 +389,15 @@ class ScopedModelView(ModelView):
         )
         if not file_columns:
             abort(404)
+        from flask_appbuilder.filemanager import uuid_originalname
         from sqlalchemy import or_
 
         query = self.datamodel.scoped_query().filter(
             or_(*(getattr(self.datamodel.obj, c) == filename for c in file_columns))
         )
-        if query.first() is None:
-            abort(404)
-        folder = current_app.config["UPLOAD_FOLDER"]
-        path = os.path.realpath(os.path.join(folder, filename))
-        if not path.startswith(os.path.realpath(folder) + os.sep) or not os.path.exists(path):
-            abort(404)
-        from flask_appbuilder.filemanager import uuid_originalname
-
-        from core.files import safe_download_name
-
-        name = safe_download_name(uuid_originalname(filename))
-        return send_file(path, download_name=name, as_attachment=True)
+        return FAB_FILES.send(
+            query.first(), stored=lambda _: filename, name=lambda _: uuid_originalname(filename)
+        )
 
     # -------------------------------------------------------------- writes
     def pre_add(self, item):

@@ -15,13 +15,9 @@ path that changes a visit after its entry deadline (C3).
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
-import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +28,7 @@ from core.data.audit import audit_reference
 from core.data.scope import current_scope
 from core.dates import to_roc
 from core.extensions import db
+from core.files import FileStore, UploadRefused
 from core.mail import send_mail
 from core.validators import normalize_id
 from domain.cessation.visits import (
@@ -70,6 +67,7 @@ ALLOWED_MIME = {
     "image/png": "png",
 }
 ATTACHMENT_FOLDER = "corrections"
+ATTACHMENTS = FileStore(ATTACHMENT_FOLDER, ALLOWED_MIME, "CORRECTION_ATTACHMENT_MAX_BYTES", "attachment")
 OPEN_STATUSES = (
     TicketStatus.RECEIVED.value,
     TicketStatus.IN_REVIEW.value,
@@ -177,45 +175,22 @@ def allocate_number(year: int) -> str:
     return f"{year}-{last:06d}"
 
 
-def _pdf_readable(data: bytes) -> bool:
-    try:
-        from pypdf import PdfReader
-
-        return len(PdfReader(io.BytesIO(data)).pages) > 0
-    except Exception:  # any parse failure: not a PDF we accept
-        return False
-
-
 def check_attachment(filename: str, data: bytes) -> str:
     """The MIME type of an acceptable attachment, judged by its content; else AttachmentError."""
-    import filetype
-
-    from core.files import image_decodes
-
-    limit = current_app.config["CORRECTION_ATTACHMENT_MAX_BYTES"]
-    if not data:
-        raise AttachmentError(gettext("The file %(name)s is empty.", name=filename))
-    if len(data) > limit:
-        raise AttachmentError(
-            gettext(
-                "The file %(name)s is larger than %(mb)d MB.",
-                name=filename,
-                mb=limit // (1024 * 1024),
+    try:
+        return ATTACHMENTS.check(data)
+    except UploadRefused as refused:
+        if refused.reason == UploadRefused.EMPTY:
+            message = gettext("The file %(name)s is empty.", name=filename)
+        elif refused.reason == UploadRefused.TOO_LARGE:
+            message = gettext(
+                "The file %(name)s is larger than %(mb)d MB.", name=filename, mb=refused.limit_mb
             )
-        )
-    kind = filetype.guess(data)
-    mime = kind.mime if kind is not None else None
-    if mime not in ALLOWED_MIME or (mime == "application/pdf" and not _pdf_readable(data)) or (
-        mime.startswith("image/") and not image_decodes(data, mime)  # magic bytes are not enough
-    ):
-        raise AttachmentError(
-            gettext("The file %(name)s is not a PDF, TIFF, JPEG or PNG document.", name=filename)
-        )
-    return mime
-
-
-def attachment_path(attachment: CorrectionAttachment) -> Path:
-    return Path(current_app.config["UPLOAD_FOLDER"]) / ATTACHMENT_FOLDER / attachment.stored_name
+        else:
+            message = gettext(
+                "The file %(name)s is not a PDF, TIFF, JPEG or PNG document.", name=filename
+            )
+        raise AttachmentError(message) from None
 
 
 def _institution_recipients(institution_id: int) -> list[str]:
@@ -406,8 +381,7 @@ class FileTicket:
 
     def run(self) -> CorrectionTicket:
         self.validate()
-        folder = Path(current_app.config["UPLOAD_FOLDER"]) / ATTACHMENT_FOLDER
-        written: list[Path] = []
+        written: list[str] = []
         try:
             ticket = CorrectionTicket(
                 number=allocate_number(roc_year(clock.today())),
@@ -428,12 +402,9 @@ class FileTicket:
                         displaced_date=visit.visit_date if line.displaced else None,
                     )
                 )  # fmt: skip
-            folder.mkdir(parents=True, exist_ok=True)
             for upload, mime in zip(self.attachments, self._mimes, strict=True):
-                stored = f"{uuid.uuid4().hex}.{ALLOWED_MIME[mime]}"
-                path = folder / stored
-                path.write_bytes(upload.data)
-                written.append(path)
+                stored = ATTACHMENTS.save(upload.data, mime)
+                written.append(stored)
                 ticket.attachments.append(
                     CorrectionAttachment(
                         kind=upload.kind, filename=(upload.filename or stored)[-200:],
@@ -445,8 +416,7 @@ class FileTicket:
             db.session.commit()
         except Exception:
             db.session.rollback()
-            for path in written:
-                path.unlink(missing_ok=True)
+            ATTACHMENTS.discard(written)
             raise
         return ticket
 

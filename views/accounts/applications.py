@@ -4,10 +4,8 @@ the one-time set-password page, and the helpdesk's account lookup."""
 from __future__ import annotations
 
 import io
-import uuid
-from pathlib import Path
 
-from flask import abort, current_app, flash, jsonify, redirect, request, send_file, url_for
+from flask import abort, current_app, flash, jsonify, redirect, request, url_for
 from flask_appbuilder import BaseView, expose
 from flask_appbuilder.actions import action
 from flask_appbuilder.security.decorators import has_access
@@ -33,6 +31,7 @@ from wtforms.validators import (
 from core.data.datamodel import ScopedInterface
 from core.data.filters import institution_text_filter
 from core.extensions import db
+from core.files import PDF, FileStore, UploadRefused
 from core.mail import mail_failed
 from core.security.passwords import PasswordPolicy
 from core.security.roles import role_label
@@ -59,6 +58,9 @@ from models.registry.institution import Institution
 from models.registry.reference import County
 
 APPLICATION_FOLDER = "applications"
+APPLICATION_FORMS = FileStore(
+    APPLICATION_FOLDER, {PDF: "pdf"}, "APPLICATION_MAX_BYTES", "application"
+)
 
 
 # ------------------------------------------------------------- the public form
@@ -133,17 +135,17 @@ class ApplicationForm(FlaskForm):
             raise ValidationError(gettext("Bureau staff must choose their health bureau."))
 
     def validate_form_file(self, field):
-        upload = field.data
-        if upload is None or not getattr(upload, "filename", ""):
+        data = APPLICATION_FORMS.read(field.data)
+        if data is None:
             raise ValidationError(gettext("Please attach the signed application form."))
-        limit = current_app.config["APPLICATION_MAX_BYTES"]
-        data = upload.read(limit + 1)
-        if len(data) > limit:
-            raise ValidationError(
-                gettext("The file is larger than %(mb)d MB.", mb=limit // (1024 * 1024))
-            )
-        if not is_pdf(data):
-            raise ValidationError(gettext("The file is not a PDF document."))
+        try:
+            APPLICATION_FORMS.check(data)
+        except UploadRefused as refused:
+            if refused.reason == UploadRefused.TOO_LARGE:
+                raise ValidationError(
+                    gettext("The file is larger than %(mb)d MB.", mb=refused.limit_mb)
+                ) from None
+            raise ValidationError(gettext("The file is not a PDF document.")) from None
         self.pdf_bytes = data
 
 
@@ -163,10 +165,7 @@ class ApplyView(BaseView):
         if request.method == "POST" and form.website.data:
             return redirect(url_for(".done"))  # a robot: say thanks, keep nothing
         if form.validate_on_submit():
-            folder = Path(current_app.config["UPLOAD_FOLDER"]) / APPLICATION_FOLDER
-            folder.mkdir(parents=True, exist_ok=True)
-            stored = f"{uuid.uuid4().hex}.pdf"
-            (folder / stored).write_bytes(form.pdf_bytes)
+            stored = APPLICATION_FORMS.save(form.pdf_bytes, PDF)
             role = form.requested_role.data
             application = AccountApplication(
                 applicant_name=form.applicant_name.data.strip(),
@@ -341,16 +340,12 @@ class AccountApplicationView(ScopedModelView):
     @has_access
     def application_form(self, pk):
         """The uploaded PDF, only for an application in the user's scope."""
-        item = self.datamodel.get(pk)
-        if item is None:
-            abort(404)
-        path = Path(current_app.config["UPLOAD_FOLDER"]) / APPLICATION_FOLDER / item.form_file
-        if not path.is_file():
-            abort(404)
-        from core.files import safe_download_name
-
-        name = safe_download_name(item.form_filename, "application", "pdf")
-        return send_file(path, mimetype="application/pdf", download_name=name)
+        return APPLICATION_FORMS.send(
+            self.datamodel.get(pk),
+            stored=lambda a: a.form_file,
+            name=lambda a: a.form_filename,
+            as_attachment=False,  # the approver reads the form in the browser
+        )
 
 
 # -------------------------------------------------------------- helpdesk lookup

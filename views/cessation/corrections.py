@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import abort, current_app, flash, redirect, request, send_file, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import expose
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.security.decorators import has_access
@@ -44,6 +44,7 @@ from core.web.views import (
     can_see_full_ids,
 )
 from domain.cessation.corrections import (
+    ATTACHMENTS,
     Approve,
     AttachmentInput,
     CloseTicket,
@@ -53,7 +54,6 @@ from domain.cessation.corrections import (
     LineInput,
     ReturnTicket,
     StartReview,
-    attachment_path,
     pending_reentries,
     status_counts,
 )
@@ -189,11 +189,10 @@ class TicketForm(FlaskForm):
 
 
 def _read_upload(field, kind) -> AttachmentInput | None:
-    upload = field.data
-    if upload is None or not getattr(upload, "filename", ""):
+    data = ATTACHMENTS.read(field.data)
+    if data is None:
         return None
-    limit = current_app.config["CORRECTION_ATTACHMENT_MAX_BYTES"]
-    return AttachmentInput(filename=upload.filename, data=upload.read(limit + 1), kind=kind)
+    return AttachmentInput(filename=field.data.filename, data=data, kind=kind)
 
 
 def _formatters():
@@ -451,17 +450,12 @@ class CorrectionTicketView(ScopedModelView):
     @has_access
     def attachment(self, attachment_id):
         """A scanned attachment, only if its ticket is in the user's scope."""
-        item = ScopedInterface(CorrectionAttachment).get(attachment_id)
-        if item is None:
-            abort(404)
-        path = attachment_path(item)
-        if not path.is_file():
-            abort(404)
-        from core.files import safe_download_name
-        from domain.cessation.corrections import ALLOWED_MIME
-
-        name = safe_download_name(item.filename, "attachment", ALLOWED_MIME.get(item.mime_type))
-        return send_file(path, mimetype=item.mime_type, download_name=name, as_attachment=True)
+        return ATTACHMENTS.send(
+            ScopedInterface(CorrectionAttachment).get(attachment_id),
+            stored=lambda a: a.stored_name,
+            name=lambda a: a.filename,
+            mimetype=lambda a: a.mime_type,
+        )
 
 
 class CorrectionConversionView(ScopedReportView):

@@ -1,0 +1,146 @@
+"""core/files.py, the one upload service: content check, size limit, random stored names,
+downloads only through a row in scope, under a sanitised name (issue 13; issue 12 class 9)."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import NotFound
+
+from core.files import PDF, FileStore, UploadRefused, content_type
+from tests.platform.test_security_hardening import _disposition, _image
+
+KEY = "TEST_FILES_MAX_BYTES"
+SCANS = FileStore("test-files", {PDF: "pdf", "image/png": "png"}, KEY, "scan")
+#: The first bytes of a Windows executable (the MZ header and the PE offset that follows).
+EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 200
+
+
+def _pdf() -> bytes:
+    from pypdf import PdfWriter
+
+    writer, buffer = PdfWriter(), io.BytesIO()
+    writer.add_blank_page(width=72, height=72)
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def limit(app, monkeypatch):
+    """A 1 MB limit under the store's own config key."""
+    monkeypatch.setitem(app.config, KEY, 1024 * 1024)
+    return 1024 * 1024
+
+
+def _reason(data: bytes) -> str:
+    with pytest.raises(UploadRefused) as refused:
+        SCANS.check(data)
+    return refused.value.reason
+
+
+def test_the_content_decides_the_type_not_the_name(app, limit):
+    """A renamed .exe, an HTML page behind a PDF or PNG signature: refused; real files pass."""
+    with app.test_request_context():
+        assert _reason(EXE) == UploadRefused.WRONG_TYPE  # whatever it is called: scan.png
+        assert _reason(b"%PDF-1.7\n<html><script>alert(1)</script></html>") == UploadRefused.WRONG_TYPE
+        assert _reason(b"\x89PNG\r\n\x1a\n<html></html>") == UploadRefused.WRONG_TYPE
+        assert _reason(_image("JPEG")) == UploadRefused.WRONG_TYPE  # a real type, not accepted here
+        assert SCANS.check(_image("PNG")) == "image/png"
+        assert SCANS.check(_pdf()) == PDF
+    assert content_type(EXE) is None and content_type(_image("JPEG")) == "image/jpeg"
+
+
+def test_the_size_limit_is_the_config_key(app, limit):
+    """Exactly the limit passes, one byte more is refused with the limit in MB; empty is refused."""
+    png = _image("PNG")
+    with app.test_request_context():
+        assert SCANS.check(png + b"\x00" * (limit - len(png))) == "image/png"
+        with pytest.raises(UploadRefused) as refused:
+            SCANS.check(png + b"\x00" * (limit - len(png) + 1))
+        assert refused.value.reason == UploadRefused.TOO_LARGE and refused.value.limit_mb == 1
+        assert _reason(b"") == UploadRefused.EMPTY
+
+
+def test_read_stops_one_byte_past_the_limit(app, limit):
+    """A huge upload is never read whole; no chosen file reads as None."""
+    with app.test_request_context():
+        big = FileStorage(io.BytesIO(b"0" * (3 * limit)), filename="big.pdf")
+        assert len(SCANS.read(big)) == limit + 1
+        assert SCANS.read(None) is None
+        assert SCANS.read(FileStorage(io.BytesIO(b"x"), filename="")) is None
+
+
+def test_files_are_stored_under_random_names_in_their_folder(app, limit):
+    """Each save is a fresh hex uuid with the checked type's extension; discard removes it."""
+    data = _image("PNG")
+    with app.test_request_context():
+        first, second = SCANS.save(data, "image/png"), SCANS.save(data, "image/png")
+        assert first != second
+        assert all(re.fullmatch(r"[0-9a-f]{32}\.png", name) for name in (first, second))
+        folder = SCANS.directory()
+        assert folder.name == "test-files" and str(folder.parent) == app.config["UPLOAD_FOLDER"]
+        assert (folder / first).read_bytes() == data
+        assert SCANS.path("../../etc/passwd") is None and SCANS.path("") is None
+        SCANS.discard([first, second])
+        assert not (folder / first).exists() and not (folder / second).exists()
+
+
+def _stored_png(app) -> str:
+    with app.test_request_context():
+        return SCANS.save(_image("PNG"), "image/png")
+
+
+def test_a_row_out_of_scope_answers_404(app, db, limit):
+    """The row comes from the scoped datamodel: another institution's row is None, hence 404,
+    though the file exists; the user's own row is served."""
+    from flask import g
+    from flask_login import login_user
+    from sqlalchemy import select
+
+    from core.data.datamodel import ScopedInterface
+    from models.platform.user import ScopedUser
+    from models.registry.institution import Institution
+
+    stored = _stored_png(app)
+    user = db.session.scalar(select(ScopedUser).where(ScopedUser.username == "facility_tpe"))
+    own = user.scope_institutions[0].id
+    other = db.session.scalar(
+        select(Institution.id).where(Institution.id.not_in([i.id for i in user.scope_institutions]))
+    )
+    with app.test_request_context():
+        login_user(user)
+        g.user = user  # what FAB's before_request sets for a signed-in request
+        rows = ScopedInterface(Institution)
+
+        def send(pk):
+            return SCANS.send(rows.get(pk), stored=lambda _: stored, name=lambda r: r.name)
+
+        try:
+            assert send(own).status_code == 200
+            with pytest.raises(NotFound):
+                send(other)
+            with pytest.raises(NotFound):  # a row whose file is gone
+                SCANS.send(rows.get(own), stored=lambda _: "0" * 32 + ".png", name=lambda _: "x")
+        finally:  # the db fixture's app context outlives this request: leave no user in g
+            for name in ("user", "_login_user", "_scope"):
+                g.pop(name, None)
+
+
+def test_the_download_name_is_sanitised(app, limit):
+    """No path, quotes or control characters; the stored type's extension; fallback name."""
+    stored = _stored_png(app)
+    with app.test_request_context():
+        sent = SCANS.send(object(), stored=lambda _: stored, name=lambda _: '../../"掃描"\r\n.exe',
+                          mimetype=lambda _: "image/png")  # fmt: skip
+        assert sent.mimetype == "image/png"
+        assert "attachment" in sent.headers["Content-Disposition"]
+        assert _disposition(sent)[1] == "掃描.png"
+        unnamed = SCANS.send(object(), stored=lambda _: stored, name=lambda _: None,
+                             mimetype=lambda _: "image/png", as_attachment=False)  # fmt: skip
+        assert _disposition(unnamed)[0] == "scan.png"
+        assert unnamed.headers["Content-Disposition"].startswith("inline")
+        for response in (sent, unnamed):
+            response.close()
