@@ -124,7 +124,7 @@ class Config:
     UPLOAD_FOLDER = str(INSTANCE_DIR / "uploads")
     #: Correction tickets (Appendix 9): the largest scanned attachment accepted, per file.
     CORRECTION_ATTACHMENT_MAX_BYTES = int(os.environ.get("CORRECTION_ATTACHMENT_MAX_BYTES", str(5 * 1024 * 1024)))
-    #: Batch upload of visits (domain/cessation/batch.py): refused before parsing above these sizes,
+    #: Spreadsheet imports (core/imports.py; the visit batch upload): refused before parsing above these sizes,
     #: and when reading and checking the rows takes longer than the budget (seconds).
     BATCH_MAX_BYTES = int(os.environ.get("BATCH_MAX_BYTES", str(2 * 1024 * 1024)))
     BATCH_MAX_UNPACKED_BYTES = int(os.environ.get("BATCH_MAX_UNPACKED_BYTES", str(20 * 1024 * 1024)))

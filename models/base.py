@@ -7,7 +7,7 @@ import enum
 from typing import TYPE_CHECKING
 
 from flask_appbuilder.models.sqla import Model
-from sqlalchemy import DateTime, ForeignKey, Integer, false
+from sqlalchemy import CheckConstraint, Date, DateTime, ForeignKey, Integer, and_, false, or_
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from core.data.rules import enum_label
@@ -54,6 +54,37 @@ class AuditColumnsMixin:
     @declared_attr
     def changed_by_id(cls) -> Mapped[int | None]:
         return mapped_column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
+
+
+class DateRangeMixin:
+    """A row valid from `start_date` to an optional `end_date`, both days included.
+
+    Every dated table of the registry shares these two names (contracts, assignments; later
+    courses, schemes, consents, licences), so "covers this day" is written once, here, in
+    Python (`covers`) and in SQL (`covering`), and the two cannot drift apart.
+    """
+
+    @declared_attr
+    def start_date(cls) -> Mapped[dt.date]:
+        return mapped_column(Date, nullable=False)
+
+    @declared_attr
+    def end_date(cls) -> Mapped[dt.date | None]:
+        return mapped_column(Date)
+
+    @staticmethod
+    def range_check(name: str) -> CheckConstraint:
+        """The table's CHECK that an end date, when given, is not before the start date."""
+        return CheckConstraint("end_date IS NULL OR end_date >= start_date", name=name)
+
+    def covers(self, day: dt.date) -> bool:
+        """The range includes `day` (an open end covers every day from the start on)."""
+        return self.start_date <= day and (self.end_date is None or self.end_date >= day)
+
+    @classmethod
+    def covering(cls, day) -> ColumnElement[bool]:
+        """Clause: the row's range includes `day`, a date or a date column (e.g. Visit.visit_date)."""
+        return and_(cls.start_date <= day, or_(cls.end_date.is_(None), cls.end_date >= day))
 
 
 class LabelledEnum(enum.StrEnum):

@@ -134,8 +134,7 @@ def compute_cessation_statistics(year: int, scope: Scope) -> dict:
             select(ServiceAssignment.practitioner_id, Institution.level_id)
             .join(Institution, Institution.id == ServiceAssignment.institution_id)
             .where(
-                ServiceAssignment.start_date <= last,
-                (ServiceAssignment.end_date.is_(None)) | (ServiceAssignment.end_date >= last),
+                ServiceAssignment.covering(last),
                 contracted,
                 in_scope,
             )

@@ -14,7 +14,12 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_babel import gettext
+<<<<<<< HEAD
 from sqlalchemy import and_, or_, select, update
+=======
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import and_, select, update
+>>>>>>> i13-ranges
 
 from core import clock
 from core.data.scope import current_scope
@@ -106,8 +111,7 @@ def check_contract_and_assignment(institution_id: int, practitioner_id: int, vis
         select(ServiceAssignment.id).where(
             ServiceAssignment.practitioner_id == practitioner_id,
             ServiceAssignment.institution_id == institution_id,
-            ServiceAssignment.start_date <= visit_date,
-            or_(ServiceAssignment.end_date.is_(None), ServiceAssignment.end_date >= visit_date),
+            ServiceAssignment.covering(visit_date),
         )
     )
     if assigned is None:

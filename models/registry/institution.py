@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, and_, exists, or_
+from sqlalchemy import ForeignKey, Index, Integer, String, exists
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.data import rules
-from models.base import AppModel, AuditColumnsMixin
+from models.base import AppModel, AuditColumnsMixin, DateRangeMixin
 from models.registry.reference import County, InstitutionLevel
 
 INSTITUTION_RULES = {
@@ -58,11 +58,7 @@ class Institution(AuditColumnsMixin, AppModel):
     @classmethod
     def contracted_on(cls, day: dt.date):
         """Clause: the institution holds a contract covering `day` (e.g. 12/31 of a year)."""
-        return exists().where(
-            ContractPeriod.institution_id == cls.id,
-            ContractPeriod.start_date <= day,
-            or_(ContractPeriod.end_date.is_(None), ContractPeriod.end_date >= day),
-        )
+        return exists().where(ContractPeriod.institution_id == cls.id, ContractPeriod.covering(day))
 
     @classmethod
     def contracted_at_year_end(cls, year: int):
@@ -82,7 +78,7 @@ CONTRACT_RULES = {
 }
 
 
-class ContractPeriod(AuditColumnsMixin, AppModel):
+class ContractPeriod(DateRangeMixin, AuditColumnsMixin, AppModel):
     """One contract period of an institution; it may start and end within the same year."""
 
     __tablename__ = "contract_period"
@@ -90,7 +86,7 @@ class ContractPeriod(AuditColumnsMixin, AppModel):
     __field_rules__ = CONTRACT_RULES
     __record_rules__ = (rules.DatesInOrder("start_date", "end_date"),)
     __table_args__ = (
-        CheckConstraint("end_date IS NULL OR end_date >= start_date", name="ck_contract_dates"),
+        DateRangeMixin.range_check("ck_contract_dates"),
         *rules.check_constraints("contract_period", CONTRACT_RULES),
         Index("ix_contract_institution_dates", "institution_id", "start_date", "end_date"),
         {"extend_existing": True, "sqlite_autoincrement": True},
@@ -100,21 +96,11 @@ class ContractPeriod(AuditColumnsMixin, AppModel):
     institution_id: Mapped[int] = mapped_column(
         ForeignKey("institution.id", ondelete="CASCADE"), nullable=False
     )
-    start_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
-    end_date: Mapped[dt.date | None] = mapped_column(Date)
-
     institution: Mapped[Institution] = relationship(back_populates="contracts")
 
     @classmethod
     def scope_clause(cls, scope):
         return scope.institution_filter(cls.institution_id)
-
-    def covers(self, day: dt.date) -> bool:
-        return self.start_date <= day and (self.end_date is None or self.end_date >= day)
-
-    @classmethod
-    def covering(cls, day: dt.date):
-        return and_(cls.start_date <= day, or_(cls.end_date.is_(None), cls.end_date >= day))
 
     def __str__(self) -> str:
         from core.dates import to_roc

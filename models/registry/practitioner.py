@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String
+from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.data import rules
 from core.validators import mask_personal_id
-from models.base import AppModel, AuditColumnsMixin, LabelledEnum
+from models.base import AppModel, AuditColumnsMixin, DateRangeMixin, LabelledEnum
 from models.registry.institution import Institution
 from models.registry.person import PersonKind, PersonMixin
 
@@ -88,7 +86,7 @@ ASSIGNMENT_RULES = {
 }
 
 
-class ServiceAssignment(AuditColumnsMixin, AppModel):
+class ServiceAssignment(DateRangeMixin, AuditColumnsMixin, AppModel):
     """A practitioner serving at an institution from a start date to an optional end date."""
 
     __tablename__ = "service_assignment"
@@ -96,7 +94,7 @@ class ServiceAssignment(AuditColumnsMixin, AppModel):
     __field_rules__ = ASSIGNMENT_RULES
     __record_rules__ = (rules.DatesInOrder("start_date", "end_date"),)
     __table_args__ = (
-        CheckConstraint("end_date IS NULL OR end_date >= start_date", name="ck_assignment_dates"),
+        DateRangeMixin.range_check("ck_assignment_dates"),
         *rules.check_constraints("service_assignment", ASSIGNMENT_RULES),
         Index("ix_assignment_institution_start", "institution_id", "start_date", "id"),
         Index("ix_assignment_practitioner", "practitioner_id", "institution_id", "start_date"),
@@ -111,9 +109,6 @@ class ServiceAssignment(AuditColumnsMixin, AppModel):
     institution_id: Mapped[int] = mapped_column(
         ForeignKey("institution.id", ondelete="CASCADE"), nullable=False
     )
-    start_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
-    end_date: Mapped[dt.date | None] = mapped_column(Date)
-
     practitioner: Mapped[Practitioner] = relationship(back_populates="assignments")
     institution: Mapped[Institution] = relationship()
 
@@ -123,9 +118,6 @@ class ServiceAssignment(AuditColumnsMixin, AppModel):
     @classmethod
     def scope_clause(cls, scope):
         return scope.institution_filter(cls.institution_id)
-
-    def covers(self, day: dt.date) -> bool:
-        return self.start_date <= day and (self.end_date is None or self.end_date >= day)
 
     def __str__(self) -> str:
         return f"{self.practitioner} @ {self.institution}"

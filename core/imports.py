@@ -1,0 +1,289 @@
+"""All-or-nothing spreadsheet import (.xlsx): a template of named columns, its rows read
+within bounds (issue 12, class 7), every row checked by rules the domain hands in, all rows
+written in one transaction only if none fails, else the uploaded rows handed back with an
+error column. It knows no domain: the visit upload (domain/cessation/batch.py) is one user."""
+
+from __future__ import annotations
+
+import abc
+import io
+import math
+import time
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any, NamedTuple
+
+import xlsxwriter
+from flask import current_app, has_app_context
+from flask_babel import gettext
+from openpyxl import load_workbook
+
+from core.export.xlsx import cell_text
+from core.extensions import db
+
+#: Defaults of the upload bounds (config: BATCH_MAX_BYTES, BATCH_MAX_UNPACKED_BYTES,
+#: BATCH_MAX_PARTS, BATCH_TIME_BUDGET). A 5,000-row file in the visit template is about
+#: 250 KB packed and 3 MB unpacked.
+DEFAULT_BOUNDS = {
+    "BATCH_MAX_BYTES": 2 * 1024 * 1024,
+    "BATCH_MAX_UNPACKED_BYTES": 20 * 1024 * 1024,
+    "BATCH_MAX_PARTS": 100,
+    "BATCH_TIME_BUDGET": 20,
+}
+
+
+def bound(name: str):
+    """An upload bound from the app's config, or its default outside an app."""
+    if has_app_context():
+        return current_app.config.get(name, DEFAULT_BOUNDS[name])
+    return DEFAULT_BOUNDS[name]
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f}".removesuffix(".0")
+
+
+class Budget:
+    """The time one upload may take to read and check (BATCH_TIME_BUDGET seconds)."""
+
+    def __init__(self, error: type[Exception], seconds: float | None = None):
+        self.error = error
+        self.seconds = bound("BATCH_TIME_BUDGET") if seconds is None else seconds
+        self.until = time.monotonic() + self.seconds
+
+    def check(self) -> None:
+        """Refuse the whole file once the budget is spent."""
+        if time.monotonic() > self.until:
+            raise self.error(
+                gettext(
+                    "Checking the file took longer than %(s)d seconds, so nothing was imported: "
+                    "split it into smaller files.",
+                    s=math.ceil(self.seconds),
+                )
+            )
+
+
+class Column(NamedTuple):
+    """One column of a template: the key the row rules read it by, its (translated) header,
+    and an example value for the template's instructions sheet."""
+
+    key: str
+    label: Any
+    example: Any = None
+
+
+@dataclass
+class Row:
+    """One data row: its number in the sheet, raw values, parsed values and problems."""
+
+    number: int
+    raw: list
+    values: dict = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    """What an import did: every row read, and how many were written (0 if any failed)."""
+
+    rows: list[Row]
+    imported: int
+
+    @property
+    def failed(self) -> list[Row]:
+        """The rows with a problem; one of them means nothing was imported."""
+        return [row for row in self.rows if row.errors]
+
+
+class RowRules(abc.ABC):
+    """A domain's checks and writes for one upload; one instance per upload, so it may keep
+    state across rows (a duplicate within the file, a lookup done once)."""
+
+    #: Exceptions whose message is a row's problem, shown in the error column.
+    row_errors: tuple[type[Exception], ...] = ()
+
+    @abc.abstractmethod
+    def check(self, row: Row, cells: dict) -> None:
+        """Fill `row.values` from `cells` (the row by column key), or add to `row.errors`
+        (or raise one of `row_errors`)."""
+
+    @abc.abstractmethod
+    def save(self, row: Row) -> None:
+        """Add one checked row to the session, uncommitted; raise one of `row_errors` to refuse it."""
+
+    @abc.abstractmethod
+    def before_commit(self) -> None:
+        """A last check over everything written, just before the one commit (e.g. its scope)."""
+
+
+@dataclass(frozen=True)
+class Spreadsheet:
+    """A file a domain accepts: its columns in order, the sheet's title, the template's
+    instructions, the row limit, and the error raised for a file refused as a whole."""
+
+    columns: Sequence[Column]
+    title: Any
+    error: type[Exception]
+    notes: Sequence = ()
+    max_rows: int = 5000
+    #: Rows read beyond max_rows data rows and the header, blank or not, before a file is
+    #: refused: a few blank rows after the data are harmless, three million are not.
+    row_allowance: int = 100
+
+    def headers(self) -> list[str]:
+        """The header row, in the current language."""
+        return [str(column.label) for column in self.columns]
+
+    def _sheet_name(self) -> str:
+        return str(self.title)[:31]  # Excel's limit on a sheet name
+
+    def _too_many_rows(self) -> Exception:
+        return self.error(
+            gettext(
+                "At most %(n)d rows per file, empty rows included: delete the rows below your data "
+                "(select them, right-click, Delete) and upload the file again.",
+                n=self.max_rows,
+            )
+        )
+
+    def _not_xlsx(self) -> Exception:
+        return self.error(gettext("The file is not an Excel (.xlsx) workbook."))
+
+    def _check_archive(self, data: bytes) -> None:
+        """Refuse before parsing: too many bytes, or a zip that would unpack too large."""
+        max_bytes = bound("BATCH_MAX_BYTES")
+        if len(data) > max_bytes:
+            raise self.error(gettext("The file is larger than %(mb)s MB.", mb=_megabytes(max_bytes)))
+        try:
+            parts = zipfile.ZipFile(io.BytesIO(data)).infolist()
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError):
+            raise self._not_xlsx() from None
+        # The declared sizes bound the work: zipfile never inflates a part beyond its size.
+        unpacked = sum(part.file_size for part in parts)
+        if len(parts) > bound("BATCH_MAX_PARTS") or unpacked > bound("BATCH_MAX_UNPACKED_BYTES"):
+            raise self.error(
+                gettext(
+                    "Unpacked, the file would take %(mb)s MB, more than a workbook of %(n)d rows "
+                    "needs: upload the template with your rows only.",
+                    mb=_megabytes(unpacked), n=self.max_rows,
+                )
+            )  # fmt: skip
+
+    def read_rows(self, data: bytes, budget: Budget | None = None) -> list[Row]:
+        """The data rows of an upload, reading no more than the bounds allow (issue 12, class 7)."""
+        budget = budget or Budget(self.error)
+        self._check_archive(data)
+        width = len(self.columns)
+        try:
+            workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+            sheet = workbook.worksheets[0]
+            declared = sheet.max_row  # the sheet's own dimension, read before any row
+        except Exception:  # any failure to open means "not an .xlsx we accept"
+            raise self._not_xlsx() from None
+        limit = 1 + self.max_rows + self.row_allowance  # header, data rows, a few blank ones
+        if isinstance(declared, int) and declared > limit:
+            raise self._too_many_rows()
+        try:
+            # max_row bounds the reading whatever the dimension says; every row counts, blank or not.
+            rows = sheet.iter_rows(min_row=1, max_row=limit + 1, max_col=width, values_only=True)
+            header = [str(c).strip() if c is not None else "" for c in next(rows, [])]
+            if header[:width] != self.headers():
+                raise self.error(gettext("The columns do not match the template: download the template and use it."))
+            result = []
+            for number, raw in enumerate(rows, start=2):
+                if number > limit:
+                    raise self._too_many_rows()
+                if number % 256 == 0:
+                    budget.check()
+                raw = list(raw[:width]) + [None] * (width - len(raw))
+                if all(v is None or str(v).strip() == "" for v in raw):
+                    continue
+                result.append(Row(number, raw))
+                if len(result) > self.max_rows:
+                    raise self._too_many_rows()
+        except self.error:
+            raise
+        except Exception:  # a part that is not the XML it claims to be
+            raise self._not_xlsx() from None
+        finally:
+            workbook.close()
+        if not result:
+            raise self.error(gettext("The file has no data rows."))
+        return result
+
+    def validate(self, rows: list[Row], rules: RowRules, budget: Budget | None = None) -> None:
+        """Every row through the rules, within the time budget; fills values or errors."""
+        budget = budget or Budget(self.error)
+        keys = [column.key for column in self.columns]
+        for row in rows:
+            budget.check()
+            try:
+                rules.check(row, dict(zip(keys, row.raw, strict=True)))
+            except rules.row_errors as exc:
+                row.errors.append(str(exc))
+
+    def import_rows(self, rows: list[Row], rules: RowRules) -> int:
+        """All rows in one transaction; a row refused on writing rolls back every row."""
+        try:
+            for row in rows:
+                try:
+                    rules.save(row)
+                except rules.row_errors as exc:
+                    row.errors.append(str(exc))
+                    raise
+            rules.before_commit()
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
+        return len(rows)
+
+    def run(self, data: bytes, rules: RowRules) -> Outcome:
+        """Read, check every row, and import them all only if none fails (one time budget)."""
+        budget = Budget(self.error)
+        rows = self.read_rows(data, budget)
+        self.validate(rows, rules, budget)
+        if any(row.errors for row in rows):
+            return Outcome(rows, 0)
+        try:
+            return Outcome(rows, self.import_rows(rows, rules))
+        except rules.row_errors:
+            return Outcome(rows, 0)
+
+    def write_template(self, target: str | IO[bytes]) -> None:
+        """The empty template: the header row, and the instructions (with the example row) beside it."""
+        workbook = xlsxwriter.Workbook(target)
+        sheet = workbook.add_worksheet(self._sheet_name())
+        bold = workbook.add_format({"bold": True, "bg_color": "#DDEBF7"})
+        for col, header in enumerate(self.headers()):
+            sheet.write_string(0, col, header, bold)
+            sheet.set_column(col, col, 16)
+        notes = workbook.add_worksheet(gettext("Instructions")[:31])
+        for line, text in enumerate(self.notes):
+            notes.write_string(line, 0, str(text))
+        # On the instructions sheet, never the data sheet: an example left there would be imported.
+        if any(column.example is not None for column in self.columns):
+            first = len(self.notes) + 1
+            _write_row(notes, first, self.headers(), bold)
+            _write_row(notes, first + 1, [column.example for column in self.columns])
+        workbook.close()
+
+    def write_report(self, rows: list[Row], target: str | IO[bytes]) -> None:
+        """The uploaded rows as they came, with an error column naming each row's problems."""
+        workbook = xlsxwriter.Workbook(target, {"strings_to_formulas": False})
+        sheet = workbook.add_worksheet(self._sheet_name())
+        red = workbook.add_format({"font_color": "#C00000"})
+        for col, header in enumerate([*self.headers(), gettext("Errors")]):
+            sheet.write_string(0, col, header)
+        for index, row in enumerate(rows, start=1):
+            _write_row(sheet, index, row.raw)
+            sheet.write_string(index, len(self.columns), "；".join(row.errors), red)
+        workbook.close()
+
+
+def _write_row(sheet, index: int, values, style=None) -> None:
+    """One row of cells as text or numbers, formula-safe (core/export/xlsx.py)."""
+    for col, value in enumerate(values):
+        value = cell_text(value)
+        (sheet.write_string if isinstance(value, str) else sheet.write_number)(index, col, value, style)
