@@ -14,12 +14,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_babel import gettext
-<<<<<<< HEAD
-from sqlalchemy import and_, or_, select, update
-=======
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, select, update
->>>>>>> i13-ranges
 
 from core import clock
 from core.data.scope import current_scope
