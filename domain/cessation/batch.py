@@ -21,6 +21,7 @@ from core.actor import current_actor
 from core.data.datamodel import ScopedInterface
 from core.data.rules import RuleError
 from core.dates import DateFormatError, parse_date
+from core.errors import UserError
 from core.extensions import db
 from core.validators import is_valid_personal_id, normalize_id
 from domain.cessation.visits import MIN_DAYS_APART, VisitRuleError, check_visit, enforce_on_write
@@ -57,8 +58,10 @@ DEFAULT_BOUNDS = {
 }
 
 
-class BatchError(Exception):
+class BatchError(UserError):
     """The file as a whole cannot be read (not an .xlsx, wrong headers, too many rows)."""
+
+    status = 400
 
 
 def bound(name: str):

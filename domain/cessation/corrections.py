@@ -31,6 +31,7 @@ from core.actor import current_actor
 from core.data.audit import audit_reference
 from core.data.scope import current_scope
 from core.dates import to_roc
+from core.errors import UserError
 from core.extensions import db
 from core.mail import send_mail
 from core.validators import normalize_id
@@ -79,7 +80,7 @@ OPEN_STATUSES = (
 )
 
 
-class CorrectionError(Exception):
+class CorrectionError(UserError):
     """A refused ticket operation; str() is the zh_TW message shown to the user."""
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import and_, or_, select, update
 from core import clock
 from core.data.scope import current_scope
 from core.dates import TAIPEI, to_roc
+from core.errors import UserError
 from core.extensions import db
 from models.base import LabelledEnum
 from models.cessation.visit import Quitter, Visit
@@ -38,7 +39,7 @@ class Timeliness(LabelledEnum):
     AFTER_DEADLINE = "after_deadline", _l("After the deadline")
 
 
-class VisitRuleError(ValueError):
+class VisitRuleError(UserError, ValueError):
     """A visit that the rules refuse; str() is the zh_TW message for the user."""
 
 

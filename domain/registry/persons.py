@@ -22,6 +22,7 @@ import unicodedata
 from sqlalchemy import inspect, select
 
 from core.data.scope import ScopeKind, current_scope
+from core.errors import UserError
 from core.extensions import db
 from core.validators import normalize_id
 from models.registry.person import IdentityStatus, link_person
@@ -102,7 +103,7 @@ def same_person_ids(model, person_id: int):
     return select(model.id).where(model.national_id == national_id)
 
 
-class MergeError(ValueError):
+class MergeError(UserError, ValueError):
     """A conflict row that cannot be merged; str() is the zh_TW message."""
 
 
