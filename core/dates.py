@@ -7,6 +7,8 @@ import functools
 import re
 from zoneinfo import ZoneInfo
 
+from core.errors import UserError
+
 TAIPEI = ZoneInfo("Asia/Taipei")
 ROC_OFFSET = 1911
 
@@ -30,8 +32,10 @@ def roc_month(year: int, month: int) -> str:
     return f"{roc_year(year)}/{month:02d}"
 
 
-class DateFormatError(ValueError):
+class DateFormatError(UserError, ValueError):
     """Raised for text that is neither an ROC nor an ISO date; the message is user-facing."""
+
+    status = 400
 
 
 #: The dates the system accepts: a far-future date would overflow the deadline arithmetic

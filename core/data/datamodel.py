@@ -23,13 +23,17 @@ from sqlalchemy.orm.base import NO_VALUE
 from core.data.counts import cached_count
 from core.data.filters import RocFilterConverter, sees_ids_masked
 from core.data.scope import current_scope
+from core.errors import UserError
 from core.validators import MAX_INT4, ascii_int
 
 _MISSING = object()
 
 
-class ScopeViolation(Exception):
+class ScopeViolation(UserError):
     """A write would put a row, or point a row, outside the user's scope."""
+
+    #: The APIs answered it 403 before UserError existed.
+    status = 403
 
 
 class ScopedInterface(SQLAInterface):

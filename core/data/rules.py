@@ -27,6 +27,7 @@ from typing import Any
 from flask_appbuilder.models.sqla import Model
 from flask_babel import gettext
 
+from core.errors import UserError
 from core.validators import is_valid_nhi_code, is_valid_personal_id, normalize_id
 
 #: Dates before this are typing mistakes (a birth year 1011 for 2011), whatever the field.
@@ -44,13 +45,17 @@ _INVISIBLE = {
 }  # fmt: skip
 
 
-class RuleError(ValueError):
+class RuleError(UserError, ValueError):
     """A value refused by its field rule; str() is the zh_TW message, `column` the field."""
 
     def __init__(self, column: str, message: str):
         super().__init__(message)
         self.column = column
         self.message = message
+
+    def answer(self):
+        """Per field, as marshmallow answers: {column: [message]}."""
+        return {self.column: [self.message]}
 
 
 def has_control_characters(text: str) -> bool:

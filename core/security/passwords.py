@@ -14,6 +14,8 @@ from flask import current_app, g, has_request_context, request
 from flask_appbuilder.exceptions import PasswordComplexityValidationError
 from flask_babel import gettext
 
+from core.errors import UserError
+
 MIN_LENGTH = 12
 _demo_seeding: ContextVar[bool] = ContextVar("demo_seeding", default=False)
 
@@ -28,7 +30,7 @@ def demo_passwords_allowed():
         _demo_seeding.reset(token)
 
 
-class PasswordPolicyError(PasswordComplexityValidationError):
+class PasswordPolicyError(UserError, PasswordComplexityValidationError):
     """The password breaks the policy; str() is a zh_TW message for the user."""
 
 

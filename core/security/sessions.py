@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.actor import current_actor
 from core.dates import utcnow
+from core.errors import UserError
 from core.extensions import db
 from models.platform.audit import AuditLog
 from models.platform.session import LoginThrottle, OneTimeToken, UserSession
@@ -21,7 +22,7 @@ from models.platform.session import LoginThrottle, OneTimeToken, UserSession
 SET_PASSWORD, RESET_PASSWORD = "set_password", "reset_password"
 
 
-class AccountError(Exception):
+class AccountError(UserError):
     """A refused account operation; str() is the zh_TW message shown to the user."""
 
 

@@ -7,6 +7,7 @@ lists, masked personal IDs, and the one Excel export path shared by every list.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 
@@ -30,7 +31,7 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from core.data.datamodel import ScopedInterface, ScopeViolation
+from core.data.datamodel import ScopedInterface
 from core.data.filters import (
     is_personal_id,
     masked_search_operators,
@@ -38,8 +39,8 @@ from core.data.filters import (
     register_personal_id_columns,
     sees_ids_masked,
 )
-from core.data.rules import RuleError
 from core.dates import to_roc
+from core.errors import UserError
 from core.export.xlsx import send_xlsx, write_xlsx
 from core.extensions import db, without_sqlite_mmap
 from core.files import FileStore
@@ -360,7 +361,11 @@ class ScopedModelView(ModelView):
         item = self.datamodel.get(self._deserialize_pk_if_composite(pk), self._base_filters)
         if item is None:
             abort(404)
-        return self.actions[name].func(item)
+        try:
+            return self.actions[name].func(item)
+        except UserError as exc:  # a refused action: its message, back on the row's page
+            flash_refusal(exc)
+            return redirect(url_for(".show", pk=pk))
 
     @expose("/action_post", methods=["POST"])
     def action_post(self):
@@ -409,16 +414,16 @@ class ScopedModelView(ModelView):
     def _enforce(self, item):
         # Flushing here turns a scope violation into a flash message on the form path,
         # before FAB's add()/edit() commit; the datamodel checks again regardless.
+        # FAB's _add/_edit flash str() of what pre_add/pre_update raise and re-render the
+        # form with what was typed, but do not roll back: that is done here.
         try:
             self.datamodel.enforce_scope([item])
-        except ScopeViolation:
-            raise
-        except RuleError:
+        except UserError:  # out of scope, or a record rule
             db.session.rollback()
             raise
         except Exception as exc:  # integrity errors: keep the session usable
             db.session.rollback()
-            raise ValueError(_integrity_message(exc)) from exc
+            raise UserError(_integrity_message(exc)) from exc
 
     # -------------------------------------------------------------- export
     def export_column_names(self) -> list[str]:
@@ -539,6 +544,22 @@ def _integrity_message(exc) -> str:
     if "not null" in text or "null value" in text:
         return gettext("The record could not be saved: a required value is missing.")
     return gettext("The record could not be saved because it conflicts with data already stored.")
+
+
+def flash_refusal(exc: UserError) -> None:
+    """The screens' one answer to a refusal: nothing of it is kept, its message is flashed."""
+    db.session.rollback()
+    flash(str(exc), "danger")
+
+
+@contextlib.contextmanager
+def refusals_flashed():
+    """A UserError raised inside becomes a flash message and the page goes on: a form page
+    re-renders with what the user typed, a step redirects where it would have anyway."""
+    try:
+        yield
+    except UserError as exc:
+        flash_refusal(exc)
 
 
 class ScopedReportView(BaseView):
@@ -726,16 +747,14 @@ class ScopedModelRestApi(ModelRestApi):
         return self._guarded(super().delete_headless, pk)
 
     def _guarded(self, call, *args):
-        """A write out of scope is a 403; one the database refuses (a duplicate national ID)
-        a 422 with the zh_TW message, never a 500; either way nothing is kept."""
+        """A refusal (a write out of scope 403, a record or visit rule 422 …) is answered
+        `{"message": ...}` with its status; one the database refuses (a duplicate national
+        ID) a 422 with the zh_TW message, never a 500; either way nothing is kept."""
         try:
             return call(*args)
-        except ScopeViolation as exc:
+        except UserError as exc:
             db.session.rollback()
-            return self.response(403, message=str(exc))
-        except RuleError as exc:  # a record rule (end before start) or the flush-time net
-            db.session.rollback()
-            return self.response_422(message={exc.column: [exc.message]})
+            return self.response(exc.status, message=exc.answer())
         except IntegrityError as exc:
             db.session.rollback()
             return self.response_422(message=_integrity_message(exc))

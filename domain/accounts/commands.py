@@ -1,7 +1,8 @@
 """The commands behind online applications and the helpdesk (rule A13).
 
-Commands follow one shape: construct, `validate()` (raises AccountError with a zh_TW
-message, changes nothing), `run()` (does the work in one transaction).
+Each is a core.commands.Command: `validate()` raises AccountError with a zh_TW message and
+changes nothing, `run()` does the work in one transaction, and the mails go out only after
+it is committed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from flask import current_app
 from flask_babel import gettext
 
 from core.actor import current_actor
+from core.commands import Command
 from core.data.scope import ScopeKind
 from core.dates import to_roc, utcnow
 from core.extensions import db
@@ -41,7 +43,7 @@ ROLE_FOR_REQUEST = {
 }
 
 
-class SetPassword:
+class SetPassword(Command):
     """Set a password through a one-time link; activates a newly approved account."""
 
     def __init__(self, raw_token: str, password: str):
@@ -52,8 +54,7 @@ class SetPassword:
         self.user = db.session.get(ScopedUser, self.token.user_id)
         check_password(self.password, self.user.username)
 
-    def run(self) -> ScopedUser:
-        self.validate()
+    def execute(self) -> ScopedUser:
         sm = current_app.appbuilder.sm
         sm.reset_password(self.user.id, self.password)
         self.user.active = True
@@ -63,11 +64,10 @@ class SetPassword:
         end_all_sessions(self.user.id)
         action = "password_set" if self.token.purpose == SET_PASSWORD else "password_reset"
         record_event(action, self.user.id, self.user.username)
-        db.session.commit()
         return self.user
 
 
-class ApproveApplication:
+class ApproveApplication(Command):
     """Open the account an application asks for: exactly its role and scope, inactive until
     the applicant sets a password through the mailed one-time link."""
 
@@ -82,8 +82,7 @@ class ApproveApplication:
         if sm.find_user(username=application.email) or sm.find_user(email=application.email):
             raise AccountError(gettext("An account with this e-mail address already exists."))
 
-    def run(self) -> ScopedUser:
-        self.validate()
+    def execute(self) -> ScopedUser:
         application = self.application
         sm = current_app.appbuilder.sm
         role = sm.find_role(ROLE_FOR_REQUEST[application.requested_role])
@@ -110,9 +109,12 @@ class ApproveApplication:
         application.decided_at = utcnow()
         application.decided_by_id = current_actor().id
         application.user_id = user.id
-        raw = issue_token(user, SET_PASSWORD)
+        self.user, self.raw_token = user, issue_token(user, SET_PASSWORD)
         record_event("approved", user.id, user.username, application=application.id)
-        db.session.commit()
+        return user
+
+    def after_commit(self) -> None:
+        application, user = self.application, self.user
         hours = current_app.config["ONE_TIME_LINK_HOURS"]
         send_mail(
             application.email,
@@ -124,13 +126,12 @@ class ApproveApplication:
                 name=application.applicant_name,
                 username=user.username,
                 hours=hours,
-                link=password_link(raw),
+                link=password_link(self.raw_token),
             ),
         )
-        return user
 
 
-class RejectApplication:
+class RejectApplication(Command):
     """Return an application with a reason, mailed to the applicant."""
 
     def __init__(self, application: AccountApplication, reason: str):
@@ -142,15 +143,16 @@ class RejectApplication:
         if len(self.reason) < 4:
             raise AccountError(gettext("Please give the reason for rejecting the application."))
 
-    def run(self) -> None:
-        self.validate()
+    def execute(self) -> None:
         application = self.application
         application.status = ApplicationStatus.REJECTED.value
         application.reject_reason = self.reason
         application.decided_at = utcnow()
         application.decided_by_id = current_actor().id
         record_event("rejected", None, application.email, application=application.id)
-        db.session.commit()
+
+    def after_commit(self) -> None:
+        application = self.application
         send_mail(
             application.email,
             gettext("Your account application was not approved"),
@@ -164,7 +166,7 @@ class RejectApplication:
         )
 
 
-class UnlockAccount:
+class UnlockAccount(Command):
     """Helpdesk/admin: lift a lockout and reset the failure counter."""
 
     def __init__(self, user: ScopedUser):
@@ -174,15 +176,13 @@ class UnlockAccount:
         if self.user is None:
             raise AccountError(gettext("Record not found."))
 
-    def run(self) -> None:
-        self.validate()
+    def execute(self) -> None:
         clear_failures(self.user.username)
         self.user.fail_login_count = 0
         record_event("unlocked", self.user.id, self.user.username)
-        db.session.commit()
 
 
-class SendPasswordReset:
+class SendPasswordReset(Command):
     """Helpdesk/admin: mail the account holder a one-time link to choose a new password."""
 
     def __init__(self, user: ScopedUser):
@@ -192,11 +192,11 @@ class SendPasswordReset:
         if self.user is None or not self.user.email:
             raise AccountError(gettext("This account has no e-mail address."))
 
-    def run(self) -> None:
-        self.validate()
-        raw = issue_token(self.user, RESET_PASSWORD)
+    def execute(self) -> None:
+        self.raw_token = issue_token(self.user, RESET_PASSWORD)
         record_event("reset_link_sent", self.user.id, self.user.username)
-        db.session.commit()
+
+    def after_commit(self) -> None:
         send_mail(
             self.user.email,
             gettext("Reset your password"),
@@ -206,6 +206,6 @@ class SendPasswordReset:
                 "contact the helpdesk.\n",
                 hours=current_app.config["ONE_TIME_LINK_HOURS"],
                 username=self.user.username,
-                link=password_link(raw),
+                link=password_link(self.raw_token),
             ),
         )

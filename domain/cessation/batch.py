@@ -15,6 +15,7 @@ from core.actor import current_actor
 from core.data.datamodel import ScopedInterface
 from core.data.rules import RuleError
 from core.dates import DateFormatError, parse_date
+from core.errors import UserError
 from core.extensions import db
 from core.imports import Column, Outcome, Row, RowRules, Spreadsheet
 from core.validators import is_valid_personal_id, normalize_id
@@ -50,8 +51,10 @@ MAX_ROWS = 5000
 ROW_ALLOWANCE = 100
 
 
-class BatchError(Exception):
+class BatchError(UserError):
     """The file as a whole cannot be read (not an .xlsx, wrong headers, too many rows)."""
+
+    status = 400
 
 
 def spreadsheet() -> Spreadsheet:

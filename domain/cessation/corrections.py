@@ -7,9 +7,10 @@ C6  if the placeholder is refused by the 5-day rule, the nearby record (114/3/31
     displaced 114/3/31 visit, and the system reminds it to;
 C7  a form is valid only with a detailed reason and both seals.
 
-Commands follow the house shape: construct, `validate()` (raises CorrectionError with a
-zh_TW message, changes nothing), `run()` (one transaction). Conversion (轉檔) is the only
-path that changes a visit after its entry deadline (C3).
+Commands are core.commands.Command: construct, `validate()` (raises CorrectionError with a
+zh_TW message, changes nothing), `run()` (one transaction, mail only after its commit). The
+statuses move through TICKET_FLOW (core/workflow.py). Conversion (轉檔) is the only path that
+changes a visit after its entry deadline (C3).
 """
 
 from __future__ import annotations
@@ -19,18 +20,21 @@ import logging
 from dataclasses import dataclass, field
 
 from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core import clock, dates
-from core.actor import current_actor
+from core.commands import Command
 from core.data.audit import audit_reference
 from core.data.scope import current_scope
 from core.dates import to_roc
+from core.errors import UserError
 from core.extensions import db
 from core.files import FileStore, UploadRefused
 from core.mail import send_mail
 from core.validators import normalize_id
+from core.workflow import TransitionCommand, TransitionRefused, Workflow
 from domain.cessation.visits import (
     MIN_DAYS_APART,
     VisitRuleError,
@@ -75,12 +79,12 @@ OPEN_STATUSES = (
 )
 
 
-class CorrectionError(Exception):
+class CorrectionError(UserError):
     """A refused ticket operation; str() is the zh_TW message shown to the user."""
 
 
-class TransitionError(CorrectionError):
-    """The ticket's current status does not allow this step."""
+class TransitionError(CorrectionError, TransitionRefused):
+    """The ticket's current status does not allow this step (or changed meanwhile): 409."""
 
 
 class AttachmentError(CorrectionError):
@@ -138,18 +142,48 @@ class ConversionResult:
     lines: list[PreviewLine] = field(default_factory=list)
 
 
+# ------------------------------------------------------------------ workflow
+#: What each step is called in the refusal "A ticket that is … cannot be …".
+ACTION_LABELS = {
+    "review": _l("taken into review"),
+    "approve": _l("approved"),
+    "return": _l("returned"),
+    "close": _l("closed"),
+    "convert": _l("converted"),
+}
+
+
+def _add_history(ticket: CorrectionTicket, **fields) -> TicketTransition:
+    """A ticket's history row, in its list of transitions (the show page reads it)."""
+    entry = TicketTransition(**fields)
+    ticket.transitions.append(entry)
+    return entry
+
+
+TICKET_FLOW = Workflow(
+    CorrectionTicket,
+    "status",
+    _add_history,
+    {
+        "review": ((TicketStatus.RECEIVED.value,), TicketStatus.IN_REVIEW.value),
+        "approve": ((TicketStatus.IN_REVIEW.value,), TicketStatus.APPROVED.value),
+        "return": (
+            (TicketStatus.RECEIVED.value, TicketStatus.IN_REVIEW.value),
+            TicketStatus.RETURNED.value,
+        ),
+        "convert": ((TicketStatus.APPROVED.value,), TicketStatus.CONVERTED.value),
+        "close": ((TicketStatus.CONVERTED.value,), TicketStatus.CLOSED.value),
+    },
+    refused=lambda ticket, name: gettext(
+        "A ticket that is %(status)s cannot be %(action)s.",
+        status=ticket.status_label, action=str(ACTION_LABELS[name]),
+    ),  # fmt: skip
+    stale=lambda: gettext("The ticket was changed by someone else meanwhile: reload it."),
+    error=TransitionError,
+)
+
+
 # ------------------------------------------------------------------ helpers
-def _record(
-    ticket: CorrectionTicket, from_status: str | None, to_status: str, note: str | None = None
-):
-    actor = current_actor()
-    user_id, username = actor.id, actor.username
-    ticket.transitions.append(
-        TicketTransition(
-            from_status=from_status, to_status=to_status, at=clock.utc_naive(),
-            user_id=user_id, username=username, note=note,
-        )
-    )  # fmt: skip
 
 
 def roc_year(day: dt.date) -> int:
@@ -225,7 +259,7 @@ def _notify(ticket: CorrectionTicket, subject: str, body: str) -> int:
 
 
 # --------------------------------------------------------------------- filing
-class FileTicket:
+class FileTicket(Command):
     """Intake of an Appendix 9 form: the office enters a faxed or e-mailed form, or the
     institution files online with the scanned stamped form. Lines must point at existing
     records of that institution and quitter."""
@@ -254,6 +288,7 @@ class FileTicket:
         self.quitter: Quitter | None = None
         self._visits: list[Visit] = []
         self._mimes: list[str] = []
+        self._written: list[str] = []
 
     def validate(self) -> None:
         scope = current_scope()
@@ -379,127 +414,66 @@ class FileTicket:
             )
         return visit
 
-    def run(self) -> CorrectionTicket:
-        self.validate()
-        written: list[str] = []
-        try:
-            ticket = CorrectionTicket(
-                number=allocate_number(roc_year(clock.today())),
-                institution_id=self.institution.id,
-                quitter_id=self.quitter.id,
-                channel=self.channel,
-                received_on=self.received_on,
-                reason=self.reason,
-                status=TicketStatus.RECEIVED.value,
-            )
-            for position, (line, visit) in enumerate(
-                zip(self.lines, self._visits, strict=True), start=1
-            ):
-                ticket.lines.append(
-                    CorrectionLine(
-                        position=position, visit_id=visit.id, recorded_date=visit.visit_date,
-                        corrected_date=line.corrected_date,
-                        displaced_date=visit.visit_date if line.displaced else None,
-                    )
-                )  # fmt: skip
-            for upload, mime in zip(self.attachments, self._mimes, strict=True):
-                stored = ATTACHMENTS.save(upload.data, mime)
-                written.append(stored)
-                ticket.attachments.append(
-                    CorrectionAttachment(
-                        kind=upload.kind, filename=(upload.filename or stored)[-200:],
-                        stored_name=stored, mime_type=mime, size=len(upload.data),
-                    )
-                )  # fmt: skip
-            _record(ticket, None, TicketStatus.RECEIVED.value)
-            db.session.add(ticket)
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            ATTACHMENTS.discard(written)
-            raise
+    def execute(self) -> CorrectionTicket:
+        ticket = CorrectionTicket(
+            number=allocate_number(roc_year(clock.today())),
+            institution_id=self.institution.id,
+            quitter_id=self.quitter.id,
+            channel=self.channel,
+            received_on=self.received_on,
+            reason=self.reason,
+            status=TicketStatus.RECEIVED.value,
+        )
+        for position, (line, visit) in enumerate(
+            zip(self.lines, self._visits, strict=True), start=1
+        ):
+            ticket.lines.append(
+                CorrectionLine(
+                    position=position, visit_id=visit.id, recorded_date=visit.visit_date,
+                    corrected_date=line.corrected_date,
+                    displaced_date=visit.visit_date if line.displaced else None,
+                )
+            )  # fmt: skip
+        for upload, mime in zip(self.attachments, self._mimes, strict=True):
+            stored = ATTACHMENTS.save(upload.data, mime)
+            self._written.append(stored)
+            ticket.attachments.append(
+                CorrectionAttachment(
+                    kind=upload.kind, filename=(upload.filename or stored)[-200:],
+                    stored_name=stored, mime_type=mime, size=len(upload.data),
+                )
+            )  # fmt: skip
+        TICKET_FLOW.record(ticket, None, TicketStatus.RECEIVED.value)
+        db.session.add(ticket)
         return ticket
+
+    def after_rollback(self) -> None:
+        """The attachments of a ticket that was not filed are not kept either."""
+        ATTACHMENTS.discard(self._written)
+
 
 
 # ---------------------------------------------------------------- transitions
-def _claim(ticket: CorrectionTicket, expected: str) -> None:
-    """Compare-and-set guard: the row still has the status we validated (and is locked)."""
-    result = db.session.execute(
-        update(CorrectionTicket)
-        .where(CorrectionTicket.id == ticket.id, CorrectionTicket.status == expected)
-        .values(changed_on=clock.utc_naive())
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        db.session.rollback()
-        raise TransitionError(
-            gettext("The ticket was changed by someone else meanwhile: reload it.")
-        )
+class _Transition(TransitionCommand):
+    """One step of TICKET_FLOW; refused unless the ticket is in one of the step's sources."""
 
-
-class _Transition:
-    """One step of the workflow; refused unless the ticket is in one of `sources`."""
-
-    sources: tuple[str, ...] = ()
-    target: str = ""
-    action = ""
+    workflow = TICKET_FLOW
 
     def __init__(self, ticket: CorrectionTicket):
+        super().__init__(ticket)
         self.ticket = ticket
-
-    def validate(self) -> None:
-        if self.ticket.status not in self.sources:
-            raise TransitionError(
-                gettext(
-                    "A ticket that is %(status)s cannot be %(action)s.",
-                    status=self.ticket.status_label,
-                    action=self.action_label(),
-                )
-            )
-
-    def action_label(self) -> str:
-        return self.action
-
-    def note(self) -> str | None:
-        return None
-
-    def apply(self) -> None:
-        """Changes to the ticket besides its status."""
-
-    def after_commit(self) -> None:
-        """Side effects once the step is committed (mail)."""
-
-    def run(self) -> CorrectionTicket:
-        self.validate()
-        previous = self.ticket.status
-        _claim(self.ticket, previous)
-        try:
-            self.apply()
-            self.ticket.status = self.target
-            _record(self.ticket, previous, self.target, self.note())
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            raise
-        self.after_commit()
-        return self.ticket
 
 
 class StartReview(_Transition):
     """收件 → 審核中: a reviewer takes the ticket."""
 
-    sources = (TicketStatus.RECEIVED.value,)
-    target = TicketStatus.IN_REVIEW.value
-
-    def action_label(self) -> str:
-        return gettext("taken into review")
+    name = "review"
 
 
 class Approve(_Transition):
     """審核中 → 核准待轉檔: only with a detailed reason and both seals checked (C7)."""
 
-    sources = (TicketStatus.IN_REVIEW.value,)
-    target = TicketStatus.APPROVED.value
+    name = "approve"
 
     def __init__(
         self, ticket, institution_seal: bool | None = None, supervisor_seal: bool | None = None
@@ -511,9 +485,6 @@ class Approve(_Transition):
         self.supervisor_seal = (
             ticket.supervisor_seal_checked if supervisor_seal is None else supervisor_seal
         )
-
-    def action_label(self) -> str:
-        return gettext("approved")
 
     def validate(self) -> None:
         super().validate()
@@ -538,15 +509,11 @@ class Approve(_Transition):
 class ReturnTicket(_Transition):
     """收件/審核中 → 退件, with a reason mailed to the institution (which may file again)."""
 
-    sources = (TicketStatus.RECEIVED.value, TicketStatus.IN_REVIEW.value)
-    target = TicketStatus.RETURNED.value
+    name = "return"
 
     def __init__(self, ticket, reason: str | None):
         super().__init__(ticket)
         self.reason = (reason or "").strip()
-
-    def action_label(self) -> str:
-        return gettext("returned")
 
     def validate(self) -> None:
         super().validate()
@@ -577,18 +544,15 @@ class ReturnTicket(_Transition):
 class CloseTicket(_Transition):
     """已轉檔 → 結案 (the office closes a converted ticket)."""
 
-    sources = (TicketStatus.CONVERTED.value,)
-    target = TicketStatus.CLOSED.value
-
-    def action_label(self) -> str:
-        return gettext("closed")
+    name = "close"
 
     def apply(self) -> None:
         self.ticket.closed_at = clock.utc_naive()
 
 
+
 # ----------------------------------------------------------------- conversion
-class ConvertTicket:
+class ConvertTicket(Command):
     """轉檔: apply every line of an approved ticket in one transaction.
 
     Each record is re-dated, the 5-day rule re-checked at the new date (the record itself
@@ -659,11 +623,7 @@ class ConvertTicket:
         return None
 
     def validate(self) -> None:
-        if self.ticket.status != TicketStatus.APPROVED.value:
-            raise TransitionError(
-                gettext("A ticket that is %(status)s cannot be %(action)s.",
-                        status=self.ticket.status_label, action=gettext("converted"))
-            )  # fmt: skip
+        TICKET_FLOW.check(self.ticket, "convert")
         for item in self.preview():
             if item.problem:
                 raise LineError(item.position, item.problem)
@@ -677,50 +637,45 @@ class ConvertTicket:
     def run(self) -> ConversionResult:
         if self.already_done():
             return ConversionResult(changed=False, lines=self.preview())
-        self.validate()
-        ticket = self.ticket
-        _claim(ticket, TicketStatus.APPROVED.value)
-        lock_quitter(ticket.quitter_id)
-        now = clock.utc_naive()
-        try:
-            with audit_reference(ticket.number):
-                pairs = self._lines()
-                for line, visit in pairs:
-                    if visit.visit_date != line.recorded_date:  # changed since the preview
-                        raise LineError(
-                            line.position,
-                            gettext("The record is dated %(date)s.", date=to_roc(visit.visit_date)),
-                        )
-                    if visit.original_date is None:
-                        visit.original_date = visit.visit_date
-                    visit.visit_date = line.corrected_date
-                    # C8: the content of a converted record reached the system after the
-                    # deadline of its real date, whatever its entered_at says.
-                    visit.entry_timeliness = Timeliness.AFTER_DEADLINE.value
-                    visit.corrected_by_ticket_id = ticket.id
-                    line.applied_at = now
-                db.session.flush()
-                for line, visit in pairs:
-                    try:
-                        check_five_days(
-                            visit.quitter_id, visit.visit_date, exclude_visit_id=visit.id
-                        )
-                    except VisitRuleError as exc:
-                        raise LineError(line.position, str(exc)) from None
-                ticket.status = TicketStatus.CONVERTED.value
-                ticket.converted_at = now
-                _record(ticket, TicketStatus.APPROVED.value, TicketStatus.CONVERTED.value)
-                db.session.commit()
-        except Exception:
-            db.session.rollback()
-            raise
-        closed = _close_if_reentered(ticket)
-        if closed:
-            db.session.commit()
-        self._mail()
+        super().run()
         return ConversionResult(changed=True, lines=self.preview())
 
-    def _mail(self) -> None:
+    def execute(self) -> None:
+        ticket = self.ticket
+        TICKET_FLOW.transition(ticket, "convert")
+        lock_quitter(ticket.quitter_id)
+        now = clock.utc_naive()
+        with audit_reference(ticket.number):
+            pairs = self._lines()
+            for line, visit in pairs:
+                if visit.visit_date != line.recorded_date:  # changed since the preview
+                    raise LineError(
+                        line.position,
+                        gettext("The record is dated %(date)s.", date=to_roc(visit.visit_date)),
+                    )
+                if visit.original_date is None:
+                    visit.original_date = visit.visit_date
+                visit.visit_date = line.corrected_date
+                # C8: the content of a converted record reached the system after the
+                # deadline of its real date, whatever its entered_at says.
+                visit.entry_timeliness = Timeliness.AFTER_DEADLINE.value
+                visit.corrected_by_ticket_id = ticket.id
+                line.applied_at = now
+            db.session.flush()
+            for line, visit in pairs:
+                try:
+                    check_five_days(
+                        visit.quitter_id, visit.visit_date, exclude_visit_id=visit.id
+                    )
+                except VisitRuleError as exc:
+                    raise LineError(line.position, str(exc)) from None
+            ticket.converted_at = now
+            # The audit trail reads its reference at flush: flush while it is the ticket's.
+            db.session.flush()
+        _close_if_reentered(ticket)
+
+    def after_commit(self) -> None:
+        """Mail the institution what was converted (and, C6, what to re-enter)."""
         ticket = self.ticket
         changes = "\n".join(
             f"  {to_roc(line.recorded_date)} → {to_roc(line.corrected_date)}"
@@ -779,7 +734,7 @@ def _close_if_reentered(ticket: CorrectionTicket) -> bool:
             return False
     ticket.status = TicketStatus.CLOSED.value
     ticket.closed_at = clock.utc_naive()
-    _record(
+    TICKET_FLOW.record(
         ticket, TicketStatus.CONVERTED.value, TicketStatus.CLOSED.value,
         gettext("The displaced visit of %(dates)s has been re-entered.",
                 dates="、".join(to_roc(d) for d in ticket.displaced_dates)),

@@ -55,6 +55,7 @@ from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClau
 
 from core.data.scope import Scope, ScopeKind
 from core.dates import gregorian_year, roc_year
+from core.errors import UserError
 from core.extensions import cache, db
 from domain.registry.persons import person_merged
 from models.cessation.visit import Visit
@@ -249,7 +250,7 @@ def _service_row(code, name, med_visits, edu_visits, med_quitters, edu_quitters)
 # --- what a request may ask for -------------------------------------------------------
 
 
-class StatisticsRequestError(ValueError):
+class StatisticsRequestError(UserError, ValueError):
     """A report request that cannot be answered; `status` is the HTTP code, the message zh_TW."""
 
     status = 400

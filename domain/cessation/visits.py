@@ -19,6 +19,7 @@ from sqlalchemy import and_, select, update
 from core import clock
 from core.data.scope import current_scope
 from core.dates import to_roc
+from core.errors import UserError
 from core.extensions import db
 from models.cessation.visit import (  # C1's calendar lives with the table it derives
     Quitter,
@@ -32,7 +33,7 @@ from models.registry.practitioner import ServiceAssignment
 MIN_DAYS_APART = 5
 
 
-class VisitRuleError(ValueError):
+class VisitRuleError(UserError, ValueError):
     """A visit that the rules refuse; str() is the zh_TW message for the user."""
 
 

@@ -23,6 +23,7 @@ from blinker import Namespace
 from sqlalchemy import inspect, select
 
 from core.data.scope import ScopeKind, current_scope
+from core.errors import UserError
 from core.extensions import db
 from core.validators import normalize_id
 from models.registry.person import IdentityStatus, link_person
@@ -107,7 +108,7 @@ def same_person_ids(model, person_id: int):
 person_merged = Namespace().signal("person-merged")
 
 
-class MergeError(ValueError):
+class MergeError(UserError, ValueError):
     """A conflict row that cannot be merged; str() is the zh_TW message."""
 
 

@@ -36,7 +36,13 @@ from core.mail import mail_failed
 from core.security.passwords import PasswordPolicy
 from core.security.roles import role_label
 from core.security.sessions import AccountError, account_events, find_token
-from core.web.views import CAN_EXPORT, CAN_READ, VIEW_METHOD_PERMISSIONS, ScopedModelView
+from core.web.views import (
+    CAN_EXPORT,
+    CAN_READ,
+    VIEW_METHOD_PERMISSIONS,
+    ScopedModelView,
+    refusals_flashed,
+)
 from domain.accounts.commands import (
     ApproveApplication,
     RejectApplication,
@@ -221,17 +227,14 @@ class SetPasswordView(BaseView):
 
         try:
             record = find_token(token)
-        except AccountError as exc:
+        except AccountError as exc:  # not a flash: a dead link has its own page, answered 410
             return self.render_template("accounts/link_invalid.html", message=str(exc)), 410
         user = db.session.get(ScopedUser, record.user_id)
         g.password_target_username = user.username
         form = SetPasswordForm()
         if form.validate_on_submit():
-            try:
+            with refusals_flashed():
                 SetPassword(token, form.password.data).run()
-            except AccountError as exc:
-                flash(str(exc), "danger")
-            else:
                 flash(gettext("Your password is set. Please sign in."), "success")
                 return redirect(self.appbuilder.get_url_for_login)
         return self.render_template("accounts/set_password.html", form=form, username=user.username)
@@ -302,14 +305,9 @@ class AccountApplicationView(ScopedModelView):
 
     @action("approve", _l("Approve"), _l("Open this account?"), "fa-check", multiple=False)
     def approve(self, item):
-        try:
-            user = ApproveApplication(item).run()
-        except AccountError as exc:
-            db.session.rollback()
-            flash(str(exc), "danger")
-        else:
-            if not mail_failed():  # else core.mail has said the mail could not be sent
-                flash(gettext("Account %(username)s opened; the applicant has been mailed a link to set the password.", username=user.username), "success")
+        user = ApproveApplication(item).run()  # a refusal: flashed by ScopedModelView.action
+        if not mail_failed():  # else core.mail has said the mail could not be sent
+            flash(gettext("Account %(username)s opened; the applicant has been mailed a link to set the password.", username=user.username), "success")
         return self._back(item)
 
     @action("reject", _l("Reject"), None, "fa-times", multiple=False)
@@ -324,12 +322,8 @@ class AccountApplicationView(ScopedModelView):
             abort(404)
         form = RejectForm()
         if form.validate_on_submit():
-            try:
+            with refusals_flashed():
                 RejectApplication(item, form.reason.data).run()
-            except AccountError as exc:
-                db.session.rollback()
-                flash(str(exc), "danger")
-            else:
                 flash(gettext("The application has been rejected and the applicant informed."), "success")
                 return self._back(item)
         return self.render_template(
@@ -426,23 +420,15 @@ class AccountLookupView(ScopedModelView):
 
     @action("unlock", _l("Unlock"), _l("Unlock this account?"), "fa-unlock", multiple=False)
     def unlock(self, item):
-        try:
-            UnlockAccount(item).run()
-        except AccountError as exc:
-            flash(str(exc), "danger")
-        else:
-            flash(gettext("The account is unlocked."), "success")
+        UnlockAccount(item).run()  # a refusal: flashed by ScopedModelView.action
+        flash(gettext("The account is unlocked."), "success")
         return redirect(url_for(".show", pk=item.id))
 
     @action("send_reset", _l("Send password-reset link"), _l("Mail a password-reset link to this account?"), "fa-envelope", multiple=False)
     def send_reset(self, item):
-        try:
-            SendPasswordReset(item).run()
-        except AccountError as exc:
-            flash(str(exc), "danger")
-        else:
-            if not mail_failed():  # else core.mail has said the mail could not be sent
-                flash(gettext("A password-reset link has been mailed to %(email)s.", email=item.email), "success")
+        SendPasswordReset(item).run()  # a refusal: flashed by ScopedModelView.action
+        if not mail_failed():  # else core.mail has said the mail could not be sent
+            flash(gettext("A password-reset link has been mailed to %(email)s.", email=item.email), "success")
         return redirect(url_for(".show", pk=item.id))
 
 

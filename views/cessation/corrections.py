@@ -42,6 +42,7 @@ from core.web.views import (
     ScopedModelView,
     ScopedReportView,
     can_see_full_ids,
+    refusals_flashed,
 )
 from domain.cessation.corrections import (
     ATTACHMENTS,
@@ -372,12 +373,8 @@ class CorrectionTicketView(ScopedModelView):
                 ],  # fmt: skip
                 attachments=attachments,
             )
-            try:
+            with refusals_flashed():
                 ticket = command.run()
-            except CorrectionError as exc:
-                db.session.rollback()
-                flash(str(exc), "danger")
-            else:
                 flash(
                     gettext("Correction request %(number)s has been filed.", number=ticket.number),
                     "success",
@@ -403,12 +400,8 @@ class CorrectionTicketView(ScopedModelView):
     # -------------------------------------------------------- transitions
     def _step(self, pk, make_command, done_message):
         item = self._get(pk)
-        try:
+        with refusals_flashed():
             make_command(item).run()
-        except CorrectionError as exc:
-            db.session.rollback()
-            flash(str(exc), "danger")
-        else:
             flash(done_message, "success")
         return self._back(item)
 
@@ -495,7 +488,7 @@ class CorrectionConversionView(ScopedReportView):
         ticket = self._ticket(pk)
         try:
             result = ConvertTicket(ticket).run()
-        except CorrectionError as exc:
+        except CorrectionError as exc:  # not a flash: the preview shows why, answered 409
             db.session.rollback()
             db.session.expire_all()
             return self._render(self._ticket(pk), error=str(exc)), 409

@@ -112,7 +112,7 @@ class FeeDeductionView(ScopedReportView):
             return last.year, last.month
         try:
             return parse_roc_month(text)
-        except DateFormatError as exc:
+        except DateFormatError as exc:  # not a flash: the page says it and lists every month
             self._error = str(exc)
             return None
 
@@ -163,7 +163,7 @@ class SelfCheckView(ScopedReportView):
         error = None
         try:
             month = parse_roc_month(request.args.get("month")) or (today.year, today.month)
-        except DateFormatError as exc:
+        except DateFormatError as exc:  # not a flash: the page says it and shows this month
             error, month = str(exc), (today.year, today.month)
         first = dt.date(month[0], month[1], 1)
         after = (first + dt.timedelta(days=32)).replace(day=1)

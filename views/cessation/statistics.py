@@ -236,11 +236,11 @@ class CessationStatisticsView(ScopedReportView):
         error = None
         try:
             scope, county = report_scope(user_scope, request.args.get("county"))
-        except StatisticsRequestError as exc:
+        except StatisticsRequestError as exc:  # a scope refused: the bare status page, no report
             abort(exc.status)
         try:
             year = parse_year(request.args.get("year"))
-        except StatisticsRequestError as exc:
+        except StatisticsRequestError as exc:  # not a flash: the page says it and shows this year
             error, year = str(exc), parse_year(None)
         result = cessation_statistics(year, scope)
         roc_year = result["roc_year"]
@@ -268,7 +268,7 @@ class CessationStatisticsView(ScopedReportView):
     def export(self):
         try:
             year, scope, county = _request()
-        except StatisticsRequestError as exc:
+        except StatisticsRequestError as exc:  # a scope refused: the bare status page, no report
             abort(exc.status)
         result = cessation_statistics(year, scope)
         path = write_workbook(result, scope_label(scope, county))
@@ -306,8 +306,8 @@ class CessationStatisticsApi(BaseApi):
         """
         try:
             year, scope, county = _request()
-        except StatisticsRequestError as exc:
-            return self.response(exc.status, message=str(exc))
+        except StatisticsRequestError as exc:  # a BaseApi, not a ScopedModelRestApi: answered here
+            return self.response(exc.status, message=exc.answer())
         result = cessation_statistics(year, scope)
         return self.response(
             200,

@@ -191,6 +191,7 @@ class VisitView(ScopedModelView):
 
 
 def _write_or_rollback(item, original_date=None):
+    # FAB's _add/_edit flash what pre_add/pre_update raise but do not roll back.
     try:
         enforce_on_write(item, original_date)
     except VisitRuleError:
@@ -270,22 +271,6 @@ class VisitApi(ScopedModelRestApi):
 
     def pre_delete(self, item):
         enforce_on_delete(item)
-
-    def _rule_refused(self, call, *args):
-        try:
-            return call(*args)
-        except VisitRuleError as exc:
-            db.session.rollback()
-            return self.response_422(message=str(exc))
-
-    def post_headless(self):
-        return self._rule_refused(super().post_headless)
-
-    def put_headless(self, pk):
-        return self._rule_refused(super().put_headless, pk)
-
-    def delete_headless(self, pk):
-        return self._rule_refused(super().delete_headless, pk)
 
 
 class QuitterApi(ScopedModelRestApi):

@@ -12,7 +12,6 @@ from flask_babel import lazy_gettext as _l
 from core.extensions import db
 from core.web.views import VIEW_METHOD_PERMISSIONS, ScopedModelView
 from domain.registry.persons import (
-    MergeError,
     merge_into_verified,
     register_person,
     registering_institutions,
@@ -39,13 +38,9 @@ class PersonIdentityView(ScopedModelView):
             _l("Move this registration's visits and tickets to the national record and delete it?"),
             "fa-compress", multiple=False)  # fmt: skip
     def merge(self, item):
-        try:
-            verified = merge_into_verified(self.datamodel.obj, item)
-            db.session.commit()
-        except MergeError as exc:
-            db.session.rollback()
-            flash(str(exc), "danger")
-            return redirect(url_for(".show", pk=item.id))
+        # A MergeError: flashed by ScopedModelView.action, back on the row's page.
+        verified = merge_into_verified(self.datamodel.obj, item)
+        db.session.commit()
         flash(gettext("Merged into the national record %(person)s.", person=str(verified)), "success")
         return redirect(url_for(".list"))
 
