@@ -12,7 +12,8 @@ from flask_appbuilder.security.decorators import has_access
 from flask_babel import gettext
 
 from core.imports import bound
-from domain.cessation.batch import BatchError, import_visits, spreadsheet
+from core.web.views import refusals_flashed
+from domain.cessation.batch import import_visits, spreadsheet
 from domain.cessation.grants import VISIT
 
 REPORT_FOLDER = "batch-reports"
@@ -51,15 +52,12 @@ class VisitUploadView(BaseView):
             if not data:
                 flash(gettext("Please choose the file to upload."), "danger")
             else:
-                try:
+                with refusals_flashed():  # a file not in the template (BatchError)
                     outcome = import_visits(data)
                     errors = outcome.failed
                     if not errors:
                         flash(gettext("%(n)d visit records imported.", n=outcome.imported), "success")
                         return redirect(url_for("VisitView.list"))
-                except BatchError as exc:
-                    flash(str(exc), "danger")
-                if errors:
                     report = write_report(outcome.rows)
                     flash(gettext("%(n)d rows have errors; nothing was imported. Download the marked file, correct it and upload it again.", n=len(errors)), "danger")
         return self.render_template(
