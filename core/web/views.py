@@ -41,6 +41,7 @@ from core.data.filters import (
     sees_ids_masked,
 )
 from core.data.rules import RuleError
+from core.data.versions import request_memo
 from core.dates import to_roc
 from core.export.xlsx import send_xlsx, write_xlsx
 from core.extensions import db, without_sqlite_mmap
@@ -91,11 +92,9 @@ FULL_ID_PERMISSION = ("can_read", "PersonalId")
 def can_see_full_ids() -> bool:
     """Whether the current user sees personal IDs in full (asked once per request: a list
     page would otherwise check the permission for every masked cell)."""
-    allowed = g.get("_full_ids")
-    if allowed is None:
-        perm, view = FULL_ID_PERMISSION
-        allowed = g._full_ids = current_app.appbuilder.sm.has_access(perm, view)
-    return allowed
+    return request_memo(
+        "full_ids", lambda: current_app.appbuilder.sm.has_access(*FULL_ID_PERMISSION)
+    )
 
 
 def _date_columns(datamodel, columns):
@@ -135,7 +134,7 @@ class CachedSearchWidget(SearchWidget):
     def __call__(self, **kwargs):
         from flask_babel import get_locale
 
-        from core.data.counts import table_version
+        from core.data.counts import table_versions
         from core.data.scope import current_scope
 
         form, columns = self.template_args["form"], self.template_args["include_cols"]
@@ -153,7 +152,7 @@ class CachedSearchWidget(SearchWidget):
             tuple(sorted(scope.county_ids)),
             tuple(sorted(scope.institution_ids)),
             str(get_locale()),
-            tuple((name, table_version(name)) for name in related),
+            tuple(zip(related, table_versions(related), strict=True)),
         )
         cache = current_app.extensions.setdefault("search_fields_cache", {})
         fields = cache.get(key)
