@@ -41,18 +41,21 @@ def bump_security_version() -> None:
     bump(_VERSION_KEY)
 
 
-def _shared(key: str, load, timeout: int = 600):
-    """The value cached under `key` in the shared cache (load() on a miss), read once per
-    request."""
+def _shared(kind: str, ident, load):
+    """The value cached as `kind:<security version>:ident` in the shared cache (load() on a
+    miss), read once per request; the key's text is only built on a miss of the memo."""
+    token = security_version()
 
     def read():
+        text = ",".join(map(str, ident)) if isinstance(ident, tuple) else ident
+        key = f"{kind}:{token}:{text}"
         value = cache.get(key)
         if value is None:
             value = load()
-            cache.set(key, value, timeout=timeout)
+            cache.set(key, value, timeout=600)
         return value
 
-    return request_memo(key, read)
+    return request_memo((kind, token, ident), read)
 
 
 # ------------------------------------------------ API tokens end with the session
@@ -367,10 +370,9 @@ class AppSecurityManager(SecurityManager):
     # -- permission checks: one cached set per role combination, not a query per check --
     def _role_ids(self, user) -> tuple[int, ...]:
         if user is None or not getattr(user, "is_authenticated", False):
-            return _shared(f"roles:{security_version()}:public", self._public_role_ids)
+            return _shared("roles", "public", self._public_role_ids)
         return _shared(
-            f"roles:{security_version()}:{user.id}",
-            lambda: tuple(sorted({r.id for r in self.get_user_roles(user)})),
+            "roles", user.id, lambda: tuple(sorted({r.id for r in self.get_user_roles(user)}))
         )
 
     def _public_role_ids(self) -> tuple[int, ...]:
@@ -378,10 +380,7 @@ class AppSecurityManager(SecurityManager):
         return (public.id,) if public else ()
 
     def permissions_for_roles(self, role_ids: tuple[int, ...]) -> frozenset[tuple[str, str]]:
-        return _shared(
-            f"perms:{security_version()}:{','.join(map(str, role_ids))}",
-            lambda: self._load_permissions(role_ids),
-        )
+        return _shared("perms", role_ids, lambda: self._load_permissions(role_ids))
 
     def _load_permissions(self, role_ids) -> frozenset[tuple[str, str]]:
         if not role_ids:
