@@ -69,6 +69,7 @@ def _few_matching_ids(matching, key) -> list | None:
     from core.extensions import db
 
     def load():
+        """The ids, or None when there are too many to inline."""
         ids = db.session.scalars(matching.limit(INLINE_IDS + 1)).all()
         return ids if len(ids) <= INLINE_IDS else None
 

@@ -38,7 +38,7 @@ def request_memo(key, factory):
     return value
 
 
-def forget(key) -> None:
+def _forget(key) -> None:
     """Drop `key` from the current request's memo (nothing outside a request)."""
     if has_request_context():
         memo = g.get(_MEMO)
@@ -47,6 +47,7 @@ def forget(key) -> None:
 
 
 def _memo() -> dict:
+    """The current request's memo dict, created on first use."""
     # One dict on g for every memo, so that a test can start a request afresh by popping it.
     memo = g.get(_MEMO)
     if memo is None:
@@ -56,6 +57,7 @@ def _memo() -> dict:
 
 
 def _fresh() -> int:
+    """A token no bump has used before (with overwhelming probability), never 0 or None."""
     return random.getrandbits(62) + 1
 
 
@@ -106,10 +108,11 @@ def bump(*names: str) -> None:
         return
     cache.set_many({name: _fresh() for name in names}, timeout=0)
     for name in names:
-        forget(("version", name))
+        _forget(("version", name))
 
 
 def _apply_missed() -> None:
+    """Carry out the bumps asked for while no cache was reachable."""
     if not has_app_context():
         return
     with _missed_lock:

@@ -47,6 +47,7 @@ def _shared(kind: str, ident, load):
     token = security_version()
 
     def read():
+        """The shared cache's value, loaded and stored on a miss."""
         text = ",".join(map(str, ident)) if isinstance(ident, tuple) else ident
         key = f"{kind}:{token}:{text}"
         value = cache.get(key)
@@ -376,6 +377,7 @@ class AppSecurityManager(SecurityManager):
         )
 
     def _public_role_ids(self) -> tuple[int, ...]:
+        """The anonymous user's role ids (the public role's, if there is one)."""
         public = self.get_public_role()
         return (public.id,) if public else ()
 

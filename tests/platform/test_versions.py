@@ -80,11 +80,13 @@ def test_a_memo_is_computed_once_per_request_and_not_shared():
     computed = []
 
     def factory():
+        """Counts its calls."""
         computed.append(1)
         return len(computed)
 
     @app.route("/")
     def page():
+        """Asks the memo twice in one request."""
         return str([request_memo("key", factory), request_memo("key", factory)])
 
     client = app.test_client()
