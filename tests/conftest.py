@@ -57,8 +57,7 @@ def app(database_url, tmp_path_factory):
         # Tests keep an app context open (the `db` fixture), and Flask reuses it for the
         # client's requests, so `g` would carry the previous request's user (Flask-Login
         # caches it in g._login_user). In production every request has its own context.
-        for name in ("_login_user", "user", "_scope", "_perm_memo", "_api_key_user",
-                     "_table_versions", "_security_memo", "_full_ids",
+        for name in ("_login_user", "user", "_request_memo", "_api_key_user",
                      # flask-jwt-extended's verified token: a later request would be
                      # authorised by the previous request's JWT without checking its own.
                      "_jwt_extended_jwt_user", "_jwt_extended_jwt", "_jwt_extended_jwt_header"):

@@ -2,52 +2,39 @@
 
 A list page's "記錄數" is a count(*) over every row the filters match: 4 ms on SQLite and
 11 ms on PostgreSQL for one month of 3,000,000 visits, a fifth of the page, for a number
-that is the same on the next page and the next request. Each table has a version in the
-shared cache (Redis or the file cache, so every worker sees it), bumped after any commit
-that wrote to the table; a count is cached under the versions of the tables its query
-reads, so a visit entered anywhere shows in the next count, in every process.
+that is the same on the next page and the next request. Each table has a version token in
+the shared cache (core/data/versions.py: Redis or the file cache, so every worker sees it),
+bumped after any commit that wrote to the table; a count is cached under the versions of
+the tables its query reads, so a visit entered anywhere shows in the next count, in every
+process.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from flask import g, has_app_context, has_request_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.schema import Table
 
+from core.data.versions import bump, versions
 from core.extensions import cache
 
 #: Counts nobody invalidates still expire (writes outside a Session, e.g. raw SQL).
 COUNT_SECONDS = 300
 _PENDING = "count_tables_written"
+_KEY = "table-version:{}"
 
 
-def table_version(name: str) -> int:
-    """The table's write counter, read from the shared cache once per request."""
-    memo = g.setdefault("_table_versions", {}) if has_request_context() else {}
-    if name in memo:
-        return memo[name]
-    version = cache.get(f"table-version:{name}") or 0
-    memo[name] = version
-    return version
+def table_versions(names) -> tuple[int, ...]:
+    """The tables' write tokens (core/data/versions.py: one cache read per request)."""
+    return versions(*(_KEY.format(name) for name in names))
 
 
 def bump_tables(names) -> None:
     """Invalidate every cached count reading these tables, in every process."""
-    if not has_app_context():
-        return  # no cache to reach (scripts on a bare engine); counts expire by time
-    for name in names:
-        # The backend's inc: atomic INCR on Redis, read-and-write on the file cache (two
-        # bumps racing lose one increment, but either one invalidates the old counts).
-        cache.cache.inc(f"table-version:{name}")
-    if has_request_context():
-        memo = g.get("_table_versions")
-        if memo:
-            for name in names:
-                memo.pop(name, None)
+    bump(*(_KEY.format(name) for name in names))
 
 
 def tables_of(statement) -> list[str]:
@@ -73,8 +60,10 @@ def cached_count(session: Session, statement, identity: str) -> int:
         tables = _tables_by_identity[identity] = tables_of(statement)
         if len(_tables_by_identity) > 10_000:
             _tables_by_identity.clear()
-    versions = ",".join(f"{name}={table_version(name)}" for name in tables)
-    digest = hashlib.sha1(f"{identity}|{versions}".encode()).hexdigest()
+    tokens = ",".join(
+        f"{name}={token}" for name, token in zip(tables, table_versions(tables), strict=True)
+    )
+    digest = hashlib.sha1(f"{identity}|{tokens}".encode()).hexdigest()
     key = f"count:{digest}"
     value = cache.get(key)
     if value is None:

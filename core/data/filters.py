@@ -66,15 +66,15 @@ def _few_matching_ids(matching, key) -> list | None:
     """The ids `matching` selects when they are at most INLINE_IDS, else None.
 
     Memoised for the request: FAB applies each filter twice (count and page)."""
-    from flask import g, has_request_context
-
+    from core.data.versions import request_memo
     from core.extensions import db
 
-    memo = g.setdefault("_related_text_ids", {}) if has_request_context() else {}
-    if key not in memo:
+    def load():
+        """The ids, or None when there are too many to inline."""
         ids = db.session.scalars(matching.limit(INLINE_IDS + 1)).all()
-        memo[key] = ids if len(ids) <= INLINE_IDS else None
-    return memo[key]
+        return ids if len(ids) <= INLINE_IDS else None
+
+    return request_memo(("related_text_ids", key), load)
 
 
 def institution_text_filter():

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flask import g, has_request_context
+from flask import has_request_context
 from sqlalchemy import false, select, true
 
 from core.actor import current_actor
+from core.data.versions import request_memo
 from core.extensions import db
 from models.platform.user import ScopedUser, ScopeKind, user_institution
 from models.registry.institution import Institution
@@ -114,12 +115,10 @@ def current_scope() -> Scope:
     """
     if not has_request_context():
         return SYSTEM_SCOPE
-    user_id = _current_user_id()
-    cached = g.get("_scope")
-    if cached is not None and cached.user_id == user_id:
-        return cached
     from flask import current_app
 
-    scope = scope_for_user_id(user_id, current_app.appbuilder.sm.current_user)
-    g._scope = scope
-    return scope
+    user_id = _current_user_id()
+    return request_memo(
+        ("scope", user_id),
+        lambda: scope_for_user_id(user_id, current_app.appbuilder.sm.current_user),
+    )

@@ -17,6 +17,7 @@ from sqlalchemy import event, select
 from wtforms import SelectField
 
 from core.data.scope import ScopeKind
+from core.data.versions import bump, request_memo, version
 from core.extensions import cache
 from core.security import sessions as accounts
 from core.security.passwords import check_password
@@ -30,38 +31,36 @@ _VERSION_KEY = "security:version"
 
 
 def security_version() -> int:
-    """A counter bumped whenever users, roles or permissions change (cache key salt).
+    """A token changed whenever users, roles or permissions change (cache key salt).
 
-    Read from the shared cache once per request: a list page checks a few dozen
-    permissions (menu, buttons), and each read of the file cache is a file open + unpickle.
+    Read from the shared cache once per request (core/data/versions.py): a list page checks
+    a few dozen permissions (menu, buttons), and each read of the file cache is a file open
+    + unpickle.
     """
-    memo = _request_memo()
-    if memo is not None and _VERSION_KEY in memo:
-        return memo[_VERSION_KEY]
-    version = cache.get(_VERSION_KEY)
-    if version is None:
-        version = 1
-        cache.set(_VERSION_KEY, version, timeout=0)
-    if memo is not None:
-        memo[_VERSION_KEY] = version
-    return version
+    return version(_VERSION_KEY)
 
 
 def bump_security_version() -> None:
     """Invalidate every cached permission set and scope, in every process."""
-    cache.set(_VERSION_KEY, (cache.get(_VERSION_KEY) or 1) + 1, timeout=0)
-    memo = _request_memo()
-    if memo is not None:
-        memo.clear()
+    bump(_VERSION_KEY)
 
 
-def _request_memo() -> dict | None:
-    """A dict living as long as the current request (None outside one)."""
-    from flask import has_request_context
+def _shared(kind: str, ident, load):
+    """The value cached as `kind:<security version>:ident` in the shared cache (load() on a
+    miss), read once per request; the key's text is only built on a miss of the memo."""
+    token = security_version()
 
-    if not has_request_context():
-        return None
-    return g.setdefault("_security_memo", {})
+    def read():
+        """The shared cache's value, loaded and stored on a miss."""
+        text = ",".join(map(str, ident)) if isinstance(ident, tuple) else ident
+        key = f"{kind}:{token}:{text}"
+        value = cache.get(key)
+        if value is None:
+            value = load()
+            cache.set(key, value, timeout=600)
+        return value
+
+    return request_memo((kind, token, ident), read)
 
 
 # ------------------------------------------------ API tokens end with the session
@@ -364,37 +363,18 @@ class AppSecurityManager(SecurityManager):
     # -- permission checks: one cached set per role combination, not a query per check --
     def _role_ids(self, user) -> tuple[int, ...]:
         if user is None or not getattr(user, "is_authenticated", False):
-            key = f"roles:{security_version()}:public"
-            ids = cache.get(key)
-            if ids is None:
-                public = self.get_public_role()
-                ids = (public.id,) if public else ()
-                cache.set(key, ids, timeout=600)
-            return ids
-        key = f"roles:{security_version()}:{user.id}"
-        memo = _request_memo()
-        if memo is not None and key in memo:
-            return memo[key]
-        ids = cache.get(key)
-        if ids is None:
-            roles = self.get_user_roles(user)
-            ids = tuple(sorted({r.id for r in roles}))
-            cache.set(key, ids, timeout=600)
-        if memo is not None:
-            memo[key] = ids
-        return ids
+            return _shared("roles", "public", self._public_role_ids)
+        return _shared(
+            "roles", user.id, lambda: tuple(sorted({r.id for r in self.get_user_roles(user)}))
+        )
+
+    def _public_role_ids(self) -> tuple[int, ...]:
+        """The anonymous user's role ids (the public role's, if there is one)."""
+        public = self.get_public_role()
+        return (public.id,) if public else ()
 
     def permissions_for_roles(self, role_ids: tuple[int, ...]) -> frozenset[tuple[str, str]]:
-        memo = g.setdefault("_perm_memo", {}) if _in_app_ctx() else {}
-        if role_ids in memo:
-            return memo[role_ids]
-        key = f"perms:{security_version()}:{','.join(map(str, role_ids))}"
-        perms = cache.get(key)
-        if perms is None:
-            perms = self._load_permissions(role_ids)
-            cache.set(key, perms, timeout=600)
-        memo[role_ids] = perms
-        return perms
+        return _shared("perms", role_ids, lambda: self._load_permissions(role_ids))
 
     def _load_permissions(self, role_ids) -> frozenset[tuple[str, str]]:
         if not role_ids:
@@ -428,12 +408,6 @@ class AppSecurityManager(SecurityManager):
     def _get_user_permission_view_menus(self, user, permission_name, view_menus_name):
         perms = self.permissions_for_roles(self._role_ids(user))
         return {name for name in view_menus_name if (permission_name, name) in perms}
-
-
-def _in_app_ctx() -> bool:
-    from flask import has_app_context
-
-    return has_app_context()
 
 
 def _bump_on_security_change(session, flush_context):

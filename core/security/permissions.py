@@ -4,8 +4,9 @@ of each domain's grants.py, never string literals in views)."""
 
 from __future__ import annotations
 
-from flask import current_app, g
+from flask import current_app
 
+from core.data.versions import request_memo
 from core.security.manager import bump_security_version
 from core.security.roles import ADMIN
 
@@ -35,11 +36,9 @@ PERMISSION_ONLY = {PERSONAL_ID: {"can_read"}}
 def can_see_full_ids() -> bool:
     """Whether the current user sees personal IDs in full (asked once per request: a list
     page would otherwise check the permission for every masked cell)."""
-    allowed = g.get("_full_ids")
-    if allowed is None:
-        perm, view = FULL_ID_PERMISSION
-        allowed = g._full_ids = current_app.appbuilder.sm.has_access(perm, view)
-    return allowed
+    return request_memo(
+        "full_ids", lambda: current_app.appbuilder.sm.has_access(*FULL_ID_PERMISSION)
+    )
 
 
 #: Self-service pages every signed-in role may use (its own profile and password).

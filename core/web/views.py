@@ -131,7 +131,7 @@ class CachedSearchWidget(SearchWidget):
     def __call__(self, **kwargs):
         from flask_babel import get_locale
 
-        from core.data.counts import table_version
+        from core.data.counts import table_versions
         from core.data.scope import current_scope
 
         form, columns = self.template_args["form"], self.template_args["include_cols"]
@@ -149,7 +149,7 @@ class CachedSearchWidget(SearchWidget):
             tuple(sorted(scope.county_ids)),
             tuple(sorted(scope.institution_ids)),
             str(get_locale()),
-            tuple((name, table_version(name)) for name in related),
+            tuple(zip(related, table_versions(related), strict=True)),
         )
         cache = current_app.extensions.setdefault("search_fields_cache", {})
         fields = cache.get(key)

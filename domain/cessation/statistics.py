@@ -29,10 +29,8 @@ import datetime as dt
 import logging
 import re
 import threading
-import uuid
 from decimal import ROUND_HALF_UP, Decimal
 
-from flask import has_app_context
 from sqlalchemy import (
     Delete,
     Insert,
@@ -54,6 +52,7 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList
 
 from core.data.scope import Scope, ScopeKind
+from core.data.versions import bump, versions
 from core.dates import gregorian_year, roc_year
 from core.errors import UserError
 from core.extensions import cache, db
@@ -82,7 +81,6 @@ ALL = "all"
 _DIRTY = "cessation_stats_dirty"  # on a connection: the years this transaction changed
 _POST_COMMIT = "cessation_stats_post_commit"  # bump them again once the connection is returned
 _ORM_ROWS = "cessation_stats_orm_rows"  # visit id -> years, told by the unit of work
-_missed = threading.Event()  # a bump requested outside an app context
 
 
 # --- rounding -------------------------------------------------------------------------
@@ -342,32 +340,20 @@ def _year_key(year: int) -> str:
 
 
 def stats_version(year: int) -> str:
-    """The current token of `year`'s tables: the global token and the year's own (each a
-    fresh random one if the cache lost it, so an evicted token never brings back figures
-    stored under an older one)."""
-    if _missed.is_set():
-        _missed.clear()
-        bump_stats_version()
-    keys = (_VERSION_KEY, _year_key(year))
-    tokens = list(cache.get_many(*keys))
-    for i, key in enumerate(keys):
-        if tokens[i] is None:
-            tokens[i] = uuid.uuid4().hex
-            cache.set(key, tokens[i], timeout=0)
-    return ":".join(tokens)
+    """The current token of `year`'s tables: the global token and the year's own
+    (core/data/versions.py: fresh random ones if the cache lost them, so an evicted token
+    never brings back figures stored under an older one)."""
+    token, year_token = versions(_VERSION_KEY, _year_key(year))
+    return f"{token}:{year_token}"
 
 
 def bump_stats_version(years=None) -> None:
     """Invalidate the cached tables of `years` (every year when None or when it holds ALL),
     in every process sharing the cache."""
-    if not has_app_context():
-        _missed.set()
-        return
     if years is None or ALL in years:
-        cache.set(_VERSION_KEY, uuid.uuid4().hex, timeout=0)
-        return
-    if years:
-        cache.set_many({_year_key(int(year)): uuid.uuid4().hex for year in years}, timeout=0)
+        bump(_VERSION_KEY)
+    else:
+        bump(*(_year_key(int(year)) for year in years))
 
 
 def _transaction_wrote(year: int) -> bool:
