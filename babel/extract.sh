@@ -40,7 +40,7 @@ WTFORMS_DIR="$("$PYTHON" -c 'import wtforms, os; print(os.path.dirname(wtforms._
 # babel/fab_extra_msgids.py), then our own code; directories/files that do
 # not exist (yet) are skipped.
 INPUTS=("$FAB_DIR" "$WTFORMS_DIR" "$BABEL_DIR/fab_extra_msgids.py")
-for p in app.py models views core seed templates; do
+for p in app.py worker.py core models domain views seed templates; do
   if [ -e "$p" ]; then
     INPUTS+=("$p")
   else
