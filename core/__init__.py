@@ -1,1 +1,3 @@
-"""Cross-cutting machinery: scope, security, audit, exports, dates, roles."""
+"""The framework: scope, the scoped datamodel, view and API bases, security, audit, export,
+dates, files, imports, commands and workflows. It names no domain (import contracts in
+pyproject.toml)."""

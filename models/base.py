@@ -16,7 +16,6 @@ from core.dates import utcnow
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
 
-    from core.data.scope import Scope
 
 
 class AppModel(Model):
@@ -27,8 +26,10 @@ class AppModel(Model):
     __audited__ = True
 
     @classmethod
-    def scope_clause(cls, scope: Scope) -> ColumnElement[bool]:
-        """Rows of this model the scope may see. Deny by default: subclasses must say."""
+    def scope_clause(cls, scope) -> ColumnElement[bool]:
+        """Rows of this model `scope` (a core.data.scope.Scope) may see. Deny by default:
+        subclasses must say. (Not imported for the annotation: scope reads the user and
+        institution tables, which stand on this module.)"""
         return false()
 
     @classmethod

@@ -20,7 +20,6 @@ import logging
 from dataclasses import dataclass, field
 
 from flask_babel import gettext
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -29,12 +28,16 @@ from core.commands import Command
 from core.data.audit import audit_reference
 from core.data.scope import current_scope
 from core.dates import to_roc
-from core.errors import UserError
 from core.extensions import db
 from core.files import FileStore, UploadRefused
 from core.mail import send_mail
 from core.validators import normalize_id
-from core.workflow import TransitionCommand, TransitionRefused, Workflow
+from core.workflow import TransitionCommand
+from domain.cessation.tickets import (
+    TICKET_FLOW,
+    CorrectionError,
+    _close_if_reentered,
+)
 from domain.cessation.visits import (
     MIN_DAYS_APART,
     VisitRuleError,
@@ -52,7 +55,6 @@ from models.cessation.correction import (
     TicketChannel,
     TicketCounter,
     TicketStatus,
-    TicketTransition,
 )
 from models.cessation.visit import Quitter, Timeliness, Visit, entry_deadline
 from models.registry.institution import Institution
@@ -77,14 +79,6 @@ OPEN_STATUSES = (
     TicketStatus.IN_REVIEW.value,
     TicketStatus.APPROVED.value,
 )
-
-
-class CorrectionError(UserError):
-    """A refused ticket operation; str() is the zh_TW message shown to the user."""
-
-
-class TransitionError(CorrectionError, TransitionRefused):
-    """The ticket's current status does not allow this step (or changed meanwhile): 409."""
 
 
 class AttachmentError(CorrectionError):
@@ -142,45 +136,6 @@ class ConversionResult:
     lines: list[PreviewLine] = field(default_factory=list)
 
 
-# ------------------------------------------------------------------ workflow
-#: What each step is called in the refusal "A ticket that is … cannot be …".
-ACTION_LABELS = {
-    "review": _l("taken into review"),
-    "approve": _l("approved"),
-    "return": _l("returned"),
-    "close": _l("closed"),
-    "convert": _l("converted"),
-}
-
-
-def _add_history(ticket: CorrectionTicket, **fields) -> TicketTransition:
-    """A ticket's history row, in its list of transitions (the show page reads it)."""
-    entry = TicketTransition(**fields)
-    ticket.transitions.append(entry)
-    return entry
-
-
-TICKET_FLOW = Workflow(
-    CorrectionTicket,
-    "status",
-    _add_history,
-    {
-        "review": ((TicketStatus.RECEIVED.value,), TicketStatus.IN_REVIEW.value),
-        "approve": ((TicketStatus.IN_REVIEW.value,), TicketStatus.APPROVED.value),
-        "return": (
-            (TicketStatus.RECEIVED.value, TicketStatus.IN_REVIEW.value),
-            TicketStatus.RETURNED.value,
-        ),
-        "convert": ((TicketStatus.APPROVED.value,), TicketStatus.CONVERTED.value),
-        "close": ((TicketStatus.CONVERTED.value,), TicketStatus.CLOSED.value),
-    },
-    refused=lambda ticket, name: gettext(
-        "A ticket that is %(status)s cannot be %(action)s.",
-        status=ticket.status_label, action=str(ACTION_LABELS[name]),
-    ),  # fmt: skip
-    stale=lambda: gettext("The ticket was changed by someone else meanwhile: reload it."),
-    error=TransitionError,
-)
 
 
 # ------------------------------------------------------------------ helpers
@@ -698,58 +653,6 @@ class ConvertTicket(Command):
 
 
 # --------------------------------------------------------------- C6 re-entry
-def open_reentry_tickets(
-    institution_id: int, quitter_id: int, visit_date: dt.date
-) -> list[CorrectionTicket]:
-    """Converted tickets of this institution and quitter still waiting for the displaced visit
-    of exactly this date."""
-    return db.session.scalars(
-        select(CorrectionTicket)
-        .join(CorrectionLine, CorrectionLine.ticket_id == CorrectionTicket.id)
-        .where(
-            CorrectionTicket.institution_id == institution_id,
-            CorrectionTicket.quitter_id == quitter_id,
-            CorrectionTicket.status == TicketStatus.CONVERTED.value,
-            CorrectionLine.displaced_date == visit_date,
-        )
-        .distinct()
-    ).all()
-
-
-def _close_if_reentered(ticket: CorrectionTicket) -> bool:
-    """Close a converted swap-case ticket once every displaced visit exists again."""
-    if not ticket.reentry_pending:
-        return False
-    for day in ticket.displaced_dates:
-        found = db.session.scalar(
-            select(Visit.id)
-            .where(
-                Visit.institution_id == ticket.institution_id,
-                Visit.quitter_id == ticket.quitter_id,
-                Visit.visit_date == day,
-            )
-            .limit(1)
-        )
-        if found is None:
-            return False
-    ticket.status = TicketStatus.CLOSED.value
-    ticket.closed_at = clock.utc_naive()
-    TICKET_FLOW.record(
-        ticket, TicketStatus.CONVERTED.value, TicketStatus.CLOSED.value,
-        gettext("The displaced visit of %(dates)s has been re-entered.",
-                dates="、".join(to_roc(d) for d in ticket.displaced_dates)),
-    )  # fmt: skip
-    return True
-
-
-def close_fulfilled_reentries(visit: Visit) -> None:
-    """Called when a visit is written: a re-entered displaced visit closes its ticket (C6).
-
-    Runs inside the visit's transaction, so the visit and the closing commit together."""
-    for ticket in open_reentry_tickets(visit.institution_id, visit.quitter_id, visit.visit_date):
-        _close_if_reentered(ticket)
-
-
 def pending_reentries(scope=None) -> list[tuple[CorrectionTicket, dt.date]]:
     """(ticket, displaced date) reminders in the scope: visits the institution must re-enter."""
     scope = scope or current_scope()

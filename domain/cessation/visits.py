@@ -21,6 +21,7 @@ from core.data.scope import current_scope
 from core.dates import to_roc
 from core.errors import UserError
 from core.extensions import db
+from domain.cessation.tickets import close_fulfilled_reentries, open_reentry_tickets
 from models.cessation.visit import (  # C1's calendar lives with the table it derives
     Quitter,
     Visit,
@@ -87,8 +88,6 @@ def reentry_allowed(institution_id: int, quitter_id: int | None, visit_date: dt.
     entered, past its deadline, while the ticket's reminder is open."""
     if quitter_id is None:
         return False
-    from domain.cessation.corrections import open_reentry_tickets
-
     return bool(open_reentry_tickets(institution_id, quitter_id, visit_date))
 
 
@@ -223,8 +222,6 @@ def enforce_on_write(visit: Visit, original_date: dt.date | None = None) -> None
         exclude_visit_id=visit.id,
     )
     # C6: a re-entered displaced visit closes the ticket that asked for it.
-    from domain.cessation.corrections import close_fulfilled_reentries
-
     close_fulfilled_reentries(visit)
 
 

@@ -196,6 +196,8 @@ class Visit(AuditColumnsMixin, AppModel):
     institution: Mapped[Institution] = relationship()
     practitioner: Mapped[Practitioner] = relationship()
     quitter: Mapped[Quitter] = relationship()
+    #: Named, not imported: the ticket model imports this one (a ticket lists its visits).
+    corrected_by_ticket = relationship("CorrectionTicket", viewonly=True)
 
     #: A visit links its quitter to its institution (models/registry/person.py).
     __person_links__ = ((PersonKind.QUITTER.value, "quitter_id", "institution_id"),)
@@ -226,10 +228,7 @@ class Visit(AuditColumnsMixin, AppModel):
         """The number of the correction ticket that re-dated this record, if any."""
         if self.corrected_by_ticket_id is None:
             return ""
-        from core.extensions import db
-        from models.cessation.correction import CorrectionTicket
-
-        return db.session.get(CorrectionTicket, self.corrected_by_ticket_id).number
+        return self.corrected_by_ticket.number
 
     @property
     def services_text(self) -> str:

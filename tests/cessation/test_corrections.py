@@ -19,15 +19,14 @@ from domain.cessation.corrections import (
     AttachmentError,
     CloseTicket,
     ConvertTicket,
-    CorrectionError,
     FileTicket,
     LineError,
     LineInput,
     ReturnTicket,
     StartReview,
-    TransitionError,
     allocate_number,
 )
+from domain.cessation.tickets import CorrectionError, TransitionError
 from models.cessation.correction import CorrectionAttachment, CorrectionTicket, TicketStatus
 from models.cessation.visit import Quitter, Timeliness, Visit, timeliness
 from models.platform.audit import AuditLog

@@ -18,11 +18,10 @@ from core.workflow import TransitionRefused
 from domain.cessation.batch import BatchError
 from domain.cessation.corrections import (
     AttachmentError,
-    CorrectionError,
     LineError,
-    TransitionError,
 )
 from domain.cessation.statistics import StatisticsForbidden, StatisticsRequestError
+from domain.cessation.tickets import CorrectionError, TransitionError
 from domain.cessation.visits import VisitRuleError
 from domain.registry.persons import MergeError
 from models.platform.session import OneTimeToken

@@ -3,8 +3,6 @@ the one-time set-password page, and the helpdesk's account lookup."""
 
 from __future__ import annotations
 
-import io
-
 from flask import abort, current_app, flash, jsonify, redirect, request, url_for
 from flask_appbuilder import BaseView, expose
 from flask_appbuilder.actions import action
@@ -79,18 +77,6 @@ def institution_by_code(code: str | None) -> Institution | None:
     if len(code) != 10 or not code.isdigit():
         return None
     return db.session.scalar(select(Institution).where(Institution.nhi_code == code))
-
-
-def is_pdf(data: bytes) -> bool:
-    """A real PDF: the %PDF- signature and at least one page pypdf can read."""
-    if not data.startswith(b"%PDF-"):
-        return False
-    try:
-        from pypdf import PdfReader
-
-        return len(PdfReader(io.BytesIO(data)).pages) > 0
-    except Exception:  # any parse failure means "not a PDF we accept"
-        return False
 
 
 class ApplicationForm(FlaskForm):

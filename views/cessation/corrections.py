@@ -50,7 +50,6 @@ from domain.cessation.corrections import (
     AttachmentInput,
     CloseTicket,
     ConvertTicket,
-    CorrectionError,
     FileTicket,
     LineInput,
     ReturnTicket,
@@ -59,6 +58,7 @@ from domain.cessation.corrections import (
     status_counts,
 )
 from domain.cessation.grants import CAN_CONVERT, CAN_REVIEW, CORRECTION, CORRECTION_CONVERSION
+from domain.cessation.tickets import CorrectionError
 from models.cessation.correction import (
     AttachmentKind,
     CorrectionAttachment,
