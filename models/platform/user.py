@@ -59,6 +59,11 @@ class ScopedUser(User):
     scope_county_id: Mapped[int | None] = mapped_column(ForeignKey("county.id"))
 
     scope_county: Mapped[County | None] = relationship(foreign_keys=[scope_county_id])
+    #: The staff profile of an addiction-programme account (A14): its professions and
+    #: licences are the practitioner's (models/addiction/staff.py).
+    practitioner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("practitioner.id", ondelete="SET NULL"), index=True
+    )
     scope_institutions: Mapped[list[Institution]] = relationship(
         secondary=user_institution, order_by=Institution.nhi_code
     )

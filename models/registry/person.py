@@ -44,6 +44,7 @@ class PersonKind(LabelledEnum):
 
     QUITTER = "quitter", _l("Quitter")
     PRACTITIONER = "practitioner", _l("Practitioner")
+    PATIENT = "patient", _l("Patient")
 
 
 class PersonLink(AppModel):
@@ -57,7 +58,9 @@ class PersonLink(AppModel):
     __table_args__ = (
         UniqueConstraint("person_kind", "person_id", "institution_id", name="uq_person_link"),
         Index("ix_person_link_scope", "person_kind", "institution_id", "person_id"),
-        CheckConstraint("person_kind IN ('quitter', 'practitioner')", name="ck_person_link_kind"),
+        CheckConstraint(
+            "person_kind IN ('quitter', 'practitioner', 'patient')", name="ck_person_link_kind"
+        ),
         {"extend_existing": True},
     )
 
