@@ -5,12 +5,22 @@ permission."""
 from __future__ import annotations
 
 from core.security.permissions import CAN_EXPORT, CAN_GET, EXPORT_JOB, OPENAPI, READ
-from core.security.roles import BUREAU, FACILITY, HELPDESK, MINISTRY, OFFICE
+from core.security.roles import (
+    ADDICTION_BUREAU,
+    ADDICTION_MINISTRY,
+    BUREAU,
+    FACILITY,
+    HELPDESK,
+    MINISTRY,
+    OFFICE,
+    TREATMENT,
+)
 from domain.accounts import grants as accounts
+from domain.addiction import grants as addiction
 from domain.cessation import grants as cessation
 from domain.registry import grants as registry
 
-DOMAIN_GRANTS = (registry.GRANTS, cessation.GRANTS, accounts.GRANTS)
+DOMAIN_GRANTS = (registry.GRANTS, cessation.GRANTS, accounts.GRANTS, addiction.GRANTS)
 
 
 def merge(*grants: dict[str, dict[str, set[str]]]) -> dict[str, dict[str, set[str]]]:
@@ -27,10 +37,11 @@ def merge(*grants: dict[str, dict[str, set[str]]]) -> dict[str, dict[str, set[st
 
 
 ROLE_GRANTS = merge(*DOMAIN_GRANTS)
-for _role in (OFFICE, MINISTRY, BUREAU, FACILITY, HELPDESK):
+for _role in (OFFICE, MINISTRY, BUREAU, FACILITY, HELPDESK, TREATMENT, ADDICTION_BUREAU,
+              ADDICTION_MINISTRY):
     ROLE_GRANTS.setdefault(_role, {})
 #: Every role that uses the REST API may read its OpenAPI document (not the helpdesk).
-for _role in (OFFICE, MINISTRY, BUREAU, FACILITY):
+for _role in (OFFICE, MINISTRY, BUREAU, FACILITY, TREATMENT, ADDICTION_BUREAU, ADDICTION_MINISTRY):
     ROLE_GRANTS[_role][OPENAPI] = {CAN_GET}
 #: Everyone who can export can follow their own background exports.
 for _grants in ROLE_GRANTS.values():

@@ -11,6 +11,12 @@ MINISTRY = "Ministry"
 BUREAU = "Bureau"
 FACILITY = "Facility"
 HELPDESK = "Helpdesk"
+#: The addiction programme's roles (A1): its data is the more sensitive (資安等級「高」), so
+#: no cessation role reaches it and these reach no cessation data. A user may hold roles of
+#: both programmes (a county bureau, the Ministry); the scope is the user's, the grants the roles'.
+TREATMENT = "Treatment"
+ADDICTION_BUREAU = "AddictionBureau"
+ADDICTION_MINISTRY = "AddictionMinistry"
 
 ROLE_LABELS = {
     ADMIN: _l("System administrator"),
@@ -19,6 +25,9 @@ ROLE_LABELS = {
     BUREAU: _l("Health bureau"),
     FACILITY: _l("Contracted institution"),
     HELPDESK: _l("Helpdesk"),
+    TREATMENT: _l("Addiction treatment institution staff"),
+    ADDICTION_BUREAU: _l("County bureau / drug-prevention centre (addiction)"),
+    ADDICTION_MINISTRY: _l("Ministry of Health and Welfare (addiction)"),
 }
 
 

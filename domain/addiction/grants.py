@@ -1,0 +1,45 @@
+"""Addiction-programme resources and what each of its roles may do (A1). No cessation role
+is granted any of these, and these roles are granted no cessation resource (the scope matrix
+proves both directions)."""
+
+from __future__ import annotations
+
+from core.security.permissions import (
+    ALL,
+    CAN_CREATE,
+    PERSONAL_ID,
+    READ,
+    READ_EXPORT,
+)
+from core.security.roles import ADDICTION_BUREAU, ADDICTION_MINISTRY, TREATMENT
+from domain.registry.grants import ASSIGNMENT, INSTITUTION, PRACTITIONER, REFERENCE
+
+DESIGNATION = "Designation"
+PATIENT = "Patient"
+CASE = "Case"
+COURSE = "Course"
+RECORD = "TreatmentRecord"
+RECORD_FORM = "RecordForm"
+STAFF_LICENCE = "StaffLicence"
+TRAINING = "Training"
+#: Staff short of their training hours or whose licence ends soon (A14), a report.
+STAFF_SHORTFALL = "StaffShortfall"
+
+#: Each part of the programme adds its resources here with the views that declare them
+#: (sync_roles refuses a grant on a resource no view declares).
+GRANTS: dict[str, dict[str, set[str]]] = {
+    # Their own institutions: cases, courses, records, their blank forms, their staff.
+    TREATMENT: {
+        **REFERENCE,
+        INSTITUTION: READ_EXPORT,
+        PRACTITIONER: READ_EXPORT | {CAN_CREATE},
+        ASSIGNMENT: ALL,
+        PERSONAL_ID: READ,
+    },
+    # Their county: designations of alcohol-treatment institutions, staff and training,
+    # and (later issues) local schemes and claim approval. No record contents.
+    ADDICTION_BUREAU: {**REFERENCE, INSTITUTION: READ_EXPORT, PRACTITIONER: READ_EXPORT},
+    # National: designations, every institution's blank record forms (seed Q15, no patient
+    # data), staff and training; (later) central schemes and national reports.
+    ADDICTION_MINISTRY: {**REFERENCE, INSTITUTION: READ_EXPORT, PRACTITIONER: READ_EXPORT},
+}
