@@ -1,0 +1,1 @@
+"""Addiction-programme demo data: designated institutions, staff, cases, courses, records."""

@@ -1,0 +1,1 @@
+"""Tests of the addiction case-management programme (A1–A14)."""

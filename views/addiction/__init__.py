@@ -1,0 +1,12 @@
+"""Addiction case-management screens (A1–A14), all under the one 藥酒癮個案管理 menu."""
+
+from flask_babel import lazy_gettext as _l
+
+#: The menu category every addiction screen is filed under.
+CATEGORY = "Addiction"
+CATEGORY_LABEL = _l("Addiction case management")
+CATEGORY_ICON = "fa-medkit"
+
+
+def register(appbuilder) -> None:
+    """Each part of the programme registers its screens and APIs here, in menu order."""
