@@ -1,6 +1,7 @@
 """Configuration read from the environment; every value has a safe local default."""
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 
@@ -15,6 +16,12 @@ def _bool(name: str, default: bool) -> bool:
     if value is None:
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _json(name: str, default):
+    """An environment variable holding JSON (a mapping, a list), else the default."""
+    value = os.environ.get(name)
+    return default if value is None or not value.strip() else json.loads(value)
 
 
 def database_url() -> str:
@@ -130,6 +137,15 @@ class Config:
     BATCH_MAX_UNPACKED_BYTES = int(os.environ.get("BATCH_MAX_UNPACKED_BYTES", str(20 * 1024 * 1024)))
     BATCH_MAX_PARTS = 100
     BATCH_TIME_BUDGET = float(os.environ.get("BATCH_TIME_BUDGET", "20"))
+    #: Addiction staff (A14): yearly hours of addiction training required per profession
+    #: (models/addiction/staff.py StaffProfession values; a profession not listed needs none),
+    #: how far ahead the shortfall list warns of a licence ending, and the largest certificate.
+    ADDICTION_TRAINING_HOURS = _json("ADDICTION_TRAINING_HOURS", {
+        "physician": 6, "psychologist": 6, "social_worker": 6, "nurse": 4,
+        "occupational_therapist": 4, "case_manager": 8,
+    })  # fmt: skip
+    LICENCE_EXPIRY_WARNING_DAYS = int(os.environ.get("LICENCE_EXPIRY_WARNING_DAYS", "60"))
+    TRAINING_CERTIFICATE_MAX_BYTES = int(os.environ.get("TRAINING_CERTIFICATE_MAX_BYTES", str(5 * 1024 * 1024)))
     EXPORT_MAX_ROWS = int(os.environ.get("EXPORT_MAX_ROWS", "5000000"))
     #: Exports larger than this run as a background job with a progress bar.
     EXPORT_ASYNC_THRESHOLD = int(os.environ.get("EXPORT_ASYNC_THRESHOLD", "20000"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from models.accounts.application import AccountApplication
+from models.addiction.staff import StaffLicence, Training
 from models.cessation.correction import (
     CorrectionAttachment,
     CorrectionLine,
@@ -62,14 +63,23 @@ def _account_visible(u: UserView, row: ScopedUser) -> bool:
     return u.has_scope and row.id == u.user_id
 
 
+def _practitioner_visible(u: UserView, row: Practitioner) -> bool:
+    """Linked to an institution in scope: registered there, or an assignment there."""
+    return bool(_LINKED.get(("practitioner", row.id), set()) & u.institution_ids) or any(
+        a.institution_id in u.institution_ids for a in row.assignments
+    )
+
+
 ORACLES = {
     Institution: lambda u, row: row.id in u.institution_ids,
     ContractPeriod: lambda u, row: row.institution_id in u.institution_ids,
     ServiceAssignment: lambda u, row: row.institution_id in u.institution_ids,
     # Persons: seen where they are linked (a visit or an assignment there, past or present,
     # or registered there by the institution's staff), read here row by row.
-    Practitioner: lambda u, row: bool(_LINKED.get(("practitioner", row.id), set()) & u.institution_ids)
-    or any(a.institution_id in u.institution_ids for a in row.assignments),
+    Practitioner: lambda u, row: _practitioner_visible(u, row),
+    # A14: a staff member's licences and trainings are seen wherever the staff member is.
+    StaffLicence: lambda u, row: _practitioner_visible(u, row.practitioner),
+    Training: lambda u, row: _practitioner_visible(u, row.practitioner),
     County: lambda u, row: u.has_scope,
     InstitutionLevel: lambda u, row: u.has_scope,
     AuditLog: lambda u, row: u.national,
@@ -102,7 +112,7 @@ def expected_split(db, model, user: UserView) -> tuple[set[int], set[int]]:
             f"no scope oracle for {model.__name__}: add one to tests/scope_oracle.py"
         )
     visible, hidden = set(), set()
-    if model in (Quitter, Practitioner):
+    if model in (Quitter, Practitioner, StaffLicence, Training):
         _LINKED.clear()
         for kind, person_id, institution_id in db.session.query(
             PersonLink.person_kind, PersonLink.person_id, PersonLink.institution_id

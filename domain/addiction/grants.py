@@ -35,11 +35,20 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         PRACTITIONER: READ_EXPORT | {CAN_CREATE},
         ASSIGNMENT: ALL,
         PERSONAL_ID: READ,
+        STAFF_LICENCE: ALL,
+        TRAINING: ALL,
+        STAFF_SHORTFALL: READ_EXPORT,
     },
     # Their county: designations of alcohol-treatment institutions, staff and training,
     # and (later issues) local schemes and claim approval. No record contents.
-    ADDICTION_BUREAU: {**REFERENCE, INSTITUTION: READ_EXPORT, PRACTITIONER: READ_EXPORT},
+    ADDICTION_BUREAU: {
+        **REFERENCE, INSTITUTION: READ_EXPORT, PRACTITIONER: READ_EXPORT,
+        STAFF_LICENCE: READ_EXPORT, TRAINING: READ_EXPORT, STAFF_SHORTFALL: READ_EXPORT,
+    },
     # National: designations, every institution's blank record forms (seed Q15, no patient
     # data), staff and training; (later) central schemes and national reports.
-    ADDICTION_MINISTRY: {**REFERENCE, INSTITUTION: READ_EXPORT, PRACTITIONER: READ_EXPORT},
+    ADDICTION_MINISTRY: {
+        **REFERENCE, INSTITUTION: READ_EXPORT, PRACTITIONER: READ_EXPORT,
+        STAFF_LICENCE: READ_EXPORT, TRAINING: READ_EXPORT, STAFF_SHORTFALL: READ_EXPORT,
+    },
 }

@@ -124,5 +124,14 @@ class Training(AuditColumnsMixin, AppModel):
     def scope_clause(cls, scope):
         return _in_practitioner_scope(cls.practitioner_id, scope)
 
+    @property
+    def category_label(self) -> str:
+        return rules.enum_label(TrainingCategory, self.category)
+
+    @property
+    def certificate_id(self) -> int | None:
+        """The row's id when it holds a certificate (the list links its download), else None."""
+        return self.id if self.certificate_name else None
+
     def __str__(self) -> str:
         return f"{self.course_name} ({self.hours} h)"
