@@ -346,3 +346,63 @@ def test_a14_the_staff_messages_have_their_zh_tw_translations():
         assert msgid in source
         (full,) = [m for m in pending if m.startswith(msgid)]
         assert re.search(r"[\u4e00-\u9fff]", pending[full])
+
+
+@pytest.mark.parametrize("username", ["a14_treat_a", "a14_treat_khh", "a14_bureau_tpe", "a14_bureau_khh", "a14_ministry"])
+def test_a14_licence_and_training_lists_follow_the_oracle(app, db, world, login_as, api_as, username):
+    """A14 scope, by the independent oracle (tests/scope_oracle.py): each list and export holds
+    exactly the rows of staff linked to the user's institutions; any other row is a 404."""
+    from tests.scope_oracle import expected_split, user_view
+
+    client, (api, headers) = login_as(username), api_as(username)
+    user = user_view(db, username)
+    for view, model, api_path in (("stafflicenceview", StaffLicence, "staff_licence"),
+                                  ("trainingview", Training, "training")):  # fmt: skip
+        visible, hidden = expected_split(db, model, user)
+        html = client.get(f"/{view}/list/?psize_{'StaffLicenceView' if model is StaffLicence else 'TrainingView'}=500").text
+        assert {int(pk) for pk in re.findall(rf"/{view}/show/(\d+)", html)} == visible
+        sheet = load_workbook(io.BytesIO(client.get(f"/{view}/export/xlsx").data), read_only=True).active
+        assert sheet.max_row - 1 == len(visible)
+        for pk in sorted(hidden)[:3]:
+            assert client.get(f"/{view}/show/{pk}").status_code == 404
+            assert api.get(f"/api/v1/{api_path}/{pk}", headers=headers).status_code == 404
+        if visible:
+            shown = api.get(f"/api/v1/{api_path}/{min(visible)}", headers=headers)
+            assert shown.status_code == 200 and shown.json["id"] == min(visible)
+        if hidden and model is Training:
+            assert client.get(f"/trainingview/certificate/{min(hidden)}").status_code == 404
+
+
+def test_a14_the_staff_apis_are_in_the_openapi_document(api_as):
+    """A14: the licence and training APIs are documented (OpenAPI), with their refusals."""
+    client, headers = api_as("facility_tpe")
+    spec = client.get("/api/v1/_openapi", headers=headers).json
+    for path in ("/api/v1/staff_licence/", "/api/v1/training/"):
+        assert {"get", "post"} <= set(spec["paths"][path])
+        assert {"401", "403"} <= set(spec["paths"][path]["get"]["responses"])
+
+
+def test_a14_hostile_form_and_api_values_never_answer_500(app, db, world, login_as, api_as):
+    """A14 bad input: every hostile value (tests/platform/test_fuzz_inputs.py) in every field
+    of the licence and training forms and APIs is a 4xx or a form with its message."""
+    from tests.platform.test_fuzz_inputs import HOSTILE
+
+    pid = world["ids"]["ending"]
+    client, (api, headers) = login_as("a14_treat_a"), api_as("a14_treat_a")
+    # Each base form is refused whatever one field holds (an overlap, bad hours), so a
+    # hostile value that happens to be acceptable text stores nothing either.
+    licence = {"practitioner": str(pid), "profession": "physician", "licence_number": "醫字第2號",
+               "start_date": "114/01/01", "end_date": ""}  # fmt: skip
+    before = (len(_licences(db, pid)), len(_trainings(db, pid)))
+    for value in HOSTILE[::2]:
+        for form, url in ((licence, "/stafflicenceview/add"), (_training_form(pid, hours="x"), "/trainingview/add")):
+            for field in form:
+                response = post_form(app, client, url, {**form, field: value})
+                assert response.status_code in (200, 302, 400), (url, field, value)
+        for path, body in (("staff_licence", {"practitioner": pid, "profession": "physician",
+                                              "licence_number": value, "start_date": value}),
+                           ("training", {"practitioner": pid, "course_name": value, "organiser": "y",
+                                         "held_on": "2025-01-01", "hours": value, "category": "addiction"})):  # fmt: skip
+            answer = api.post(f"/api/v1/{path}/", json=body, headers=headers)
+            assert 400 <= answer.status_code < 500, (path, value, answer.status_code)
+    assert (len(_licences(db, pid)), len(_trainings(db, pid))) == before
