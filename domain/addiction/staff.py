@@ -90,6 +90,11 @@ def enforce_licence(licence: StaffLicence) -> None:
     """The authoritative check just before a licence is saved (form and API)."""
     db.session.add(licence)
     db.session.flush()  # the field rules and DatesInOrder run here; the id is known
+    # Serialise licence writes of one practitioner (PostgreSQL row lock until commit), so two
+    # overlapping licences sent at once cannot both pass the check.
+    db.session.execute(
+        select(Practitioner.id).where(Practitioner.id == licence.practitioner_id).with_for_update()
+    )
     check_licence(
         licence.practitioner_id, licence.profession, licence.start_date, licence.end_date,
         exclude_id=licence.id,
