@@ -153,9 +153,9 @@ def check_certificate(data: bytes) -> str:
 class SaveTraining(Command):
     """Add or change a training record, with its certificate if one was uploaded.
 
-    The views call `prepare()` inside FAB's write (which commits it); other paths call
-    `run()`. Either way a certificate file is written only once every rule passed, and
-    removed again if the write is rolled back."""
+    The screen and the API call `prepare()` inside FAB's write, which commits it (then
+    `after_commit()`); a certificate file is written only once every rule passed, and
+    removed again if the command is refused."""
 
     def __init__(self, training: Training, certificate: bytes | None = None):
         self.training = training
