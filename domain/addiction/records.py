@@ -103,6 +103,11 @@ class RecordError(UserError):
     """A treatment record or record form the rules refuse; str() is the zh_TW message."""
 
 
+def is_kind(value) -> bool:
+    """`value` names a kind of treatment (a JSON list or object never does, and never raises)."""
+    return isinstance(value, str) and value in set(TreatmentKind)
+
+
 def kind_label(kind: str) -> str:
     """The label of a kind of treatment."""
     return TreatmentKind.label_of(kind)
@@ -218,7 +223,7 @@ def clean_lab_rows(rows: list[LabRowInput]) -> list[LabRowInput]:
             problem = gettext("give the substance (at most 50 characters)")
         elif not isinstance(row.sampled_on, dt.date) or not in_range(row.sampled_on):
             problem = gettext("give the sample date")
-        elif row.outcome not in set(LabOutcome):
+        elif not isinstance(row.outcome, str) or row.outcome not in set(LabOutcome):
             problem = gettext("choose the result")
         elif len(value) > 50 or (row.value is not None and not isinstance(row.value, str)):
             problem = gettext("the value may be at most 50 characters")
@@ -271,7 +276,7 @@ class WriteRecord(Command):
             self.course = ScopedInterface(Course).get(pk) if pk else None
             if self.course is None:
                 raise _not_found(Course.__label__)
-        if d.kind not in set(TreatmentKind):
+        if not is_kind(d.kind):
             raise RecordError(gettext("Choose a kind of treatment."))
         day = d.executed_on
         if not isinstance(day, dt.date) or not in_range(day):
@@ -362,7 +367,7 @@ class RegisterRecordForm(Command):
         self.institution = ScopedInterface(Institution).get(pk) if pk else None
         if self.institution is None:
             raise _not_found(Institution.__label__)
-        if self.kind not in set(TreatmentKind):
+        if not is_kind(self.kind):
             raise RecordError(gettext("Choose a kind of treatment."))
         if not self.title:
             raise RecordError(gettext("Please fill in %(field)s.", field=_l("Title")))

@@ -134,6 +134,10 @@ def test_a5_a_psychologist_records_psychotherapy_by_api(world, db, api_as):
         ({"minutes": 1441}, "1440"),
         ({"author": "b_psychologist"}, None),  # not serving at the course's institution
         ({"content": {"topic": "x"}}, None),  # a required field of the form missing
+        ({"kind": ["individual_psychotherapy"]}, None),  # hostile JSON: a 422, never a 500
+        ({"content": ["x"]}, None),
+        ({"kind": "lab_test", "author": "nurse", "content": {"results": [{"outcome": ["x"], "substance": "x",
+                                                                          "sampled_on": "2025-03-01"}]}}, None),
     ],
 )
 def test_a5_records_the_rules_refuse_store_nothing(world, db, api_as, changes, words):

@@ -54,6 +54,7 @@ from domain.addiction.records import (
     WriteRecord,
     course_records,
     institution_forms,
+    is_kind,
     serving_staff,
 )
 from models.addiction.course import Course
@@ -241,7 +242,7 @@ class TreatmentRecordView(ScopedModelView):
     @has_access
     def add(self):
         """A new record of a course (?course=<id>&kind=<kind>); the kind picks its form."""
-        kind = request.values.get("kind") if request.values.get("kind") in set(TreatmentKind) else None
+        kind = request.values.get("kind") if is_kind(request.values.get("kind")) else None
         course_arg = request.values.get("course")
         course = _course_in_scope(course_arg) if course_arg else None
         if request.method == "GET" and course_arg and course is None:
