@@ -131,6 +131,10 @@ class Config:
     UPLOAD_FOLDER = str(INSTANCE_DIR / "uploads")
     #: Correction tickets (Appendix 9): the largest scanned attachment accepted, per file.
     CORRECTION_ATTACHMENT_MAX_BYTES = int(os.environ.get("CORRECTION_ATTACHMENT_MAX_BYTES", str(5 * 1024 * 1024)))
+    #: Treatment records (A5): the largest uploaded PDF (a filled-in record or a blank record
+    #: form) and its most pages.
+    RECORD_PDF_MAX_BYTES = int(os.environ.get("RECORD_PDF_MAX_BYTES", str(5 * 1024 * 1024)))
+    RECORD_PDF_MAX_PAGES = int(os.environ.get("RECORD_PDF_MAX_PAGES", "20"))
     #: Spreadsheet imports (core/imports.py; the visit batch upload): refused before parsing above these sizes,
     #: and when reading and checking the rows takes longer than the budget (seconds).
     BATCH_MAX_BYTES = int(os.environ.get("BATCH_MAX_BYTES", str(2 * 1024 * 1024)))

@@ -11,6 +11,7 @@ config key of its limit) and turns an `UploadRefused` into its own message.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -31,9 +32,11 @@ _UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f"\\/:*?<>|;]+')
 
 
 class UploadRefused(Exception):
-    """An upload the store does not keep; `reason` is EMPTY, TOO_LARGE or WRONG_TYPE."""
+    """An upload the store does not keep; `reason` is EMPTY, TOO_LARGE or WRONG_TYPE, or for
+    a store with a PDF profile ENCRYPTED, ACTIVE_CONTENT or TOO_MANY_PAGES."""
 
     EMPTY, TOO_LARGE, WRONG_TYPE = "empty", "too_large", "wrong_type"
+    ENCRYPTED, ACTIVE_CONTENT, TOO_MANY_PAGES = "encrypted", "active_content", "too_many_pages"
 
     def __init__(self, reason: str, limit: int):
         self.reason = reason
@@ -109,6 +112,81 @@ def _pdf_parses(data: bytes) -> bool:
         return False
 
 
+def sha256(data: bytes) -> str:
+    """The hex SHA-256 of a stored file, kept beside its row."""
+    return hashlib.sha256(data).hexdigest()
+
+
+#: PDF keys that run something when the document is opened or used: scripts, actions on
+#: open or on events, launching programs, embedded files and media.
+ACTIVE_PDF_KEYS = frozenset(
+    {"/JS", "/JavaScript", "/OpenAction", "/AA", "/Launch", "/EmbeddedFiles", "/EmbeddedFile",
+     "/RichMedia", "/XFA"}
+)  # fmt: skip
+#: The most PDF objects walked looking for active content; a bigger document is refused
+#: rather than walked without bound.
+MAX_PDF_OBJECTS = 200_000
+
+
+def _has_active_content(reader) -> bool:
+    """True if any object reachable from the document's trailer holds an ACTIVE_PDF_KEYS key
+    or is an action of type /JavaScript or /Launch (compressed object streams included)."""
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
+
+    stack = [reader.trailer]
+    seen: set[tuple[int, int]] = set()
+    walked = 0
+    while stack:
+        obj = stack.pop()
+        walked += 1
+        if walked > MAX_PDF_OBJECTS:
+            return True
+        if isinstance(obj, IndirectObject):
+            key = (obj.idnum, obj.generation)
+            if key in seen:
+                continue
+            seen.add(key)
+            obj = obj.get_object()
+        if isinstance(obj, DictionaryObject):  # streams are dictionaries too
+            if ACTIVE_PDF_KEYS & set(obj.keys()):
+                return True
+            if obj.get("/S") in (NameObject("/JavaScript"), NameObject("/Launch")):
+                return True
+            stack.extend(obj.values())
+        elif isinstance(obj, ArrayObject):
+            stack.extend(obj)
+    return False
+
+
+def check_pdf_profile(data: bytes, max_pages: int) -> None:
+    """A PDF fit to keep and hand to others: not encrypted, no active content, at most
+    `max_pages` pages; else UploadRefused (ENCRYPTED, ACTIVE_CONTENT, TOO_MANY_PAGES,
+    WRONG_TYPE if it does not parse)."""
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise UploadRefused(UploadRefused.ENCRYPTED, 0)
+        pages = len(reader.pages)
+        if pages > max_pages:
+            raise UploadRefused(UploadRefused.TOO_MANY_PAGES, max_pages)
+        active = _has_active_content(reader)
+    except UploadRefused:
+        raise
+    except Exception:  # any parse failure means "not a PDF we accept"
+        raise UploadRefused(UploadRefused.WRONG_TYPE, 0) from None
+    if active:
+        raise UploadRefused(UploadRefused.ACTIVE_CONTENT, 0)
+
+
+def pdf_pages(data: bytes) -> int:
+    """The page count of a PDF that passed the checks."""
+    from pypdf import PdfReader
+
+    return len(PdfReader(io.BytesIO(data)).pages)
+
+
 def content_type(data: bytes) -> str | None:
     """The MIME type `data` really is (a PDF or an image of IMAGE_FORMATS that parses), else None."""
     import filetype
@@ -134,6 +212,9 @@ class FileStore:
     max_bytes_key: str
     #: The download name when the row's own name sanitises to nothing.
     fallback: str = "download"
+    #: The PDF profile: with the config key of a page limit, a PDF must also be unencrypted
+    #: and free of scripts and actions (check_pdf_profile). None: any parseable PDF.
+    max_pages_key: str | None = None
 
     def limit(self) -> int:
         """The size limit in bytes, read from the config at each use (tests change it)."""
@@ -156,6 +237,11 @@ class FileStore:
             raise UploadRefused(UploadRefused.EMPTY, limit)
         if len(data) > limit:
             raise UploadRefused(UploadRefused.TOO_LARGE, limit)
+        if self.max_pages_key and PDF in self.types and data.startswith(b"%PDF-"):
+            # Before content_type: an encrypted PDF must be named as such, not "not a PDF".
+            from flask import current_app
+
+            check_pdf_profile(data, int(current_app.config[self.max_pages_key]))
         mime = content_type(data)
         if mime not in self.types:
             raise UploadRefused(UploadRefused.WRONG_TYPE, limit)

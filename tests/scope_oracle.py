@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from models.accounts.application import AccountApplication
+from models.addiction.course import Course
+from models.addiction.record import LabResult, RecordForm, TreatmentRecord
 from models.addiction.staff import StaffLicence, Training
 from models.cessation.correction import (
     CorrectionAttachment,
@@ -95,6 +97,12 @@ ORACLES = {
     CorrectionLine: lambda u, row: row.ticket.institution_id in u.institution_ids,
     CorrectionAttachment: lambda u, row: row.ticket.institution_id in u.institution_ids,
     TicketTransition: lambda u, row: row.ticket.institution_id in u.institution_ids,
+    # A5: records and lab results follow their institution; blank forms too, and national
+    # users (the Ministry, seed Q15) see every institution's.
+    Course: lambda u, row: row.institution_id in u.institution_ids,
+    TreatmentRecord: lambda u, row: row.institution_id in u.institution_ids,
+    LabResult: lambda u, row: row.record.institution_id in u.institution_ids,
+    RecordForm: lambda u, row: u.national or row.institution_id in u.institution_ids,
     Quitter: lambda u, row: u.national
     or bool(_VISITED.get(row.id, set()) & u.institution_ids)
     or bool(_LINKED.get(("quitter", row.id), set()) & u.institution_ids),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from core.security.permissions import (
     ALL,
     CAN_CREATE,
+    CAN_EDIT,
     PERSONAL_ID,
     READ,
     READ_EXPORT,
@@ -38,6 +39,8 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         STAFF_LICENCE: ALL,
         TRAINING: ALL,
         STAFF_SHORTFALL: READ_EXPORT,
+        RECORD: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
+        RECORD_FORM: READ_EXPORT | {CAN_CREATE},
     },
     # Their county: designations of alcohol-treatment institutions, staff and training,
     # and (later issues) local schemes and claim approval. No record contents.
@@ -48,7 +51,7 @@ GRANTS: dict[str, dict[str, set[str]]] = {
     # National: designations, every institution's blank record forms (seed Q15, no patient
     # data), staff and training; (later) central schemes and national reports.
     ADDICTION_MINISTRY: {
-        **REFERENCE, INSTITUTION: READ_EXPORT, PRACTITIONER: READ_EXPORT,
+        **REFERENCE, INSTITUTION: READ_EXPORT, PRACTITIONER: READ_EXPORT, RECORD_FORM: READ_EXPORT,
         STAFF_LICENCE: READ_EXPORT, TRAINING: READ_EXPORT, STAFF_SHORTFALL: READ_EXPORT,
     },
 }

@@ -144,3 +144,67 @@ def test_the_download_name_is_sanitised(app, limit):
         assert unnamed.headers["Content-Disposition"].startswith("inline")
         for response in (sent, unnamed):
             response.close()
+
+
+# ------------------------------------------------------------------ the PDF profile
+PAGES_KEY = "TEST_FILES_MAX_PAGES"
+FORMS = FileStore("test-forms", {PDF: "pdf"}, KEY, "form", max_pages_key=PAGES_KEY)
+
+
+def _pdf_with(pages: int = 1, javascript: str | None = None, open_action: bool = False,
+              launch: bool = False, password: str | None = None) -> bytes:
+    """A PDF of `pages` blank pages, optionally with a script, an open or launch action, or encrypted."""
+    from pypdf import PdfWriter
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, TextStringObject
+
+    writer, buffer = PdfWriter(), io.BytesIO()
+    for _ in range(pages):
+        writer.add_blank_page(width=72, height=72)
+    if javascript:  # a document-level script in the Names tree, where readers run it on open
+        script = writer._add_object(DictionaryObject({
+            NameObject("/S"): NameObject("/JavaScript"), NameObject("/JS"): TextStringObject(javascript),
+        }))  # fmt: skip
+        names = DictionaryObject({NameObject("/Names"): ArrayObject([TextStringObject("x"), script])})
+        writer._root_object[NameObject("/Names")] = DictionaryObject(
+            {NameObject("/JavaScript"): writer._add_object(names)}
+        )
+    if open_action or launch:
+        action = DictionaryObject({
+            NameObject("/S"): NameObject("/Launch" if launch else "/GoTo"),
+            NameObject("/F"): TextStringObject("calc.exe"),
+        })  # fmt: skip
+        key = "/OpenAction" if open_action else "/Dummy"
+        writer._root_object[NameObject(key)] = writer._add_object(action)
+    if password:
+        writer.encrypt(password)
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+def _form_reason(data: bytes) -> str:
+    with pytest.raises(UploadRefused) as refused:
+        FORMS.check(data)
+    return refused.value.reason
+
+
+def test_pdf_profile_refuses_encrypted_scripted_and_long_pdfs(app, limit, monkeypatch):
+    """A store with a PDF profile keeps a plain PDF of at most its pages; an encrypted one, one
+    with JavaScript, an open action or a launch action, or one page too many is refused."""
+    monkeypatch.setitem(app.config, PAGES_KEY, 3)
+    with app.test_request_context():
+        assert FORMS.check(_pdf_with(3)) == PDF
+        assert _form_reason(_pdf_with(4)) == UploadRefused.TOO_MANY_PAGES
+        assert _form_reason(_pdf_with(1, password="secret")) == UploadRefused.ENCRYPTED
+        assert _form_reason(_pdf_with(1, javascript="app.alert(1)")) == UploadRefused.ACTIVE_CONTENT
+        assert _form_reason(_pdf_with(1, open_action=True)) == UploadRefused.ACTIVE_CONTENT
+        assert _form_reason(_pdf_with(1, launch=True)) == UploadRefused.ACTIVE_CONTENT
+        assert _form_reason(b"%PDF-1.7\nnot really") == UploadRefused.WRONG_TYPE
+        # The same PDFs pass a store without the profile (correction scans are only parsed).
+        assert SCANS.check(_pdf_with(4, javascript="app.alert(1)")) == PDF
+
+
+def test_sha256_is_the_hex_digest():
+    """The digest stored beside a file is its SHA-256 in hex."""
+    from core.files import sha256
+
+    assert sha256(b"abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

@@ -13,3 +13,6 @@ def register(appbuilder) -> None:
     from views.addiction.staff import register as register_staff
 
     register_staff(appbuilder)
+    from views.addiction import records
+
+    records.register(appbuilder, CATEGORY, CATEGORY_LABEL, CATEGORY_ICON)
