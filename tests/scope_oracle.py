@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from models.accounts.application import AccountApplication
+from models.addiction.case import Case, Patient
+from models.addiction.course import Course, CourseTransition
 from models.cessation.correction import (
     CorrectionAttachment,
     CorrectionLine,
@@ -88,6 +90,12 @@ ORACLES = {
     Quitter: lambda u, row: u.national
     or bool(_VISITED.get(row.id, set()) & u.institution_ids)
     or bool(_LINKED.get(("quitter", row.id), set()) & u.institution_ids),
+    # Addiction: a patient is seen where linked (a case there, or registered there), like a
+    # quitter; cases and courses follow their institution, a course's history its course.
+    Patient: lambda u, row: u.national or bool(_LINKED.get(("patient", row.id), set()) & u.institution_ids),
+    Case: lambda u, row: row.institution_id in u.institution_ids,
+    Course: lambda u, row: row.institution_id in u.institution_ids,
+    CourseTransition: lambda u, row: row.course.institution_id in u.institution_ids,
 }
 #: quitter id → institutions they visited; filled by expected_split (one query, not N).
 _VISITED: dict[int, set[int]] = {}
@@ -102,7 +110,7 @@ def expected_split(db, model, user: UserView) -> tuple[set[int], set[int]]:
             f"no scope oracle for {model.__name__}: add one to tests/scope_oracle.py"
         )
     visible, hidden = set(), set()
-    if model in (Quitter, Practitioner):
+    if model in (Quitter, Practitioner, Patient):
         _LINKED.clear()
         for kind, person_id, institution_id in db.session.query(
             PersonLink.person_kind, PersonLink.person_id, PersonLink.institution_id

@@ -7,6 +7,7 @@ from __future__ import annotations
 from core.security.permissions import (
     ALL,
     CAN_CREATE,
+    CAN_EDIT,
     PERSONAL_ID,
     READ,
     READ_EXPORT,
@@ -35,6 +36,11 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         PRACTITIONER: READ_EXPORT | {CAN_CREATE},
         ASSIGNMENT: ALL,
         PERSONAL_ID: READ,
+        # Cases and courses of their institutions (issue 14 items 3–4); no other addiction
+        # role sees a patient in this issue.
+        PATIENT: READ_EXPORT | {CAN_CREATE},
+        CASE: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
+        COURSE: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
     },
     # Their county: designations of alcohol-treatment institutions, staff and training,
     # and (later issues) local schemes and claim approval. No record contents.

@@ -10,3 +10,6 @@ CATEGORY_ICON = "fa-medkit"
 
 def register(appbuilder) -> None:
     """Each part of the programme registers its screens and APIs here, in menu order."""
+    from views.addiction import cases
+
+    cases.register(appbuilder)
