@@ -206,7 +206,9 @@ class ChangeCase(Command):
         self.case, self.before_status, self.referred_to_code = case, before_status, referred_to_code
 
     def validate(self) -> None:
-        check_case_change(self.case, self.before_status, self.referred_to_code)
+        # The edited row is not flushed before its rules pass (its CHECKs would answer first).
+        with db.session.no_autoflush:
+            check_case_change(self.case, self.before_status, self.referred_to_code)
 
     def execute(self) -> Case:
         ScopedInterface(Case).enforce_scope([self.case])

@@ -199,3 +199,129 @@ def test_a2_status_history(app, db, login_as, treatment_users):
     steps = db.session.query(CourseTransition).filter_by(course_id=course.id).order_by(CourseTransition.id).all()
     assert [(s.from_status, s.to_status) for s in steps] == [(None, "active"), ("active", "interrupted")]
     assert steps[1].note == "失聯"
+
+
+def _edit_form(case, **changes):
+    data = {
+        "substance_category": case.substance_category, "substances": case.substances or "",
+        "referral_source": case.referral_source, "eligibility": case.eligibility,
+        "status": case.status, "closed_on": "", "close_reason": "", "referred_to_code": "", "note": "",
+    }  # fmt: skip
+    data.update(changes)
+    return data
+
+
+def test_case_closed_with_reason_or_referred_never_reopened(app, db, login_as, treatment_users):
+    """開案 → 結案 needs date and reason (refused keeping the form); a closed case stays closed;
+    轉介 names another institution by its code, never its own."""
+    client = login_as("treat_a")
+    case = _case(app, db, login_as, treatment_users)
+    url = f"/caseview/edit/{case.id}"
+    response = post_form(app, client, url, _edit_form(case, status="closed", closed_on="113/06/01"))
+    # The message (babel/pending/cases.tsv) flashed above the form, which keeps the date typed.
+    assert response.status_code == 200 and "alert-danger" in response.text and "113/06/01" in response.text
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).status == "open"
+    own = db.session.get(Institution, case.institution_id).nhi_code
+    response = post_form(app, client, url, _edit_form(case, status="referred", referred_to_code=own))
+    assert response.status_code == 200
+    response = post_form(app, client, url, _edit_form(case, status="closed", closed_on="113/06/01",
+                                                      close_reason="完成治療"))  # fmt: skip
+    assert response.status_code == 302
+    db.session.expire_all()
+    case = db.session.get(Case, case.id)
+    assert (case.status, case.closed_on, case.close_reason) == ("closed", dt.date(2024, 6, 1), "完成治療")
+    response = post_form(app, client, url, _edit_form(case, status="open"))
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).status == "closed"
+    other = _case(app, db, login_as, treatment_users)
+    target = db.session.get(Institution, treatment_users["treat_b"]).nhi_code
+    response = post_form(app, client, f"/caseview/edit/{other.id}",
+                         _edit_form(other, status="referred", referred_to_code=target))  # fmt: skip
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Case, other.id).referred_to_id == treatment_users["treat_b"]
+
+
+def test_case_quick_search_by_id_or_name_and_export(app, db, login_as, treatment_users):
+    """The case list finds a case by full ID or by name; its Excel export answers."""
+    client = login_as("treat_a")
+    _c, _r, national_id = _open(app, login_as, db, "treat_a", treatment_users["treat_a"],
+                                patient_name="鄭淑芬")  # fmt: skip
+    case = _cases(db, national_id)[0]
+    for text in (national_id, "鄭淑芬"):
+        page = client.get("/caseview/list/", query_string={"_flt_0_patient": text})
+        assert f"/caseview/show/{case.id}" in page.text
+    page = client.get("/caseview/list/", query_string={"_flt_0_patient": "查無此人"})
+    assert f"/caseview/show/{case.id}" not in page.text
+    response = client.get("/caseview/export/xlsx")
+    assert response.status_code == 200 and response.data[:2] == b"PK"
+
+
+@pytest.mark.parametrize("username", ["bureau_tpe", "ministry", "facility_tpe", "helpdesk"])
+def test_case_no_other_role_sees_cases(app, login_as, treatment_users, username):
+    """No role but the treatment institutions' sees a case, a course or a patient in this issue."""
+    client = login_as(username)
+    for url in ("/caseview/list/", "/course/list/", "/patientview/list/"):
+        response = client.get(url)
+        assert response.status_code != 200 or "/caseview/show/" not in response.text
+
+
+@pytest.mark.parametrize("body", [
+    {"case": "abc", "start_date": "2024-01-01"},
+    {"case": True, "start_date": "2024-01-01"},
+    {"case": 1, "start_date": "not a date"},
+    {"case": 1, "start_date": "2024-01-01", "end_date": "2023-01-01"},
+    ["not", "an", "object"],
+])  # fmt: skip
+def test_course_api_hostile_input_answers_4xx(app, db, api_as, treatment_users, body):
+    """Malformed course bodies are a 4xx with a message, never a 500; nothing is stored."""
+    client, headers = api_as("treat_a")
+    before = db.session.query(Course).count()
+    response = client.post("/api/v1/course/", json=body, headers=headers)
+    assert 400 <= response.status_code < 500, response.text
+    assert db.session.query(Course).count() == before
+
+
+def test_patient_api_registers_and_refuses_mismatch(app, db, api_as, treatment_users):
+    """POST /api/v1/patient/: a new ID registers; the same ID with another name is a 422."""
+    client, headers = api_as("treat_a")
+    national_id = _new_id("P")
+    body = {"id_kind": "national_id", "national_id": national_id, "name": "黃志明", "sex": "M",
+            "birth_date": "1975-07-07"}  # fmt: skip
+    assert client.post("/api/v1/patient/", json=body, headers=headers).status_code == 201
+    response = client.post("/api/v1/patient/", json={**body, "name": "黃志銘"}, headers=headers)
+    assert response.status_code == 422
+    assert db.session.query(Patient).filter_by(national_id=national_id).count() == 1
+    response = client.post("/api/v1/patient/", json={**body, "national_id": "A123456788"}, headers=headers)
+    assert response.status_code == 422
+
+
+def test_a2_changed_dates_keep_the_rules(app, db, login_as, treatment_users):
+    """A2 on edit: new dates may not overlap another course (the course itself left out)."""
+    case = _case(app, db, login_as, treatment_users)
+    client = login_as("treat_a")
+    _start(app, client, case.id, "113/01/01", "113/03/31")
+    _start(app, client, case.id, "113/05/01", "113/06/30")
+    db.session.expire_all()
+    first, second = db.session.query(Course).filter_by(case_id=case.id).order_by(Course.start_date).all()
+    url = f"/course/edit/{second.id}"
+    response = post_form(app, client, url, {"start_date": "113/03/01", "course_end": "113/06/30"})
+    assert response.status_code == 200 and "113/01/01" in response.text
+    response = post_form(app, client, url, {"start_date": "113/04/15", "course_end": ""})
+    assert response.status_code == 302
+    db.session.expire_all()
+    second = db.session.get(Course, second.id)
+    assert (second.start_date, second.end_date) == (dt.date(2024, 4, 15), dt.date(2025, 4, 15))
+
+
+def test_course_for_another_institutions_case_by_form_refused(app, db, login_as, treatment_users):
+    """A course form naming another institution's case (a forged pre-fill) stores nothing."""
+    _c, _r, national_id = _open(app, login_as, db, "treat_b", treatment_users["treat_b"])
+    case = _cases(db, national_id)[0]
+    client = login_as("treat_a")
+    response = post_form(app, client, f"/course/add?_flt_0_case={case.id}",
+                         {"start_date": "113/01/01", "course_end": ""})  # fmt: skip
+    assert response.status_code in (200, 404)
+    assert db.session.query(Course).filter_by(case_id=case.id).count() == 0
+    assert client.get(f"/course/{1_000_000}").status_code == 404

@@ -232,7 +232,8 @@ class CaseView(CommandForms, ScopedModelView):
         before = item.status
         for name in ("substance_category", "substances", "referral_source", "eligibility", "status",
                      "closed_on", "close_reason", "note"):  # fmt: skip
-            setattr(item, name, form[name].data)
+            value = form[name].data
+            setattr(item, name, None if value == "" else value)
         return ChangeCase(item, before, form.referred_to_code.data)
 
     @expose("/show/<pk>", methods=["GET"])
