@@ -325,3 +325,26 @@ def test_course_for_another_institutions_case_by_form_refused(app, db, login_as,
     assert response.status_code in (200, 404)
     assert db.session.query(Course).filter_by(case_id=case.id).count() == 0
     assert client.get(f"/course/{1_000_000}").status_code == 404
+
+
+@pytest.mark.parametrize("username", ["treat_a", "treat_b"])
+def test_case_scope_matrix_for_treatment_users(app, db, login_as, api_as, treatment_users, username):
+    """The scope matrix (every view and API) for treatment users, with cases and courses at
+    both institutions: each sees only its own (tests/scope_oracle.py)."""
+    from tests.platform import test_scope_matrix as matrix
+
+    for owner in ("treat_a", "treat_b"):
+        _c, _r, national_id = _open(app, login_as, db, owner, treatment_users[owner])
+        _start(app, login_as(owner), _cases(db, national_id)[0].id, "112/01/01", "112/02/01")
+    assert db.session.query(Course).filter(Course.institution_id.in_(treatment_users.values())).count() >= 2
+    matrix.test_scope_matrix_views(app, db, login_as, username)
+    matrix.test_scope_matrix_apis(app, db, api_as, username)
+
+
+def test_case_apis_in_the_openapi_document(api_as, treatment_users):
+    """Patient, Case and Course APIs are documented (OpenAPI) for a treatment user."""
+    client, headers = api_as("treat_a")
+    response = client.get("/api/v1/_openapi", headers=headers)
+    assert response.status_code == 200
+    for path in ("/api/v1/patient/", "/api/v1/case/", "/api/v1/course/"):
+        assert {"get", "post"} <= set(response.json["paths"][path]), path

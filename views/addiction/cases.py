@@ -172,7 +172,6 @@ class CaseView(CommandForms, ScopedModelView):
 
     datamodel = ScopedInterface(Case)
     class_permission_name = CASE
-    method_permission_name = {**VIEW_METHOD_PERMISSIONS, "new_course": "create"}
     base_permissions = ["can_read", "can_export", "can_create", "can_edit"]
     list_title = show_title = _l("Cases")
     add_title = _l("Open a case")
