@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from models.accounts.application import AccountApplication
-from models.addiction.course import Course
+from models.addiction.case import Case, Patient
+from models.addiction.course import Course, CourseTransition
 from models.addiction.record import LabResult, RecordForm, TreatmentRecord
 from models.addiction.staff import StaffLicence, Training
 from models.cessation.correction import (
@@ -99,13 +100,18 @@ ORACLES = {
     TicketTransition: lambda u, row: row.ticket.institution_id in u.institution_ids,
     # A5: records and lab results follow their institution; blank forms too, and national
     # users (the Ministry, seed Q15) see every institution's.
-    Course: lambda u, row: row.institution_id in u.institution_ids,
     TreatmentRecord: lambda u, row: row.institution_id in u.institution_ids,
     LabResult: lambda u, row: row.record.institution_id in u.institution_ids,
     RecordForm: lambda u, row: u.national or row.institution_id in u.institution_ids,
     Quitter: lambda u, row: u.national
     or bool(_VISITED.get(row.id, set()) & u.institution_ids)
     or bool(_LINKED.get(("quitter", row.id), set()) & u.institution_ids),
+    # Addiction: a patient is seen where linked (a case there, or registered there), like a
+    # quitter; cases and courses follow their institution, a course's history its course.
+    Patient: lambda u, row: u.national or bool(_LINKED.get(("patient", row.id), set()) & u.institution_ids),
+    Case: lambda u, row: row.institution_id in u.institution_ids,
+    Course: lambda u, row: row.institution_id in u.institution_ids,
+    CourseTransition: lambda u, row: row.course.institution_id in u.institution_ids,
 }
 #: quitter id → institutions they visited; filled by expected_split (one query, not N).
 _VISITED: dict[int, set[int]] = {}
@@ -120,7 +126,7 @@ def expected_split(db, model, user: UserView) -> tuple[set[int], set[int]]:
             f"no scope oracle for {model.__name__}: add one to tests/scope_oracle.py"
         )
     visible, hidden = set(), set()
-    if model in (Quitter, Practitioner, StaffLicence, Training):
+    if model in (Quitter, Practitioner, Patient, StaffLicence, Training):
         _LINKED.clear()
         for kind, person_id, institution_id in db.session.query(
             PersonLink.person_kind, PersonLink.person_id, PersonLink.institution_id

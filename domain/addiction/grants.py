@@ -41,6 +41,11 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         STAFF_SHORTFALL: READ_EXPORT,
         RECORD: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
         RECORD_FORM: READ_EXPORT | {CAN_CREATE},
+        # Cases and courses of their institutions (issue 14 items 3–4); no other addiction
+        # role sees a patient in this issue.
+        PATIENT: READ_EXPORT | {CAN_CREATE},
+        CASE: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
+        COURSE: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
     },
     # Their county: designations of alcohol-treatment institutions, staff and training,
     # and (later issues) local schemes and claim approval. No record contents.

@@ -10,9 +10,9 @@ CATEGORY_ICON = "fa-medkit"
 
 def register(appbuilder) -> None:
     """Each part of the programme registers its screens and APIs here, in menu order."""
+    from views.addiction import cases, records
     from views.addiction.staff import register as register_staff
 
-    register_staff(appbuilder)
-    from views.addiction import records
-
+    cases.register(appbuilder)
     records.register(appbuilder, CATEGORY, CATEGORY_LABEL, CATEGORY_ICON)
+    register_staff(appbuilder)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_appbuilder import expose
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.security.decorators import has_access
@@ -14,6 +14,7 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
+from markupsafe import Markup
 from wtforms import (
     FieldList,
     Form,
@@ -67,6 +68,7 @@ from models.addiction.record import (
 )
 from models.addiction.staff import StaffProfession
 from models.registry.institution import Institution
+from views.addiction.cases import course_page_sections
 
 RECORD_LABELS = {
     "executed_on": _l("Execution date"),
@@ -394,6 +396,16 @@ class CourseRecordsView(ScopedReportView):
         )  # fmt: skip
 
 
+def course_records_section(course) -> Markup:
+    """The course page's records in date order (views/addiction/cases.py course_page_sections)."""
+    return Markup(render_template(
+        "records/_course_records.html", course=course, records=course_records(course),
+        to_roc=to_roc, kind_label=TreatmentKind.label_of, profession_label=StaffProfession.label_of,
+        outcome_label=LabOutcome.label_of, kinds=list(TreatmentKind),
+        can_add=current_app.appbuilder.sm.has_access(f"can_{CAN_CREATE}", RECORD),
+    ))  # fmt: skip
+
+
 def _body_date(value):
     """A date of a JSON body (ISO or ROC text); None for anything else (the command says so)."""
     from core.dates import DateFormatError
@@ -514,6 +526,8 @@ def register(appbuilder, category: str, label, icon: str) -> None:
         appbuilder.add_view(view, name, label=title, icon=view_icon, category=category,
                             category_label=label, category_icon=icon)  # fmt: skip
     appbuilder.add_view_no_menu(CourseRecordsView)
+    if course_records_section not in course_page_sections:
+        course_page_sections.append(course_records_section)
     for api in (TreatmentRecordApi, RecordFormApi, LabResultApi):
         appbuilder.add_api(api)
 
