@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from models.accounts.application import AccountApplication
+from models.addiction.designation import Designation
 from models.cessation.correction import (
     CorrectionAttachment,
     CorrectionLine,
@@ -64,6 +65,9 @@ def _account_visible(u: UserView, row: ScopedUser) -> bool:
 
 ORACLES = {
     Institution: lambda u, row: row.id in u.institution_ids,
+    # A1: designations follow their institution (Ministry all, a bureau its county's, a
+    # treatment institution its own); who may write which is the domain's, not scope.
+    Designation: lambda u, row: row.institution_id in u.institution_ids,
     ContractPeriod: lambda u, row: row.institution_id in u.institution_ids,
     ServiceAssignment: lambda u, row: row.institution_id in u.institution_ids,
     # Persons: seen where they are linked (a visit or an assignment there, past or present,

@@ -7,6 +7,7 @@ from __future__ import annotations
 from core.security.permissions import (
     ALL,
     CAN_CREATE,
+    CAN_EDIT,
     PERSONAL_ID,
     READ,
     READ_EXPORT,
@@ -35,11 +36,24 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         PRACTITIONER: READ_EXPORT | {CAN_CREATE},
         ASSIGNMENT: ALL,
         PERSONAL_ID: READ,
+        DESIGNATION: READ_EXPORT,
     },
     # Their county: designations of alcohol-treatment institutions, staff and training,
     # and (later issues) local schemes and claim approval. No record contents.
-    ADDICTION_BUREAU: {**REFERENCE, INSTITUTION: READ_EXPORT, PRACTITIONER: READ_EXPORT},
+    ADDICTION_BUREAU: {
+        **REFERENCE,
+        INSTITUTION: READ_EXPORT,
+        PRACTITIONER: READ_EXPORT,
+        # Reads its county's designations; adds and changes only the alcohol-treatment ones
+        # (domain/addiction/designations.py).
+        DESIGNATION: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
+    },
     # National: designations, every institution's blank record forms (seed Q15, no patient
     # data), staff and training; (later) central schemes and national reports.
-    ADDICTION_MINISTRY: {**REFERENCE, INSTITUTION: READ_EXPORT, PRACTITIONER: READ_EXPORT},
+    ADDICTION_MINISTRY: {
+        **REFERENCE,
+        INSTITUTION: READ_EXPORT,
+        PRACTITIONER: READ_EXPORT,
+        DESIGNATION: ALL,
+    },
 }

@@ -10,3 +10,11 @@ CATEGORY_ICON = "fa-medkit"
 
 def register(appbuilder) -> None:
     """Each part of the programme registers its screens and APIs here, in menu order."""
+    from views.addiction.designations import DesignationApi, DesignationView
+
+    appbuilder.add_view(
+        DesignationView, "Addiction programme designations",
+        label=_l("Addiction programme designations"), icon="fa-certificate",
+        category=CATEGORY, category_label=CATEGORY_LABEL, category_icon=CATEGORY_ICON,
+    )  # fmt: skip
+    appbuilder.add_api(DesignationApi)
