@@ -48,8 +48,16 @@ def upgrade():
 
 
 def downgrade():
-    # Institutions without an NHI code cannot exist before this revision.
-    op.execute("DELETE FROM institution WHERE nhi_code IS NULL OR level_id IS NULL")
+    # Institutions without an NHI code (or a level) cannot exist before this revision: they
+    # go, with the rows that name them (found from the schema, so every table is covered).
+    doomed = "SELECT id FROM institution WHERE nhi_code IS NULL OR level_id IS NULL"
+    inspector = sa.inspect(op.get_bind())
+    for table in inspector.get_table_names():
+        for fk in inspector.get_foreign_keys(table):
+            if fk['referred_table'] == 'institution' and table != 'institution':
+                column = fk['constrained_columns'][0]
+                op.execute(f"DELETE FROM {table} WHERE {column} IN ({doomed})")
+    op.execute(f"DELETE FROM institution WHERE id IN ({doomed})")
     with op.batch_alter_table('account_application', schema=None,
                               **_kept('account_application')) as batch_op:
         batch_op.drop_column('professions')

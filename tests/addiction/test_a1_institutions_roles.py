@@ -254,3 +254,38 @@ def test_a1_application_offers_the_addiction_roles_and_approval_links_a_staff_pr
     other = db.session.query(ScopedUser).filter_by(username="staff.second@example.org").one()
     assert other.practitioner_id == profile.id
     assert db.session.query(Practitioner).filter_by(national_id="A123456789").count() == 1
+
+
+# ------------------------------------------------------------------ the migration
+def test_a1_migration_goes_down_with_non_hospital_institutions_and_up_again(tmp_path):
+    """A1's migration: the CHECKs hold after upgrade (a medical institution needs its NHI
+    code); downgrading removes the institutions without one and what names them, and goes up again."""
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import text
+
+    from app import create_app
+    from core.extensions import db
+
+    scratch = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'a1.db'}",
+                          "CACHE_TYPE": "SimpleCache", "UPLOAD_FOLDER": str(tmp_path / "up")})  # fmt: skip
+    with scratch.app_context():
+        upgrade()
+        run = db.session.execute
+        run(text("INSERT INTO county (id, code, name, bureau_name, sort_order) VALUES (1, 'TPE', '臺北市', '臺北市政府衛生局', 1)"))
+        now = "'2025-01-01 00:00:00'"
+        run(text(f"INSERT INTO institution (id, kind, registry_code, name, county_id, created_on, changed_on) "
+                 f"VALUES (1, 'psychotherapy_clinic', 'R000000001', '心晴心理治療所', 1, {now}, {now})"))
+        run(text(f"INSERT INTO designation (institution_id, kind, start_date, created_on, changed_on) "
+                 f"VALUES (1, 'psychotherapy_clinic', '2025-01-01', {now}, {now})"))
+        db.session.commit()
+        with pytest.raises(IntegrityError):
+            run(text(f"INSERT INTO institution (kind, registry_code, name, county_id, created_on, changed_on) "
+                     f"VALUES ('medical', 'R000000002', '無代碼醫院', 1, {now}, {now})"))
+        db.session.rollback()
+        downgrade(revision="366faee71a20")
+        assert run(text("SELECT count(*) FROM institution")).scalar() == 0
+        assert run(text("SELECT count(*) FROM designation")).scalar() == 0
+        db.session.commit()
+        upgrade()
+        db.session.remove()
+        db.engine.dispose()
