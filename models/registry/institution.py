@@ -63,12 +63,13 @@ class LevelForKind:
     """A record rule: a medical institution has its level (the bulletin's levels, A1)."""
 
     start: str = "kind"
-    end: str = "level"
+    #: The level as a form sets it (the relation) or a seed does (the column).
+    end: str = "level_given"
 
     def error(self, values: dict) -> tuple[str, str] | None:
         if (values.get(self.start) or InstitutionKind.MEDICAL.value) == InstitutionKind.MEDICAL.value:
-            if values.get(self.end) is None:
-                return self.end, gettext("A medical institution must have its level.")
+            if not values.get(self.end):
+                return "level", gettext("A medical institution must have its level.")
         return None
 
 
@@ -144,6 +145,11 @@ class Institution(AuditColumnsMixin, AppModel):
 
     def is_contracted_on(self, day: dt.date) -> bool:
         return any(c.covers(day) for c in self.contracts)
+
+    @property
+    def level_given(self) -> bool:
+        """Whether a level is set, by relation or by id (LevelForKind reads it before a flush)."""
+        return self.level is not None or self.level_id is not None
 
     @property
     def code(self) -> str:

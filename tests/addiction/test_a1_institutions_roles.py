@@ -79,6 +79,11 @@ def test_a1_non_hospital_institution_gets_a_registry_code_never_a_fake_nhi_code(
     # A medical institution keeps needing its NHI code (the cessation programme's paths).
     response = post_form(app, admin, "/institutionview/add", {**form, "kind": "medical", "name": "無代碼醫院"})
     assert _t(app, "A medical institution must have its NHI institution code.") in visible_text(response.text)
+    # ... and its level.
+    response = post_form(app, admin, "/institutionview/add",
+                         {**form, "kind": "medical", "name": "無層級醫院", "nhi_code": "0999999999"},
+                         follow_redirects=True)  # fmt: skip
+    assert _t(app, "A medical institution must have its level.") in visible_text(response.text)
     db.session.expire_all()
     assert db.session.query(Institution).count() == before + 1
     # The database refuses an institution with neither code, whatever the path.
