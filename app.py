@@ -281,5 +281,5 @@ def _register_cli(app: Flask) -> None:
 
         password = app.config["DEMO_PASSWORD"]
         click.echo(f"Demo logins (password: {password})")
-        for username, role, description in DEMO_USERS:
-            click.echo(f"  {username:<14} {role:<9} {description}")
+        for username, roles, description in DEMO_USERS:
+            click.echo(f"  {username:<14} {'+'.join(roles):<26} {description}")

@@ -21,6 +21,12 @@ from models.platform.user import ScopedUser, user_institution
 from models.registry.institution import ContractPeriod, Institution
 from models.registry.practitioner import Practitioner, Profession, ServiceAssignment
 from models.registry.reference import County, InstitutionLevel
+from seed.addiction.registry import (
+    DEMO_STAFF,
+    demo_addiction_institution,
+    demo_staff,
+    seed_addiction_registry,
+)
 from seed.cessation.corrections import seed_corrections
 from seed.cessation.visits import seed_visits
 from seed.documents import blank_pdf
@@ -86,16 +92,23 @@ PROFESSION_MIX = [
 ]  # fmt: skip
 LEVEL_DIGIT = ["1", "1", "1", "3", "2", "4", "5"]
 
-#: (username, role, description) — README and `make run` print these.
+#: (username, roles, description) — README and `make run` print these. The county bureaus
+#: and the Ministry run both programmes (county bureaus run the alcohol scheme), so they hold
+#: a role of each; every other user holds one programme's role only.
 DEMO_USERS = [
-    ("admin", roles.ADMIN, "系統管理者（全國）"),
-    ("office", roles.OFFICE, "戒菸管理窗口（全國）"),
-    ("ministry", roles.MINISTRY, "衛福部（全國）"),
-    ("bureau_tpe", roles.BUREAU, "臺北市政府衛生局"),
-    ("bureau_khh", roles.BUREAU, "高雄市政府衛生局"),
-    ("facility_tpe", roles.FACILITY, "臺北市的一家特約機構"),
-    ("facility_khh", roles.FACILITY, "高雄市的一家特約機構"),
-    ("helpdesk", roles.HELPDESK, "客服（帳號查詢）"),
+    ("admin", (roles.ADMIN,), "系統管理者（全國）"),
+    ("office", (roles.OFFICE,), "戒菸管理窗口（全國）"),
+    ("ministry", (roles.MINISTRY, roles.ADDICTION_MINISTRY), "衛福部（全國；戒菸與藥酒癮）"),
+    ("bureau_tpe", (roles.BUREAU, roles.ADDICTION_BUREAU), "臺北市政府衛生局（戒菸與酒癮）"),
+    ("bureau_khh", (roles.BUREAU, roles.ADDICTION_BUREAU), "高雄市政府衛生局（戒菸與酒癮）"),
+    ("facility_tpe", (roles.FACILITY,), "臺北市的一家特約機構"),
+    ("facility_khh", (roles.FACILITY,), "高雄市的一家特約機構"),
+    ("helpdesk", (roles.HELPDESK,), "客服（帳號查詢）"),
+    ("dr_tpe", (roles.TREATMENT,), "醫師，臺北市的指定藥癮戒治機構"),
+    ("psy_tpe", (roles.TREATMENT,), "心理師，臺北市的指定藥癮戒治機構"),
+    ("cm_khh", (roles.TREATMENT,), "個案管理師，高雄市的指定藥癮戒治機構"),
+    ("psy_clinic", (roles.TREATMENT,), "心理師，臺北市的心理治療所（無醫事機構代碼）"),
+    ("sw_office", (roles.TREATMENT,), "社工師，臺北市的社工師事務所（無醫事機構代碼）"),
 ]
 
 
@@ -131,11 +144,14 @@ def seed_demo(seed: int = 113, scale: float = 1.0) -> dict[str, int | str]:
         _seed_practitioners(rng, scale, institutions)
     else:
         result["note"] = "registry already present; left as it is"
-    _seed_users()
-    _seed_applications()
     demo_ids = [demo_institution(code).id for code in ("TPE", "KHH")]
     result["visits"] = seed_visits(seed, scale, demo_ids)
     result["correction tickets"] = seed_corrections(*demo_ids)
+    # After the cessation data, which it leaves as it is (its staff serve from 2025 on, so
+    # the 2024 bulletin figures stay those of the bulletin); before the users it staffs.
+    result.update(seed_addiction_registry())
+    _seed_users()
+    _seed_applications()
     # Bulk-inserted visits and assignments bypass the session's link hook.
     from models.registry.person import backfill_person_links
 
@@ -319,25 +335,32 @@ def _create_demo_users() -> None:
     sm = current_app.appbuilder.sm
     password = current_app.config["DEMO_PASSWORD"]
     county = {c.code: c for c in County.query.all()}
-    for username, role_name, description in DEMO_USERS:
-        role = sm.find_role(role_name) or sm.add_role(role_name)
+    for username, role_names, description in DEMO_USERS:
+        user_roles = [sm.find_role(name) or sm.add_role(name) for name in role_names]
         user = sm.find_user(username=username)
         if user is None:
             user = sm.add_user(
-                username, description, "示範帳號", f"{username}@demo.invalid", [role], password
+                username, description, "示範帳號", f"{username}@demo.invalid", user_roles, password
             )
             if not user:
                 raise RuntimeError(f"could not create demo user {username}")
         user = db.session.get(ScopedUser, user.id)
-        kind, county_row, institutions = ScopeKind.NATIONAL, None, []
-        if username.startswith("bureau_"):
+        kind, county_row, institutions, staff = ScopeKind.NATIONAL, None, [], None
+        if username in DEMO_STAFF:
+            # Addiction staff: their institution, and their staff profile (A14).
+            staff = demo_staff(username)
+            kind = ScopeKind.FACILITY
+            institutions = [demo_addiction_institution(DEMO_STAFF[username][0])]
+        elif username.startswith("bureau_"):
             kind, county_row = ScopeKind.COUNTY, county[username.split("_")[1].upper()]
         elif username.startswith("facility_"):
             kind = ScopeKind.FACILITY
             institutions = [demo_institution(username.split("_")[1].upper())]
         # Assign only what differs, so a re-seed leaves no spurious role/scope events.
-        if user.roles != [role]:
-            user.roles = [role]
+        if user.roles != user_roles:
+            user.roles = user_roles
+        if user.practitioner_id != (staff.id if staff else None):
+            user.practitioner_id = staff.id if staff else None
         user.active = True
         if user.scope_kind != kind:
             user.scope_kind = kind

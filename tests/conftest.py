@@ -20,6 +20,8 @@ PASSWORD = "Demo-Pass-2024!"
 USERNAMES = [
     "admin", "office", "ministry", "bureau_tpe", "bureau_khh", "facility_tpe", "facility_khh",
     "helpdesk",
+    # The addiction programme's staff (A1): one programme's role only.
+    "dr_tpe", "psy_tpe", "cm_khh", "psy_clinic", "sw_office",
 ]  # fmt: skip
 
 

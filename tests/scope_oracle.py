@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from models.accounts.application import AccountApplication
 from models.addiction.case import Case, Patient
 from models.addiction.course import Course, CourseTransition
+from models.addiction.designation import Designation
 from models.addiction.record import LabResult, RecordForm, TreatmentRecord
 from models.addiction.staff import StaffLicence, Training
 from models.cessation.correction import (
@@ -75,6 +76,9 @@ def _practitioner_visible(u: UserView, row: Practitioner) -> bool:
 
 ORACLES = {
     Institution: lambda u, row: row.id in u.institution_ids,
+    # A1: designations follow their institution (Ministry all, a bureau its county's, a
+    # treatment institution its own); who may write which is the domain's, not scope.
+    Designation: lambda u, row: row.institution_id in u.institution_ids,
     ContractPeriod: lambda u, row: row.institution_id in u.institution_ids,
     ServiceAssignment: lambda u, row: row.institution_id in u.institution_ids,
     # Persons: seen where they are linked (a visit or an assignment there, past or present,

@@ -229,8 +229,15 @@ def personal_id(label) -> Rule:
     return Rule("personal_id", label, required=True, normalise=lambda v: normalize_id(v) if isinstance(v, str) else v)
 
 
-def nhi_code(label) -> Rule:
-    return Rule("nhi_code", label, required=True)
+def _blank_is_none(value):
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def nhi_code(label, *, required=True) -> Rule:
+    """A 10-digit NHI institution code; an optional one stores a blank as no code."""
+    if required:
+        return Rule("nhi_code", label, required=True)
+    return Rule("nhi_code", label, normalise=_blank_is_none)
 
 
 def enum(label, choices, *, required=True) -> Rule:

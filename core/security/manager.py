@@ -20,6 +20,7 @@ from core.data.scope import ScopeKind
 from core.data.versions import bump, request_memo, version
 from core.extensions import cache
 from core.security import sessions as accounts
+from core.security.organisations import ORGANISATION_TYPES, OrganisationAllowed
 from core.security.passwords import check_password
 from core.security.roles import role_label
 from core.web.openapi import fix_operation_spec
@@ -153,8 +154,8 @@ class ScopedUserDBModelView(UserDBModelView):
 
     _scope_cols = ["scope_kind", "scope_county", "scope_institutions"]
     list_columns = ["username", "first_name", "last_name", "email", "active", "roles", "scope_kind"]
-    add_columns = UserDBModelView.add_columns + _scope_cols
-    edit_columns = UserDBModelView.edit_columns + _scope_cols
+    add_columns = UserDBModelView.add_columns + ["organisation_type", *_scope_cols]
+    edit_columns = UserDBModelView.edit_columns + ["organisation_type", *_scope_cols]
     show_columns = [
         "username", "first_name", "last_name", "email", "active", "roles",
         *_scope_cols, "last_login", "login_count", "fail_login_count",
@@ -165,13 +166,23 @@ class ScopedUserDBModelView(UserDBModelView):
         "scope_kind": _l("Scope"),
         "scope_county": _l("Scope county"),
         "scope_institutions": _l("Scope institutions"),
+        "organisation_type": _l("Organisation type"),
     }
     add_form_extra_fields = {
         **UserDBModelView.add_form_extra_fields,
         "scope_kind": SelectField(_l("Scope"), choices=SCOPE_KIND_CHOICES, default=""),
+        # A1: prosecutors' offices and NGOs never get an account (core/security/organisations.py).
+        "organisation_type": SelectField(
+            _l("Organisation type"), choices=ORGANISATION_TYPES, default=ORGANISATION_TYPES[0][0],
+            validators=[OrganisationAllowed()],
+        ),
     }
     edit_form_extra_fields = {
         "scope_kind": SelectField(_l("Scope"), choices=SCOPE_KIND_CHOICES, default=""),
+        "organisation_type": SelectField(
+            _l("Organisation type"), choices=ORGANISATION_TYPES, default=ORGANISATION_TYPES[0][0],
+            validators=[OrganisationAllowed()],
+        ),
     }
     formatters_columns = {
         "scope_kind": lambda v: dict(SCOPE_KIND_CHOICES).get(v or "", v),
@@ -186,6 +197,10 @@ class ScopedUserDBModelView(UserDBModelView):
             item.scope_county = None
         if item.scope_kind != ScopeKind.FACILITY:
             item.scope_institutions = []
+
+    def process_form(self, form, is_created):
+        # The organisation type is checked (OrganisationAllowed), not stored.
+        del form.organisation_type
 
     def pre_add(self, item):
         self._normalise_scope(item)

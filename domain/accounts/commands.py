@@ -19,7 +19,15 @@ from core.dates import to_roc, utcnow
 from core.extensions import db
 from core.mail import send_mail
 from core.security.passwords import check_password
-from core.security.roles import BUREAU, FACILITY, MINISTRY, OFFICE
+from core.security.roles import (
+    ADDICTION_BUREAU,
+    ADDICTION_MINISTRY,
+    BUREAU,
+    FACILITY,
+    MINISTRY,
+    OFFICE,
+    TREATMENT,
+)
 from core.security.sessions import (
     RESET_PASSWORD,
     SET_PASSWORD,
@@ -31,8 +39,10 @@ from core.security.sessions import (
     password_link,
     record_event,
 )
+from domain.registry.persons import register_person
 from models.accounts.application import AccountApplication, ApplicationStatus, RequestedRole
 from models.platform.user import ScopedUser
+from models.registry.practitioner import Practitioner, Profession
 
 #: Which role an approved application gets.
 ROLE_FOR_REQUEST = {
@@ -40,7 +50,13 @@ ROLE_FOR_REQUEST = {
     RequestedRole.BUREAU.value: BUREAU,
     RequestedRole.OFFICE.value: OFFICE,
     RequestedRole.MINISTRY.value: MINISTRY,
+    RequestedRole.TREATMENT.value: TREATMENT,
+    RequestedRole.ADDICTION_BUREAU.value: ADDICTION_BUREAU,
+    RequestedRole.ADDICTION_MINISTRY.value: ADDICTION_MINISTRY,
 }
+#: Requests scoped to one institution, and to one county.
+INSTITUTION_REQUESTS = {RequestedRole.FACILITY.value, RequestedRole.TREATMENT.value}
+COUNTY_REQUESTS = {RequestedRole.BUREAU.value, RequestedRole.ADDICTION_BUREAU.value}
 
 
 class SetPassword(Command):
@@ -97,14 +113,16 @@ class ApproveApplication(Command):
             raise AccountError(gettext("The account could not be created."))
         user = db.session.get(ScopedUser, user.id)
         user.active = False
-        if application.requested_role == RequestedRole.FACILITY.value:
+        if application.requested_role in INSTITUTION_REQUESTS:
             user.scope_kind = ScopeKind.FACILITY
             user.scope_institutions = [application.institution]
-        elif application.requested_role == RequestedRole.BUREAU.value:
+        elif application.requested_role in COUNTY_REQUESTS:
             user.scope_kind = ScopeKind.COUNTY
             user.scope_county = application.county
         else:
             user.scope_kind = ScopeKind.NATIONAL
+        if application.requested_role == RequestedRole.TREATMENT.value:
+            user.practitioner_id = staff_profile(application).id
         application.status = ApplicationStatus.APPROVED.value
         application.decided_at = utcnow()
         application.decided_by_id = current_actor().id
@@ -129,6 +147,19 @@ class ApproveApplication(Command):
                 link=password_link(self.raw_token),
             ),
         )
+
+
+def staff_profile(application: AccountApplication) -> Practitioner:
+    """The staff profile of an approved treatment-staff application (A1, A14): the practitioner
+    of the applicant's national ID and name, found or registered (domain/registry/persons.py),
+    linked to the applicant's institution."""
+    professions = [p for p in (application.professions or "").split(",") if p]
+    registry_professions = {p.value for p in Profession}
+    profession = next((p for p in professions if p in registry_professions), Profession.OTHER.value)
+    return register_person(
+        Practitioner, application.national_id, {"name": application.applicant_name.strip()},
+        [application.institution_id], source="application", extra={"profession": profession},
+    )  # fmt: skip
 
 
 class RejectApplication(Command):

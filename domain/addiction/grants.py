@@ -46,17 +46,31 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         PATIENT: READ_EXPORT | {CAN_CREATE},
         CASE: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
         COURSE: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
+        DESIGNATION: READ_EXPORT,
     },
     # Their county: designations of alcohol-treatment institutions, staff and training,
     # and (later issues) local schemes and claim approval. No record contents.
     ADDICTION_BUREAU: {
-        **REFERENCE, INSTITUTION: READ_EXPORT, PRACTITIONER: READ_EXPORT,
-        STAFF_LICENCE: READ_EXPORT, TRAINING: READ_EXPORT, STAFF_SHORTFALL: READ_EXPORT,
+        **REFERENCE,
+        INSTITUTION: READ_EXPORT,
+        PRACTITIONER: READ_EXPORT,
+        # Reads its county's designations; adds and changes only the alcohol-treatment ones
+        # (domain/addiction/designations.py).
+        DESIGNATION: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
+        STAFF_LICENCE: READ_EXPORT,
+        TRAINING: READ_EXPORT,
+        STAFF_SHORTFALL: READ_EXPORT,
     },
     # National: designations, every institution's blank record forms (seed Q15, no patient
     # data), staff and training; (later) central schemes and national reports.
     ADDICTION_MINISTRY: {
-        **REFERENCE, INSTITUTION: READ_EXPORT, PRACTITIONER: READ_EXPORT, RECORD_FORM: READ_EXPORT,
-        STAFF_LICENCE: READ_EXPORT, TRAINING: READ_EXPORT, STAFF_SHORTFALL: READ_EXPORT,
+        **REFERENCE,
+        INSTITUTION: READ_EXPORT,
+        PRACTITIONER: READ_EXPORT,
+        DESIGNATION: ALL,
+        RECORD_FORM: READ_EXPORT,
+        STAFF_LICENCE: READ_EXPORT,
+        TRAINING: READ_EXPORT,
+        STAFF_SHORTFALL: READ_EXPORT,
     },
 }

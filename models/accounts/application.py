@@ -28,6 +28,10 @@ class RequestedRole(LabelledEnum):
     BUREAU = "bureau", _l("Health bureau staff")
     OFFICE = "office", _l("Cessation management office")
     MINISTRY = "ministry", _l("Ministry of Health and Welfare")
+    #: The addiction programme's roles (A1).
+    TREATMENT = "treatment", _l("Addiction treatment institution staff")
+    ADDICTION_BUREAU = "addiction_bureau", _l("County bureau / drug-prevention centre (addiction)")
+    ADDICTION_MINISTRY = "addiction_ministry", _l("Ministry of Health and Welfare (addiction)")
 
 
 class AccountApplication(AuditColumnsMixin, AppModel):
@@ -63,6 +67,10 @@ class AccountApplication(AuditColumnsMixin, AppModel):
         ForeignKey("ab_user.id", ondelete="SET NULL"), index=True
     )
     submitted_ip: Mapped[str | None] = mapped_column(String(45))
+    #: Addiction treatment staff (A1, A14): whose staff profile the approved account links
+    #: to (found or registered by this ID), and their professions (comma-separated values).
+    national_id: Mapped[str | None] = mapped_column(String(10))
+    professions: Mapped[str | None] = mapped_column(String(200))
 
     institution: Mapped[Institution | None] = relationship()
     county: Mapped[County | None] = relationship()

@@ -97,7 +97,10 @@ class _Plan:
         self.institutions: list[list[int]] = [[] for _ in self.level_ids]
         self.level_of: dict[int, int] = {}
         for institution_id, level_id in db.session.execute(
-            select(Institution.id, Institution.level_id).order_by(Institution.nhi_code)
+            # Non-hospital institutions (A1) have no level and no cessation contract.
+            select(Institution.id, Institution.level_id)
+            .where(Institution.level_id.is_not(None))
+            .order_by(Institution.nhi_code)
         ):
             self.institutions[index[level_id]].append(institution_id)
             self.level_of[institution_id] = index[level_id]

@@ -61,7 +61,8 @@ def _path(link):
 def _institution(db, county_code):
     return (
         db.session.query(Institution).join(County, County.id == Institution.county_id)
-        .filter(County.code == county_code).order_by(Institution.id.desc()).first()
+        .filter(County.code == county_code, Institution.nhi_code.is_not(None))  # contracted (A1)
+        .order_by(Institution.id.desc()).first()
     )  # fmt: skip
 
 

@@ -288,3 +288,164 @@ def test_scope_matrix_reference_by_id_writes(app, db, api_as, username):
                     f"{answers[0].get_json()} != missing {statuses[1]} {answers[1].get_json()}"
                 )
     assert not problems, "\n".join(problems)
+
+
+# ------------------------------------------------------------ programme separation (A1)
+def _resources_of(module) -> set[str]:
+    """The resources a programme's grants module names: its own constants and its grants,
+    less what it borrows (registry resources, the framework's permissions and actions)."""
+    import core.security.permissions as permissions
+    from domain.registry import grants as registry
+
+    def constants(mod):
+        return {v for k, v in vars(mod).items() if k.isupper() and isinstance(v, str)}
+
+    shared = constants(registry) | constants(permissions)
+    granted = {resource for table in module.GRANTS.values() for resource in table}
+    return (constants(module) | granted) - shared
+
+
+def programmes() -> dict[str, set[str]]:
+    """Programme -> its resources, read from domain/cessation and domain/addiction grants."""
+    from domain.addiction import grants as addiction
+    from domain.cessation import grants as cessation
+
+    return {"cessation": _resources_of(cessation), "addiction": _resources_of(addiction)}
+
+
+def programmes_of_roles(role_names) -> set[str]:
+    """The programmes a user's roles belong to (a role granted a programme's resources)."""
+    from domain.addiction import grants as addiction
+    from domain.cessation import grants as cessation
+
+    tables = {"cessation": cessation.GRANTS, "addiction": addiction.GRANTS}
+    return {programme for programme, table in tables.items() if set(role_names) & set(table)}
+
+
+def _one_programme_users(app) -> list[tuple[str, str]]:
+    """(username, the programme they must not reach) for each demo user of one programme only,
+    or of neither (the helpdesk reaches no programme): found from their roles, not listed."""
+    from models.platform.user import ScopedUser
+
+    with app.app_context():
+        users = app.appbuilder.sm.session.query(ScopedUser).filter(
+            ScopedUser.username.in_(USERNAMES)
+        )
+        pairs = []
+        for user in users.order_by(ScopedUser.username):
+            names = {r.name for r in user.roles}
+            if ADMIN in names:
+                continue
+            held = programmes_of_roles(names)
+            pairs += [(user.username, other) for other in ("cessation", "addiction") if other not in held]
+        return pairs
+
+
+def test_programme_resources_cover_every_registered_view(app):
+    """A1: every registered view and API is classified: one programme's, or shared (registry,
+    accounts, platform); no resource belongs to both programmes, and each programme has views."""
+    split = programmes()
+    assert not split["cessation"] & split["addiction"]
+    names = {v.class_permission_name for v in app.appbuilder.baseviews
+             if isinstance(v, ScopedModelView | ScopedModelRestApi | ScopedReportView)}  # fmt: skip
+    assert names & split["cessation"] and names & split["addiction"]
+    # The separation test below walks exactly these: a user of one programme found by roles.
+    pairs = _one_programme_users(app)
+    assert {other for _, other in pairs} == {"cessation", "addiction"}
+
+
+def _other_programme_urls(app, resources: set[str], sample_pk: int):
+    """Every GET URL of every registered view or API of those resources (list, show, edit,
+    export, download, API list and get …), discovered from the URL map."""
+    endpoints = {
+        type(v).__name__: v for v in app.appbuilder.baseviews
+        if getattr(v, "class_permission_name", None) in resources
+    }  # fmt: skip
+    for rule in app.url_map.iter_rules():
+        view_name = rule.endpoint.split(".")[0]
+        if view_name not in endpoints or "GET" not in (rule.methods or ()):
+            continue
+        values = {}
+        for arg in rule.arguments:
+            converter = rule._converters[arg]
+            values[arg] = sample_pk if type(converter).__name__ == "IntegerConverter" else str(sample_pk)
+        try:
+            with app.test_request_context():
+                from flask import url_for
+
+                url = url_for(rule.endpoint, **values)
+        except Exception:  # an argument that takes no sample (a file name …): its own form
+            url = rule.rule
+            for arg in rule.arguments:
+                url = re.sub(rf"<(?:[^:<>]+:)?{arg}>", str(sample_pk), url)
+        yield endpoints[view_name], url
+
+
+def _menu_targets(html: str) -> set[str]:
+    return set(re.findall(r'href="(/[^"?#]*)', html))
+
+
+@pytest.mark.parametrize("username", USERNAMES)
+def test_a1_programme_separation(app, db, login_as, api_as, username):
+    """A1, both directions: a user whose roles are of one programme only (a cessation facility
+    or office; an addiction treatment institution), or of neither (the helpdesk), reaches
+    nothing of the other programme — no menu entry, and every screen and API URL of it (list,
+    show, edit, export, download, API list and get) is refused (403/404, or a redirect away
+    from it), for rows that exist. Users and programmes are found from roles and grants."""
+    others = [other for name, other in _one_programme_users(app) if name == username]
+    if not others:
+        pytest.skip(f"{username} holds roles of both programmes (or is the admin)")
+    for other in others:
+        _assert_unreachable(app, db, login_as, api_as, username, other)
+
+
+def _assert_unreachable(app, db, login_as, api_as, username, other):
+    resources = programmes()[other]
+    client = login_as(username)
+    api_client, headers = api_as(username)
+    problems = []
+    # Menus: no entry of the other programme's screens, nor their category.
+    home = client.get("/")
+    targets = _menu_targets(home.text)
+    # The menus proper (the brand, before them, names the whole system).
+    navbar = re.split(r'class="[^"]*navbar-collapse', home.text, maxsplit=1)[-1].split("</header>", 1)[0]
+    for view in registered(app, ScopedModelView) + registered(app, ScopedReportView):
+        if view.class_permission_name in resources:
+            leaked = {t for t in targets if t.startswith(view.route_base + "/")}
+            if leaked:
+                problems.append(f"menu shows {type(view).__name__}: {sorted(leaked)[:2]}")
+    for category in app.appbuilder.menu.get_list():
+        children = [c for c in category.childs if c.name != "-"]
+        owned = [
+            c for c in children
+            if any(type(v).__name__ == getattr(c, "baseview", None).__class__.__name__
+                   or (c.href and v.route_base and str(c.href).startswith(v.route_base))
+                   for v in app.appbuilder.baseviews
+                   if getattr(v, "class_permission_name", None) in resources)
+        ]  # fmt: skip
+        if children and len(owned) == len(children) and str(category.label) in navbar:
+            problems.append(f"menu shows the category {category.label}")
+    # Every URL, with a row that exists (so a 404 is a refusal, not a miss).
+    checked = 0
+    for view, url in _other_programme_urls(app, resources, _existing_pk(db, app, resources)):
+        api = url.startswith("/api/")
+        response = api_client.get(url, headers=headers) if api else client.get(url)
+        checked += 1
+        status = response.status_code
+        refused = status in (401, 403, 404, 405) or (
+            status == 302 and not response.headers["Location"].split("?")[0].endswith(url.split("?")[0])
+        )
+        if not refused or (status == 200 and response.data):
+            problems.append(f"{type(view).__name__} {url} -> {status}")
+    assert checked, f"no URL of the {other} programme found"
+    assert not problems, "\n".join(problems)
+
+
+def _existing_pk(db, app, resources) -> int:
+    """The smallest id of a row of the other programme's first view's model that has rows."""
+    for view in registered(app, ScopedModelView):
+        if view.class_permission_name in resources:
+            row = db.session.query(view.datamodel.obj.id).order_by(view.datamodel.obj.id).first()
+            if row:
+                return row[0]
+    return 1

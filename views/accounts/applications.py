@@ -15,7 +15,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from markupsafe import Markup
 from sqlalchemy import or_, select
-from wtforms import PasswordField, SelectField, StringField, TextAreaField
+from wtforms import PasswordField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import (
     DataRequired,
     Email,
@@ -28,12 +28,15 @@ from wtforms.validators import (
 
 from core.data.datamodel import ScopedInterface
 from core.data.filters import institution_text_filter
+from core.data.rules import field_rules
 from core.extensions import db
 from core.files import PDF, FileStore, UploadRefused
 from core.mail import mail_failed
+from core.security.organisations import ORGANISATION_TYPES, OrganisationAllowed
 from core.security.passwords import PasswordPolicy
 from core.security.roles import role_label
 from core.security.sessions import AccountError, account_events, find_token
+from core.validators import normalize_id
 from core.web.views import (
     CAN_EXPORT,
     CAN_READ,
@@ -57,8 +60,11 @@ from domain.accounts.grants import (
     CAN_UNLOCK,
 )
 from models.accounts.application import AccountApplication, ApplicationStatus, RequestedRole
+from models.addiction.designation import Designation
+from models.addiction.staff import StaffProfession
 from models.platform.user import ScopedUser
-from models.registry.institution import Institution
+from models.registry.institution import REGISTRY_CODE_PREFIX, Institution
+from models.registry.practitioner import Practitioner
 from models.registry.reference import County
 
 APPLICATION_FOLDER = "applications"
@@ -73,10 +79,29 @@ def _limit_apply():
 
 
 def institution_by_code(code: str | None) -> Institution | None:
-    code = (code or "").strip()
-    if len(code) != 10 or not code.isdigit():
+    """The institution of an NHI code, or of a registry code (A1: 'R' and 9 digits)."""
+    code = (code or "").strip().upper()
+    if len(code) != 10:
         return None
-    return db.session.scalar(select(Institution).where(Institution.nhi_code == code))
+    if code.isdigit():
+        return db.session.scalar(select(Institution).where(Institution.nhi_code == code))
+    if code.startswith(REGISTRY_CODE_PREFIX) and code[1:].isdigit():
+        return db.session.scalar(select(Institution).where(Institution.registry_code == code))
+    return None
+
+
+def is_designated(institution: Institution) -> bool:
+    """Whether the institution holds a designation of the addiction programme (A1)."""
+    return db.session.scalar(
+        select(Designation.id).where(Designation.institution_id == institution.id).limit(1)
+    ) is not None
+
+
+#: Roles asked for with a county, and with an addiction treatment institution.
+COUNTY_ROLES = {RequestedRole.BUREAU.value, RequestedRole.ADDICTION_BUREAU.value}
+INSTITUTION_ROLES = {RequestedRole.FACILITY.value, RequestedRole.TREATMENT.value}
+#: The staff profile's ID is checked as the practitioner registry checks it.
+STAFF_ID_RULE = field_rules(Practitioner)["national_id"]
 
 
 class ApplicationForm(FlaskForm):
@@ -92,7 +117,18 @@ class ApplicationForm(FlaskForm):
         ],
     )
     job_title = StringField(_l("Job title"), validators=[DataRequired(), Length(max=50)])
+    # A1: prosecutors' offices and NGOs are refused here (core/security/organisations.py).
+    organisation_type = SelectField(
+        _l("Organisation type"), choices=ORGANISATION_TYPES, default=ORGANISATION_TYPES[0][0],
+        validators=[OrganisationAllowed()],
+    )
     requested_role = SelectField(_l("Requested role"), choices=RequestedRole.choices())
+    # No Optional(): it would stop the chain before validate_national_id on a blank.
+    national_id = StringField(
+        _l("National ID / resident certificate no."),
+        description=_l("Addiction treatment staff: links your account to your staff profile."),
+    )
+    professions = SelectMultipleField(_l("Professions"), choices=StaffProfession.choices())
     nhi_code = StringField(
         _l("NHI institution code"),
         validators=[Optional()],
@@ -113,17 +149,35 @@ class ApplicationForm(FlaskForm):
         self.county.choices = [(0, gettext("(choose for bureau staff)"))] + [tuple(c) for c in counties]
         self.institution = None
 
+    def validate_national_id(self, field):
+        if self.requested_role.data != RequestedRole.TREATMENT.value:
+            return
+        message = STAFF_ID_RULE.error(normalize_id(field.data or "") or None)
+        if message:
+            raise ValidationError(message)
+
+    def validate_professions(self, field):
+        if self.requested_role.data == RequestedRole.TREATMENT.value and not field.data:
+            raise ValidationError(gettext("Addiction treatment staff must choose their profession(s)."))
+
     def validate_nhi_code(self, field):
+        if self.requested_role.data == RequestedRole.TREATMENT.value:
+            self.institution = institution_by_code(field.data)
+            if self.institution is None or not is_designated(self.institution):
+                raise ValidationError(
+                    gettext("No institution of the addiction programme has this NHI or registry code.")
+                )
+            return
         if self.requested_role.data != RequestedRole.FACILITY.value:
             return
         if not (field.data or "").strip():
             raise ValidationError(gettext("Facility staff must give the institution's NHI code."))
         self.institution = institution_by_code(field.data)
-        if self.institution is None:
+        if self.institution is None or not self.institution.nhi_code:
             raise ValidationError(gettext("No contracted institution has this NHI code."))
 
     def validate_county(self, field):
-        if self.requested_role.data == RequestedRole.BUREAU.value and not field.data:
+        if self.requested_role.data in COUNTY_ROLES and not field.data:
             raise ValidationError(gettext("Bureau staff must choose their health bureau."))
 
     def validate_form_file(self, field):
@@ -159,14 +213,17 @@ class ApplyView(BaseView):
         if form.validate_on_submit():
             stored = APPLICATION_FORMS.save(form.pdf_bytes, PDF)
             role = form.requested_role.data
+            staff = role == RequestedRole.TREATMENT.value
             application = AccountApplication(
                 applicant_name=form.applicant_name.data.strip(),
                 email=form.email.data.strip().lower(),
                 phone=form.phone.data.strip(),
                 job_title=form.job_title.data.strip(),
                 requested_role=role,
-                institution=form.institution if role == RequestedRole.FACILITY.value else None,
-                county_id=form.county.data if role == RequestedRole.BUREAU.value else None,
+                institution=form.institution if role in INSTITUTION_ROLES else None,
+                county_id=form.county.data if role in COUNTY_ROLES else None,
+                national_id=normalize_id(form.national_id.data) if staff else None,
+                professions=",".join(form.professions.data) if staff else None,
                 supervisor_name=form.supervisor_name.data.strip(),
                 form_file=stored,
                 form_filename=(form.form_file.data.filename or "form.pdf")[:200],
@@ -242,6 +299,8 @@ APPLICATION_LABELS = {
     "status": _l("Status"),
     "decided_at": _l("Decided on"),
     "reject_reason": _l("Reason for rejection"),
+    "national_id": _l("National ID / resident certificate no."),
+    "professions": _l("Professions"),
 }
 
 
@@ -268,8 +327,10 @@ class AccountApplicationView(ScopedModelView):
     list_columns = ["created_on", "applicant_name", "email", "requested_role", "institution", "county", "status"]
     show_columns = [
         "created_on", "status", "applicant_name", "email", "phone", "job_title", "requested_role",
-        "institution", "county", "supervisor_name", "form_link", "decided_at", "reject_reason",
+        "institution", "county", "national_id", "professions", "supervisor_name", "form_link",
+        "decided_at", "reject_reason",
     ]  # fmt: skip
+    personal_id_columns = ["national_id"]
     search_columns = ["status", "requested_role", "applicant_name", "email", "institution"]
     search_filters = {"institution": [institution_text_filter()]}
     search_form_extra_fields = {
@@ -283,6 +344,7 @@ class AccountApplicationView(ScopedModelView):
     formatters_columns = {
         "status": ApplicationStatus.label_of,
         "requested_role": RequestedRole.label_of,
+        "professions": lambda v: "、".join(StaffProfession.label_of(p) for p in (v or "").split(",") if p),
     }
     export_columns = ["created_on", "applicant_name", "email", "requested_role", "institution", "status"]
 

@@ -16,3 +16,12 @@ def register(appbuilder) -> None:
     cases.register(appbuilder)
     records.register(appbuilder, CATEGORY, CATEGORY_LABEL, CATEGORY_ICON)
     register_staff(appbuilder)
+
+    from views.addiction.designations import DesignationApi, DesignationView
+
+    appbuilder.add_view(
+        DesignationView, "Addiction programme designations",
+        label=_l("Addiction programme designations"), icon="fa-certificate",
+        category=CATEGORY, category_label=CATEGORY_LABEL, category_icon=CATEGORY_ICON,
+    )  # fmt: skip
+    appbuilder.add_api(DesignationApi)

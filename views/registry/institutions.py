@@ -23,12 +23,15 @@ from domain.registry.grants import (
     PRACTITIONER_IDENTITY,
 )
 from domain.registry.persons import register_person, registering_institutions
-from models.registry.institution import ContractPeriod, Institution
+from models.registry.institution import ContractPeriod, Institution, InstitutionKind
 from models.registry.practitioner import Practitioner, Profession, ServiceAssignment
+from views.addiction.designations import DesignationView
 from views.registry.persons import PersonIdentityView, person_post
 
 INSTITUTION_LABELS = {
     "nhi_code": _l("NHI institution code"),
+    "registry_code": _l("Registry code"),
+    "kind": _l("Institution type"),
     "name": _l("Institution name"),
     "level": _l("Level"),
     "county": _l("County"),
@@ -209,21 +212,26 @@ def _profession_label(value):
 
 
 class InstitutionView(ScopedModelView):
-    """Contracted institutions."""
+    """Institutions: the cessation programme's contracted ones and the addiction programme's
+    (A1). The show page lists its programmes: contract periods (戒菸服務) and designations
+    (藥酒癮), each only to a viewer who may read it (readable_related_views)."""
 
     datamodel = ScopedInterface(Institution)
     class_permission_name = INSTITUTION
     list_title = show_title = _l("Contracted institutions")
     add_title = _l("Add institution")
     edit_title = _l("Edit institution")
-    list_columns = ["nhi_code", "name", "level", "county", "phone"]
-    show_columns = ["nhi_code", "name", "level", "county", "address", "phone"]
-    add_columns = edit_columns = ["nhi_code", "name", "level", "county", "address", "phone"]
-    search_columns = ["nhi_code", "name", "level", "county", "address"]
+    list_columns = ["nhi_code", "registry_code", "name", "level", "county", "phone"]
+    show_columns = [
+        "kind", "nhi_code", "registry_code", "name", "level", "county", "address", "phone",
+    ]  # fmt: skip
+    add_columns = edit_columns = ["kind", "nhi_code", "name", "level", "county", "address", "phone"]
+    search_columns = ["nhi_code", "registry_code", "name", "level", "county", "address"]
     order_columns = ["nhi_code", "name"]
     base_order = ("nhi_code", "asc")
     label_columns = INSTITUTION_LABELS
-    related_views = [ContractPeriodView, ServiceAssignmentView]
+    related_views = [ContractPeriodView, DesignationView, ServiceAssignmentView]
+    formatters_columns = {"kind": InstitutionKind.label_of}
     # The field rules (models/registry/institution.py) check every field, this one included.
     add_form_extra_fields = {
         "nhi_code": StringField(
@@ -231,6 +239,7 @@ class InstitutionView(ScopedModelView):
             widget=BS3TextFieldWidget(),
             description=_l("10 digits"),
         ),
+        "kind": SelectField(_l("Institution type"), choices=InstitutionKind.choices()),
     }
     edit_form_extra_fields = add_form_extra_fields
     export_columns = ["nhi_code", "name", "level", "county", "address", "phone"]
@@ -243,10 +252,13 @@ class InstitutionApi(ScopedModelRestApi):
     resource_name = "institution"
     datamodel = ScopedInterface(Institution)
     class_permission_name = INSTITUTION
-    list_columns = ["id", "nhi_code", "name", "level.name", "county.name", "phone"]
-    show_columns = ["id", "nhi_code", "name", "level.name", "county.name", "address", "phone"]
-    add_columns = edit_columns = ["nhi_code", "name", "level", "county", "address", "phone"]
-    search_columns = ["nhi_code", "name", "level", "county"]
+    list_columns = ["id", "kind", "nhi_code", "registry_code", "name", "level.name", "county.name", "phone"]
+    show_columns = [
+        "id", "kind", "nhi_code", "registry_code", "name", "level.name", "county.name", "address",
+        "phone",
+    ]  # fmt: skip
+    add_columns = edit_columns = ["kind", "nhi_code", "name", "level", "county", "address", "phone"]
+    search_columns = ["nhi_code", "registry_code", "name", "level", "county"]
     order_columns = ["nhi_code", "name"]
     base_order = ("nhi_code", "asc")
     label_columns = INSTITUTION_LABELS
