@@ -23,7 +23,6 @@ import contextlib
 import datetime as dt
 import json
 import random
-from operator import itemgetter
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
@@ -172,6 +171,19 @@ class _Writer:
 
     def json(self, value: dict):
         return json.dumps(value, ensure_ascii=False) if self.raw else value
+
+    def drop_indexes(self, table) -> None:
+        """On SQLite, drop the (empty) table's indexes: building them once after the load
+        costs less than updating them row by row (measured in the module's commit)."""
+        if self.raw:
+            for index in table.indexes:
+                index.drop(self.connection)
+
+    def rebuild_indexes(self, table) -> None:
+        """Create again what drop_indexes dropped (same names and columns, from the model)."""
+        if self.raw:
+            for index in sorted(table.indexes, key=lambda i: i.name):
+                index.create(self.connection)
 
     def insert(self, table, columns: list[str], rows: list[tuple]) -> None:
         """INSERT the rows (tuples in `columns` order) in chunks."""
@@ -487,7 +499,10 @@ class _Demo:
                    "minutes", "content", "created_on", "changed_on"]  # fmt: skip
         kind_values = [(k.value, p.value, weight, minutes, [w.json({"note": note}) for note in NOTES[k]])
                        for k, p, weight, minutes in KINDS]  # fmt: skip
-        options: dict[int, tuple] = {}  # institution -> (kinds it can sign, their weights)
+        #: institution -> the kinds its staff can sign (with their signers), their weights,
+        #: and the first day on which every one of those signers may sign.
+        options: dict[int, tuple] = {}
+        w.drop_indexes(TreatmentRecord.__table__)
         rows: list[tuple] = []
         labs: list[tuple[str, int]] = []  # per lab-test record, in insertion order
         now, lab_test, days = w.now, TreatmentKind.LAB_TEST.value, w.days(FIRST_START, self.today)
@@ -495,35 +510,38 @@ class _Demo:
         for plan, count in zip(plans, counts, strict=True):
             institution_id = plan["case"]["institution_id"]
             if institution_id not in options:
-                usable = [(kind, profession, self.staff[(institution_id, profession)], minutes, notes)
-                          for kind, profession, _, minutes, notes in kind_values
+                usable = [(kind, profession, self.staff[(institution_id, profession)], minutes, notes, weight)
+                          for kind, profession, weight, minutes, notes in kind_values
                           if self.staff.get((institution_id, profession))]  # fmt: skip
-                options[institution_id] = (
-                    usable,
-                    [k[2] for k in kind_values if self.staff.get((institution_id, k[1]))],
-                )
-            usable, weights = options[institution_id]
+                everyone_from = max(since for k in usable for _, since in k[2])
+                options[institution_id] = (usable, [k[5] for k in usable], everyone_from)
+            usable, weights, everyone_from = options[institution_id]
             start, span = plan["start"], plan["last"] - plan["start"] + 1
-            lab_category = "alcohol" if plan["case"]["category"] == "alcohol" else "drug"
-            drawn = sorted(zip([start + int(random_() * span) for _ in range(count)],
-                               rng.choices(usable, weights, k=count), strict=True), key=itemgetter(0))  # fmt: skip
+            if everyone_from > start:
+                # Someone may sign only from a day inside the course (a new certificate):
+                # the course's records are by those who may sign from its first day.
+                usable = [(kind, profession, able, minutes, notes, weight)
+                          for kind, profession, signers, minutes, notes, weight in usable
+                          if (able := [s for s in signers if s[1] <= start])]  # fmt: skip
+                weights = [k[5] for k in usable]
             course_id, case_id = plan["id"], plan["case"]["id"]
-            for day, (kind, profession, signers, minutes, notes) in drawn:
-                author, signs_from = signers[int(random_() * len(signers))]
-                if signs_from > day:
-                    able = [p for p, since in signers if since <= day]
-                    if not able:
-                        continue
-                    author = able[int(random_() * len(able))]
-                rows.append((course_id, case_id, institution_id, days[day], author, profession, kind,
-                             minutes[int(random_() * len(minutes))], notes[int(random_() * len(notes))],
-                             now, now))  # fmt: skip
-                if kind == lab_test:
-                    labs.append((lab_category, day))
+            picks = rng.choices(usable, weights, k=count)
+            dates = sorted([start + int(random_() * span) for _ in range(count)])
+            rows += [
+                (course_id, case_id, institution_id, days[day], signers[int(random_() * len(signers))][0],
+                 profession, kind, minutes[int(random_() * len(minutes))],
+                 notes[int(random_() * len(notes))], now, now)
+                for day, (kind, profession, signers, minutes, notes, _) in zip(dates, picks, strict=True)
+            ]  # fmt: skip
+            category = "alcohol" if plan["case"]["category"] == "alcohol" else "drug"
+            labs += [
+                (category, day) for day, k in zip(dates, picks, strict=True) if k[0] == lab_test
+            ]
             if len(rows) >= CHUNK:
                 w.insert(TreatmentRecord.__table__, columns, rows)
                 rows = []
         w.insert(TreatmentRecord.__table__, columns, rows)
+        w.rebuild_indexes(TreatmentRecord.__table__)
         lab_ids = self.c.execute(
             select(TreatmentRecord.id).where(TreatmentRecord.kind == TreatmentKind.LAB_TEST.value)
             .order_by(TreatmentRecord.id)
