@@ -19,7 +19,6 @@ hooks see ORM writes only), like the cessation visits.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import random
@@ -106,8 +105,7 @@ CHUNK = 50_000
 def seed_addiction_demo(seed: int, scale: float) -> dict[str, int]:
     """Insert the addiction demo once (in the session's transaction); returns its counts."""
     if db.session.scalar(select(Patient.id).limit(1)) is None:
-        with _trusted_bulk_load() as connection:
-            _Demo(connection, random.Random(seed * 104_729 + 14), scale).run()
+        _Demo(db.session.connection(), random.Random(seed * 104_729 + 14), scale).run()
     return {
         "designations": _count(Designation),
         "staff licences": _count(StaffLicence),
@@ -117,28 +115,6 @@ def seed_addiction_demo(seed: int, scale: float) -> dict[str, int]:
         "treatment records": _count(TreatmentRecord),
         "lab results": _count(LabResult),
     }
-
-
-@contextlib.contextmanager
-def _trusted_bulk_load():
-    """The session's connection, committed at the end; on SQLite without its per-row
-    foreign-key probes, which the plan satisfies by construction (tests/addiction/
-    test_demo_data.py checks them); the pragma only changes outside a transaction."""
-    db.session.commit()
-    connection = db.session.connection()
-    sqlite = connection.dialect.name == "sqlite"
-    if sqlite:
-        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-    try:
-        yield connection
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    finally:
-        if sqlite:
-            db.session.connection().exec_driver_sql("PRAGMA foreign_keys=ON")
-            db.session.commit()
 
 
 def _count(model) -> int:
@@ -174,7 +150,7 @@ class _Writer:
 
     def drop_indexes(self, table) -> None:
         """On SQLite, drop the (empty) table's indexes: building them once after the load
-        costs less than updating them row by row (measured in the module's commit)."""
+        costs less than updating them row by row (600,000 records: 4.5 s CPU, not 6.4 s)."""
         if self.raw:
             for index in table.indexes:
                 index.drop(self.connection)
