@@ -9,7 +9,7 @@ versus ours, side by side (figures to read, never a timed test).
 
 Builds a scratch database (SQLite in a temporary folder by default; with --database-url
 that database's schema is dropped and recreated unless --reuse finds it seeded), migrates
-it, syncs roles, runs seed_demo (seed 113, --scale, default 1: ~15,000 cases, ~600,000
+it, syncs roles, runs seed_demo (seed 113, --scale, default 1: ~15,000 cases, ~450,000
 treatment records) and ANALYZE. Measured as the national `admin` user, over the same data:
 
 * case list, page 1 (ordered by FAB's default);
