@@ -21,6 +21,7 @@ from models.platform.user import ScopedUser, user_institution
 from models.registry.institution import ContractPeriod, Institution
 from models.registry.practitioner import Practitioner, Profession, ServiceAssignment
 from models.registry.reference import County, InstitutionLevel
+from seed.addiction.demo import seed_addiction_demo
 from seed.addiction.registry import (
     DEMO_STAFF,
     demo_addiction_institution,
@@ -81,10 +82,16 @@ STEMS = ["仁愛", "博愛", "安康", "永和", "慈濟", "康寧", "新光", "
          "福安", "宏恩", "祥和", "德生", "健民", "建安", "信望", "怡康", "聖心", "明德", "佑民", "育德"]  # fmt: skip
 CLINIC_KINDS = ["診所", "內科診所", "家庭醫學科診所", "耳鼻喉科診所", "小兒科診所", "聯合診所"]
 #: Profession mix per level, in LEVELS order (pharmacies and dental clinics are obvious).
+#: Hospitals also employ the addiction programme's psychologists, social workers and
+#: occupational therapists ("other": seed/addiction/demo.py); the weights change who is
+#: which profession, never how many serve where (one draw per person either way).
 PROFESSION_MIX = [
-    [(Profession.PHYSICIAN, 5), (Profession.NURSE, 3), (Profession.PHARMACIST, 2), (Profession.PSYCHOLOGIST, 1)],
-    [(Profession.PHYSICIAN, 5), (Profession.NURSE, 3), (Profession.PHARMACIST, 2), (Profession.PSYCHOLOGIST, 1)],
-    [(Profession.PHYSICIAN, 5), (Profession.NURSE, 3), (Profession.PHARMACIST, 2)],
+    [(Profession.PHYSICIAN, 5), (Profession.NURSE, 3), (Profession.PHARMACIST, 2), (Profession.PSYCHOLOGIST, 1),
+     (Profession.SOCIAL_WORKER, 1), (Profession.OTHER, 1)],
+    [(Profession.PHYSICIAN, 5), (Profession.NURSE, 3), (Profession.PHARMACIST, 2), (Profession.PSYCHOLOGIST, 1),
+     (Profession.SOCIAL_WORKER, 1), (Profession.OTHER, 1)],
+    [(Profession.PHYSICIAN, 5), (Profession.NURSE, 3), (Profession.PHARMACIST, 2), (Profession.PSYCHOLOGIST, 1),
+     (Profession.SOCIAL_WORKER, 1), (Profession.OTHER, 1)],
     [(Profession.PHYSICIAN, 7), (Profession.NURSE, 2)],
     [(Profession.PHYSICIAN, 3), (Profession.NURSE, 6), (Profession.SOCIAL_WORKER, 1)],
     [(Profession.DENTIST, 1)],
@@ -150,6 +157,7 @@ def seed_demo(seed: int = 113, scale: float = 1.0) -> dict[str, int | str]:
     # After the cessation data, which it leaves as it is (its staff serve from 2025 on, so
     # the 2024 bulletin figures stay those of the bulletin); before the users it staffs.
     result.update(seed_addiction_registry())
+    result.update(seed_addiction_demo(seed, scale))
     _seed_users()
     _seed_applications()
     # Bulk-inserted visits and assignments bypass the session's link hook.
