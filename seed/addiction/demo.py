@@ -201,7 +201,7 @@ class _Demo:
         rng, c = self.rng, self.c
         rows = c.execute(
             select(Institution.id, Institution.county_id, InstitutionLevel.code)
-            .join(InstitutionLevel, InstitutionLevel.id == Institution.level_id)
+            .outerjoin(InstitutionLevel, InstitutionLevel.id == Institution.level_id)
             .order_by(Institution.id)
         ).all()
         self.county_of = {i: county for i, county, _ in rows}

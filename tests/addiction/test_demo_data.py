@@ -16,6 +16,7 @@ from models.addiction.staff import StaffLicence
 from models.registry.person import PersonLink
 from models.registry.practitioner import ServiceAssignment
 from seed.addiction.demo import KINDS, seed_addiction_demo
+from seed.addiction.registry import seed_addiction_registry
 from tests.conftest import DEMO_SCALE, DEMO_SEED
 
 ADDICTION_TABLES = [LabResult, TreatmentRecord, CourseTransition, Course, Case, Patient, StaffLicence,
@@ -46,6 +47,8 @@ def _reseed(db, seed: int) -> tuple:
     for model in ADDICTION_TABLES:
         db.session.execute(delete(model))
     db.session.execute(delete(PersonLink).where(PersonLink.person_kind == "patient"))
+    # As seed_demo does: the named demo institutions and staff first, then the bulk data.
+    seed_addiction_registry()
     seed_addiction_demo(seed, DEMO_SCALE)
     return _fingerprint(db)
 
