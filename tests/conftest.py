@@ -164,6 +164,7 @@ def post_form(app, client, url: str, data: dict, **kwargs):
 def institution_form(institution, **changes) -> dict:
     """The institution edit form as the browser would post it, with some fields changed."""
     form = {
+        "kind": institution.kind,
         "nhi_code": institution.nhi_code,
         "name": institution.name,
         "level": str(institution.level_id),

@@ -258,8 +258,10 @@ def shortfall_rows(
         conditions.append(Institution.county_id == county_id)
     if institution_id is not None:
         conditions.append(Institution.id == institution_id)
+    # An approved non-hospital institution has no NHI code: its registry code stands in (A1).
+    code = func.coalesce(Institution.nhi_code, Institution.registry_code)
     staff = db.session.execute(
-        select(County.name, Institution.nhi_code, Institution.name, Institution.id,
+        select(County.name, code, Institution.name, Institution.id,
                County.id, Practitioner.id, Practitioner.name, StaffLicence.profession,
                StaffLicence.licence_number, StaffLicence.end_date)
         .select_from(ServiceAssignment)
@@ -268,7 +270,7 @@ def shortfall_rows(
         .join(Practitioner, Practitioner.id == ServiceAssignment.practitioner_id)
         .join(StaffLicence, StaffLicence.practitioner_id == Practitioner.id)
         .where(*conditions)
-        .order_by(County.code, Institution.nhi_code, Practitioner.name, Practitioner.id,
+        .order_by(County.code, code, Practitioner.name, Practitioner.id,
                   StaffLicence.profession)
     ).all()  # fmt: skip
     hours = _hours_this_year({row[5] for row in staff}, today.year)

@@ -181,7 +181,7 @@ def test_duplicate_nhi_code_is_refused_in_zh(app, db, login_as):
         app,
         login_as("admin"),
         "/institutionview/add",
-        {"nhi_code": existing.nhi_code, "name": "重複代碼診所", "level": str(existing.level_id),
+        {"kind": "medical", "nhi_code": existing.nhi_code, "name": "重複代碼診所", "level": str(existing.level_id),
          "county": str(existing.county_id)},
         follow_redirects=True,
     )  # fmt: skip
