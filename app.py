@@ -12,7 +12,6 @@ from pathlib import Path
 
 import click
 from flask import Flask
-from flask_appbuilder import AppBuilder
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -54,7 +53,9 @@ def create_app(config_overrides: dict | None = None) -> Flask:
 
     patches.apply()
     with app.app_context():
-        appbuilder = AppBuilder(update_perms=False)
+        from core.web.branding import BrandedAppBuilder
+
+        appbuilder = BrandedAppBuilder(update_perms=False)
         appbuilder.init_app(app, db.session)
         # A failed import of FAB_SECURITY_MANAGER_CLASS silently falls back to FAB's
         # stock manager, which knows nothing of scope (trap 2): refuse to start.

@@ -36,6 +36,9 @@ class Config:
     """Defaults for every environment; create_app(config_overrides=...) adjusts them."""
 
     APP_NAME = "戒菸服務管理系統"
+    #: The addiction programme's name (seed 004: 衛生福利部「藥酒癮醫療個案管理系統」); a user
+    #: of both programmes, and the login page, read both (core/web/branding.py).
+    ADDICTION_APP_NAME = "藥酒癮醫療個案管理系統"
     APP_ICON = ""
     SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-change-me-" + "x" * 16)
     SQLALCHEMY_DATABASE_URI = database_url()

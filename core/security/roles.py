@@ -18,6 +18,10 @@ TREATMENT = "Treatment"
 ADDICTION_BUREAU = "AddictionBureau"
 ADDICTION_MINISTRY = "AddictionMinistry"
 
+#: Which programme a role belongs to; Admin and Helpdesk belong to neither (accounts only).
+ADDICTION_ROLES = frozenset({TREATMENT, ADDICTION_BUREAU, ADDICTION_MINISTRY})
+CESSATION_ROLES = frozenset({OFFICE, MINISTRY, BUREAU, FACILITY})
+
 ROLE_LABELS = {
     ADMIN: _l("System administrator"),
     OFFICE: _l("Cessation management office"),

@@ -96,6 +96,19 @@ def test_a1_non_hospital_institution_gets_a_registry_code_never_a_fake_nhi_code(
     db.session.commit()
 
 
+def test_a1_cessation_visit_form_offers_medical_institutions_only(app, db, login_as):
+    """A1: a 心理治療所 / 社工師事務所 belongs to the addiction programme only: the visit form's
+    institution dropdown (as the national admin, who sees every institution) never offers one."""
+    others = [demo_addiction_institution(key).name for key in ("clinic_tpe", "office_tpe")]
+    medical = _medical(db, "TPE", not_designated=False).name
+    response = login_as("admin").get("/visitview/add")
+    assert response.status_code == 200
+    field = re.search(r'(?s)<select[^>]*id="institution".*?</select>', response.text).group(0)
+    options = re.findall(r"(?s)<option[^>]*>(.*?)</option>", field)
+    assert any(medical in o for o in options)
+    assert not [o for o in options for name in others if name in o]
+
+
 # ------------------------------------------------------------------ designations
 def test_a1_bureau_cannot_designate_outside_its_county_or_a_non_alcohol_kind(app, db, login_as, api_as):
     """A1: a county bureau designates only alcohol-treatment institutions, only in its county;

@@ -69,7 +69,7 @@ from models.cessation.correction import (
 )
 from models.cessation.visit import Visit
 from models.platform.audit import AuditLog
-from models.registry.institution import Institution
+from models.registry.institution import Institution, InstitutionKind
 from models.registry.reference import County
 from views.cessation.visits import QUITTER_EXPORT_LABELS
 
@@ -336,7 +336,8 @@ class CorrectionTicketView(ScopedModelView):
         form = TicketForm()
         institutions = db.session.execute(
             select(Institution.id, Institution.nhi_code, Institution.name)
-            .where(Institution.scope_clause(current_scope())).order_by(Institution.nhi_code).limit(50)
+            .where(Institution.scope_clause(current_scope()), Institution.kind == InstitutionKind.MEDICAL.value)
+            .order_by(Institution.nhi_code).limit(50)
         ).all()  # fmt: skip
         form.institution.choices = [(i.id, f"{i.nhi_code} {i.name}") for i in institutions]
         if request.method == "GET":

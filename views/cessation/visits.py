@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import g, request
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from wtforms import IntegerField, SelectField, StringField
@@ -22,6 +23,7 @@ from domain.cessation.grants import QUITTER, QUITTER_IDENTITY, VISIT
 from domain.cessation.visits import VisitRuleError, check_visit, enforce_on_delete, enforce_on_write
 from domain.registry.persons import register_person, registering_institutions
 from models.cessation.visit import Quitter, Sex, Visit
+from models.registry.institution import InstitutionKind
 from views.registry.persons import PersonIdentityView, person_post
 
 VISIT_LABELS = {
@@ -130,6 +132,9 @@ class VisitView(ScopedModelView):
     }
     order_columns = ["visit_date"]
     base_order = ("visit_date", "desc")
+    # Cessation visits are seen at medical institutions only: the addiction programme's
+    # psychotherapy clinics and social-worker offices (A1) are never offered here.
+    add_form_query_rel_fields = {"institution": [["kind", FilterEqual, InstitutionKind.MEDICAL.value]]}
     label_columns = VISIT_LABELS
     formatters_columns = {
         "entry_deadline": to_roc,
