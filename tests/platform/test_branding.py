@@ -32,6 +32,7 @@ def test_a1_each_programme_user_reads_their_own_site_name(app, login_as):
     facility never in the addiction system; the admin and the login page read both names."""
     addiction_only = login_as("psy_clinic").get("/")
     assert _brand(addiction_only.text) == ADDICTION and CESSATION not in _title(addiction_only.text)
+    assert "戒菸" not in addiction_only.text.split('id="scope"')[0].split("navbar-brand")[-1]  # the heading
     cessation_only = login_as("facility_tpe").get("/")
     assert _brand(cessation_only.text) == CESSATION and ADDICTION not in _title(cessation_only.text)
     admin = _brand(login_as("admin").get("/").text)
