@@ -141,8 +141,9 @@ def _date_between(rng: random.Random, start: dt.date, end: dt.date) -> dt.date:
     return start + dt.timedelta(days=rng.randrange((end - start).days + 1))
 
 
-def seed_demo(seed: int = 113, scale: float = 1.0) -> dict[str, int | str]:
-    """Build the demo registry (once) and the demo users (created or refreshed)."""
+def seed_demo(seed: int = 113, scale: float = 1.0, addiction_cases: bool = True) -> dict[str, int | str]:
+    """Build the demo registry (once) and the demo users (created or refreshed); without
+    `addiction_cases`, the addiction programme's institutions and staff but no case data."""
     seed_reference()
     result: dict[str, int | str] = {}
     if db.session.scalar(select(func.count(Institution.id))) == 0:
@@ -157,7 +158,8 @@ def seed_demo(seed: int = 113, scale: float = 1.0) -> dict[str, int | str]:
     # After the cessation data, which it leaves as it is (its staff serve from 2025 on, so
     # the 2024 bulletin figures stay those of the bulletin); before the users it staffs.
     result.update(seed_addiction_registry())
-    result.update(seed_addiction_demo(seed, scale))
+    if addiction_cases:
+        result.update(seed_addiction_demo(seed, scale))
     _seed_users()
     _seed_applications()
     # Bulk-inserted visits and assignments bypass the session's link hook.
