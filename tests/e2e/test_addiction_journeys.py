@@ -113,6 +113,7 @@ def test_a2_a5_psychologist_finds_a_case_starts_a_course_and_records_a_pdf_sessi
     # The session on the hospital's own form, as a PDF.
     person.click("a.add-record:has-text('個別心理治療')",
                  shot="new psychotherapy record")  # fmt: skip
+    assert page.locator("#record-form input[name=course]").get_attribute("type") == "hidden"  # never retyped
     session = start + dt.timedelta(days=7)
     page.fill("#executed_on", to_roc(session))
     page.fill("#minutes", "50")
@@ -149,6 +150,8 @@ def test_a2_a5_psychologist_finds_a_case_starts_a_course_and_records_a_pdf_sessi
     assert "本院個別心理治療紀錄表" in person.text("#record-show"), person.text()
     downloaded = person.download("#record-pdf")
     assert downloaded.read_bytes() == pdf
+    person.click("#record-course", shot="back to the course page")
+    assert page.url.rstrip("/").endswith(f"/course/{course_id}"), page.url
     person.finish()
 
 

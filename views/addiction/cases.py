@@ -55,7 +55,7 @@ PATIENT_LABELS = {
 PATIENT_FIELDS = ("id_kind", "national_id", "name", "sex", "birth_date")
 CASE_LABELS = {
     "patient": _l("Patient"),
-    "institution": _l("Institution"),
+    "institution": _l("Treatment institution"),
     "opened_on": _l("Opened on"),
     "substance_category": _l("Substance category"),
     "substances": _l("Substances"),
@@ -74,7 +74,7 @@ CASE_LABELS = {
 }
 COURSE_LABELS = {
     "case": _l("Case"),
-    "institution": _l("Institution"),
+    "institution": _l("Treatment institution"),
     "start_date": _l("Start date"),
     "end_date": _l("End date"),
     "status": _l("Course status"),
