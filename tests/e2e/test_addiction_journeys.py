@@ -34,28 +34,22 @@ def free_case(server, start: dt.date) -> tuple[int, str, str]:
 
 
 def quick_search(person, text: str, shot: str) -> None:
-    """The case list's search: 搜尋 → 新增篩選條件 → 個案當事人, the ID or name typed."""
-    page = person.page
-    page.click("#accordion1 .accordion-toggle")
-    page.click("#filter_form .dropdown-toggle")
-    page.click("#filter_form a.filter[name=patient]")
-    page.fill("#filter_form table.filters input[name^=_flt_]", text)
-    person.submit("#filter_form [type=submit]", shot=shot)
+    """The case list's quick search box: the full ID or part of the name, one box."""
+    person.page.fill("#case-quick-text", text)
+    person.submit("#case-quick-search [type=submit]", shot=shot)
 
 
-def register_blank_form(person, kind_label: str, title: str) -> bytes:
-    """Register the institution's blank record form of a kind (紀錄表單 → 新增)."""
+def register_blank_form(person, title: str) -> None:
+    """From a record form that finds no blank form of its kind: 登錄紀錄表單 (the kind chosen)."""
     page = person.page
-    person.goto("/recordform/list/", shot="record forms")
-    person.click("a[href*='/recordform/add']", shot="register a blank form")
-    page.select_option("#kind", label=kind_label)
+    person.click("#no-blank-form a", shot="register a blank form")
+    assert page.input_value("#kind") == "individual_psychotherapy"
     page.fill("#title", title)
     blank = person.folder / "個別心理治療紀錄表_空白.pdf"
     blank.write_bytes(minimal_pdf())
     page.set_input_files("#pdf", str(blank))
     person.submit("#save-form", shot="blank form registered")
     assert "/recordform/show/" in page.url, person.flashes() + person.text()
-    return blank.read_bytes()
 
 
 def filled_pdf() -> bytes:
@@ -74,18 +68,18 @@ def filled_pdf() -> bytes:
 
 
 def test_a2_a5_psychologist_finds_a_case_starts_a_course_and_records_a_pdf_session(journey, live_server):
-    """A2, A5: psy_tpe registers the hospital's blank 個別心理治療 form, finds a case by ID and
-    by name, reads its chart, starts a course with the end date left empty (start + 1 year
-    shown), records a session on the hospital's own form as an uploaded PDF and one on the
-    built-in form dated earlier, sees both on the course page in date order, and downloads
-    the PDF through the record (the bytes are the uploaded ones)."""
+    """A2, A5: psy_tpe finds a case by ID and by name, reads its chart, starts a course with
+    the end date left empty (start + 1 year shown), records a session on the hospital's own
+    form as an uploaded PDF (registering the blank 個別心理治療 form from the record form,
+    which finds none) and one on the built-in form dated earlier, sees both on the course
+    page in date order, and downloads the PDF through the record (the bytes are the uploaded
+    ones), then goes back to the course page from the record."""
     person = journey("addiction_psychologist")
     page = person.page
     start = today() - dt.timedelta(days=14)
     case_id, national_id, name = free_case(live_server, start)
     person.login("psy_tpe")
     assert "藥酒癮個案管理" in person.text(".navbar")
-    register_blank_form(person, "個別心理治療", "本院個別心理治療紀錄表")
 
     person.goto("/caseview/list/", shot="cases")
     quick_search(person, national_id, shot="found by ID")
@@ -110,9 +104,14 @@ def test_a2_a5_psychologist_finds_a_case_starts_a_course_and_records_a_pdf_sessi
                       start.isoformat())[0][0]  # fmt: skip
     course_url = page.url
 
-    # The session on the hospital's own form, as a PDF.
-    person.click("a.add-record:has-text('個別心理治療')",
-                 shot="new psychotherapy record")  # fmt: skip
+    # The session on the hospital's own form, as a PDF: the hospital registers its blank
+    # form first, from the record form that finds none.
+    person.click("a.add-record:has-text('個別心理治療')", shot="new psychotherapy record")
+    page.check("input[name=mode][value=pdf]")
+    assert page.is_hidden("#structured-content") and page.is_visible("#no-blank-form")
+    register_blank_form(person, "本院個別心理治療紀錄表")
+    person.goto(course_url, shot="course page")
+    person.click("a.add-record:has-text('個別心理治療')", shot="new psychotherapy record, form registered")
     assert page.locator("#record-form input[name=course]").get_attribute("type") == "hidden"  # never retyped
     session = start + dt.timedelta(days=7)
     page.fill("#executed_on", to_roc(session))
@@ -130,9 +129,8 @@ def test_a2_a5_psychologist_finds_a_case_starts_a_course_and_records_a_pdf_sessi
                  pdf_record) == [(hashlib.sha256(pdf).hexdigest(), 1)]  # fmt: skip
 
     # An earlier session on the built-in form, entered afterwards.
-    person.goto(course_url, shot="course page")
-    person.click("a.add-record:has-text('個別心理治療')",
-                 shot="second psychotherapy record")  # fmt: skip
+    person.goto(course_url, shot="course page again")
+    person.click("a.add-record:has-text('個別心理治療')", shot="second psychotherapy record")
     page.fill("#executed_on", to_roc(start))
     page.fill("#minutes", "60")
     page.fill("#c_topic", "初次會談：飲酒史與改變動機")

@@ -177,6 +177,7 @@ class CaseView(CommandForms, ScopedModelView):
     add_title = _l("Open a case")
     edit_title = _l("Edit case")
     show_template = "addiction/case_show.html"
+    list_template = "addiction/case_list.html"  # the quick search box by ID or name
     list_columns = ["patient", "institution", "opened_on", "substance_category", "referral_source", "status"]
     show_columns = ["patient", "institution", "opened_on", "substance_category", "substances",
                     "referral_source", "eligibility", "status", "closed_on", "close_reason",

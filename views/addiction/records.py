@@ -350,6 +350,8 @@ class RecordFormView(ScopedModelView):
             pdf = FileField(_l("Blank record form (PDF)"))
 
         form = RegisterForm()
+        if request.method == "GET" and is_kind(request.args.get("kind")):
+            form.kind.data = request.args["kind"]  # from a record form that found none of its kind
         institutions = ScopedInterface(Institution).scoped_query().order_by(Institution.nhi_code).limit(200).all()
         form.institution.choices = [(str(i.id), f"{i.nhi_code} {i.name}") for i in institutions]
         if form.validate_on_submit():
