@@ -142,6 +142,7 @@ def test_a2_a5_psychologist_finds_a_case_starts_a_course_and_records_a_pdf_sessi
     listed = page.locator("#course-records tr:has(a[href*='/treatmentrecord/show/'])")
     dates = [row.locator("td").first.inner_text().strip() for row in listed.all()]
     assert dates == [to_roc(start), to_roc(session)], dates
+    assert "初次會談" in listed.first.inner_text() and "PDF" in listed.nth(1).inner_text()
     assert query(live_server, "SELECT count(*) FROM treatment_record WHERE course_id = ?", course_id) == [(2,)]
 
     person.click(f"a[href$='/treatmentrecord/show/{pdf_record}']", shot="the pdf record")
