@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import click
@@ -127,7 +128,9 @@ def _compile_catalogs() -> None:
             continue
         with po.open("rb") as handle:
             catalog = read_po(handle)
-        tmp = mo.with_suffix(".mo.tmp")
+        # One temporary file per process: gunicorn's workers compile at the same moment, and
+        # a shared name made the second worker's rename fail (FileNotFoundError, boot failed).
+        tmp = mo.with_suffix(f".mo.{os.getpid()}.tmp")
         with tmp.open("wb") as handle:
             write_mo(handle, catalog)
         tmp.replace(mo)

@@ -113,6 +113,7 @@ DEMO_USERS = [
     ("helpdesk", (roles.HELPDESK,), "客服（帳號查詢）"),
     ("dr_tpe", (roles.TREATMENT,), "醫師，臺北市的指定藥癮戒治機構"),
     ("psy_tpe", (roles.TREATMENT,), "心理師，臺北市的指定藥癮戒治機構"),
+    ("rn_tpe", (roles.TREATMENT,), "護理師，臺北市的指定藥癮戒治機構"),
     ("cm_khh", (roles.TREATMENT,), "個案管理師，高雄市的指定藥癮戒治機構"),
     ("psy_clinic", (roles.TREATMENT,), "心理師，臺北市的心理治療所（無醫事機構代碼）"),
     ("sw_office", (roles.TREATMENT,), "社工師，臺北市的社工師事務所（無醫事機構代碼）"),

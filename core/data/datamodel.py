@@ -87,6 +87,10 @@ class ScopedInterface(SQLAInterface):
         return interface
 
     def get_related_obj(self, col_name: str, value: Any):
+        # FAB 5 hands a `?_flt_0_<relation>=<id>` pre-fill over as a list of its values
+        # (['19']); stock FAB's Query.get reads a one-item list as the key, our get() does not.
+        if isinstance(value, (list, tuple)) and len(value) == 1:
+            value = value[0]
         return self.get_related_interface(col_name).get(value)
 
     def get(self, id, filters=None, select_columns=None, outer_default_load=False):

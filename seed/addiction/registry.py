@@ -49,6 +49,7 @@ DESIGNATIONS = {
 DEMO_STAFF = {
     "dr_tpe": ("hospital_tpe", "A12345670", "林醫師", StaffProfession.PHYSICIAN, Profession.PHYSICIAN),
     "psy_tpe": ("hospital_tpe", "A22345671", "陳心理師", StaffProfession.PSYCHOLOGIST, Profession.PSYCHOLOGIST),
+    "rn_tpe": ("hospital_tpe", "A22345675", "李護理師", StaffProfession.NURSE, Profession.NURSE),
     "cm_khh": ("hospital_khh", "E22345672", "黃個管師", StaffProfession.CASE_MANAGER, Profession.OTHER),
     "psy_clinic": ("clinic_tpe", "A12345673", "張心理師", StaffProfession.PSYCHOLOGIST, Profession.PSYCHOLOGIST),
     "sw_office": ("office_tpe", "A22345674", "吳社工師", StaffProfession.SOCIAL_WORKER, Profession.SOCIAL_WORKER),

@@ -55,7 +55,7 @@ PATIENT_LABELS = {
 PATIENT_FIELDS = ("id_kind", "national_id", "name", "sex", "birth_date")
 CASE_LABELS = {
     "patient": _l("Patient"),
-    "institution": _l("Institution"),
+    "institution": _l("Treatment institution"),
     "opened_on": _l("Opened on"),
     "substance_category": _l("Substance category"),
     "substances": _l("Substances"),
@@ -74,7 +74,7 @@ CASE_LABELS = {
 }
 COURSE_LABELS = {
     "case": _l("Case"),
-    "institution": _l("Institution"),
+    "institution": _l("Treatment institution"),
     "start_date": _l("Start date"),
     "end_date": _l("End date"),
     "status": _l("Course status"),
@@ -177,6 +177,7 @@ class CaseView(CommandForms, ScopedModelView):
     add_title = _l("Open a case")
     edit_title = _l("Edit case")
     show_template = "addiction/case_show.html"
+    list_template = "addiction/case_list.html"  # the quick search box by ID or name
     list_columns = ["patient", "institution", "opened_on", "substance_category", "referral_source", "status"]
     show_columns = ["patient", "institution", "opened_on", "substance_category", "substances",
                     "referral_source", "eligibility", "status", "closed_on", "close_reason",

@@ -22,7 +22,7 @@ from domain.addiction.grants import DESIGNATION
 from models.addiction.designation import Designation, DesignationKind
 
 DESIGNATION_LABELS = {
-    "institution": _l("Institution"),
+    "institution": _l("Treatment institution"),
     "kind": _l("Designation"),
     "county": _l("Designating county"),
     "document_number": _l("Designation document no."),
@@ -76,7 +76,7 @@ class DesignationView(ScopedModelView):
     search_columns = ["institution", "kind", "start_date", "end_date"]
     search_filters = {"institution": [institution_text_filter()]}
     search_form_extra_fields = {
-        "institution": StringField(_l("Institution")),
+        "institution": StringField(_l("Treatment institution")),
         "kind": SelectField(_l("Designation"), choices=DesignationKind.choices()),
     }
     order_columns = ["start_date", "end_date"]

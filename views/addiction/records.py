@@ -72,7 +72,7 @@ from views.addiction.cases import course_page_sections
 
 RECORD_LABELS = {
     "executed_on": _l("Execution date"),
-    "institution": _l("Institution"),
+    "institution": _l("Treatment institution"),
     "course": _l("Treatment course"),
     "case": _l("Case"),
     "author": _l("Author"),
@@ -210,7 +210,7 @@ class TreatmentRecordView(ScopedModelView):
     search_columns = ["executed_on", "institution", "kind"]
     search_filters = {"institution": [institution_text_filter()], "executed_on": [MonthFilter]}
     search_form_extra_fields = {
-        "institution": StringField(_l("Institution")),
+        "institution": StringField(_l("Treatment institution")),
         "executed_on": StringField(RECORD_LABELS["executed_on"]),
         "kind": SelectField(RECORD_LABELS["kind"], choices=TreatmentKind.choices()),
     }
@@ -327,7 +327,7 @@ class RecordFormView(ScopedModelView):
     search_columns = ["institution", "kind"]
     search_filters = {"institution": [institution_text_filter()]}
     search_form_extra_fields = {
-        "institution": StringField(_l("Institution")),
+        "institution": StringField(_l("Treatment institution")),
         "kind": SelectField(RECORD_LABELS["kind"], choices=TreatmentKind.choices()),
     }
     order_columns = ["kind", "version", "created_on"]
@@ -344,12 +344,14 @@ class RecordFormView(ScopedModelView):
         """Register a blank form: the kind's next version at one of the user's institutions."""
 
         class RegisterForm(FlaskForm):
-            institution = SelectField(_l("Institution"), coerce=str, validate_choice=False)
+            institution = SelectField(_l("Treatment institution"), coerce=str, validate_choice=False)
             kind = SelectField(RECORD_LABELS["kind"], choices=_kind_choices(), validate_choice=False)
             title = StringField(RECORD_LABELS["title"], validators=[Optional()])
             pdf = FileField(_l("Blank record form (PDF)"))
 
         form = RegisterForm()
+        if request.method == "GET" and is_kind(request.args.get("kind")):
+            form.kind.data = request.args["kind"]  # from a record form that found none of its kind
         institutions = ScopedInterface(Institution).scoped_query().order_by(Institution.nhi_code).limit(200).all()
         form.institution.choices = [(str(i.id), f"{i.nhi_code} {i.name}") for i in institutions]
         if form.validate_on_submit():

@@ -1,0 +1,285 @@
+"""Browser journeys of the addiction programme (issue 14): a psychologist's chart, course and
+PDF record (A2, A5), a nurse refused a psychotherapy record (A5), the programmes kept apart
+(A1), and the authorities' addiction screens (A1, A14).
+
+The harness is tests/e2e/browser.py: every page visited is checked (no console error, no 5xx,
+no Simplified or untranslated string) and saved in tests/e2e/screenshots/<journey>/.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+from dateutil.relativedelta import relativedelta
+from openpyxl import load_workbook
+
+from core.dates import to_roc
+from tests.e2e.test_journeys import minimal_pdf, query, today
+
+HOSPITAL_TPE = "SELECT institution_id FROM ab_user_institution ui JOIN ab_user u ON u.id = ui.user_id WHERE u.username = 'psy_tpe'"  # noqa: E501
+
+
+def free_case(server, start: dt.date) -> tuple[int, str, str]:
+    """An open case of psy_tpe's hospital with no course reaching `start` (id, ID, name)."""
+    return query(
+        server,
+        "SELECT c.id, p.national_id, p.name FROM addiction_case c JOIN patient p ON p.id = c.patient_id "
+        f"WHERE c.institution_id = ({HOSPITAL_TPE}) AND c.status = 'open' AND c.opened_on <= ? "
+        "AND NOT EXISTS (SELECT 1 FROM course k WHERE k.case_id = c.id AND k.end_date >= ?) "
+        "AND (SELECT count(*) FROM addiction_case o WHERE o.patient_id = c.patient_id) = 1 "
+        "ORDER BY c.id LIMIT 1",
+        start.isoformat(), start.isoformat(),
+    )[0]  # fmt: skip
+
+
+def quick_search(person, text: str, shot: str) -> None:
+    """The case list's quick search box: the full ID or part of the name, one box."""
+    person.page.fill("#case-quick-text", text)
+    person.submit("#case-quick-search [type=submit]", shot=shot)
+
+
+def register_blank_form(person, title: str) -> None:
+    """From a record form that finds no blank form of its kind: 登錄紀錄表單 (the kind chosen)."""
+    page = person.page
+    person.click("#no-blank-form a", shot="register a blank form")
+    assert page.input_value("#kind") == "individual_psychotherapy"
+    page.fill("#title", title)
+    blank = person.folder / "個別心理治療紀錄表_空白.pdf"
+    blank.write_bytes(minimal_pdf())
+    page.set_input_files("#pdf", str(blank))
+    person.submit("#save-form", shot="blank form registered")
+    assert "/recordform/show/" in page.url, person.flashes() + person.text()
+
+
+def filled_pdf() -> bytes:
+    """A small real PDF of two pages (a filled-in record form), not the blank one."""
+    import io
+
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    writer.add_blank_page(width=595, height=842)
+    writer.add_metadata({"/Title": "個別心理治療紀錄"})
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+def test_a2_a5_psychologist_finds_a_case_starts_a_course_and_records_a_pdf_session(journey, live_server):
+    """A2, A5: psy_tpe finds a case by ID and by name, reads its chart, starts a course with
+    the end date left empty (start + 1 year shown), records a session on the hospital's own
+    form as an uploaded PDF (registering the blank 個別心理治療 form from the record form,
+    which finds none) and one on the built-in form dated earlier, sees both on the course
+    page in date order, and downloads the PDF through the record (the bytes are the uploaded
+    ones), then goes back to the course page from the record."""
+    person = journey("addiction_psychologist")
+    page = person.page
+    start = today() - dt.timedelta(days=14)
+    case_id, national_id, name = free_case(live_server, start)
+    person.login("psy_tpe")
+    assert "藥酒癮個案管理" in person.text(".navbar")
+
+    person.goto("/caseview/list/", shot="cases")
+    quick_search(person, national_id, shot="found by ID")
+    rows = page.locator("table tbody tr:has(a[href*='/caseview/show/'])")
+    assert rows.count() == 1 and name in rows.first.inner_text(), person.text()
+    person.goto("/caseview/list/", shot="cases again")
+    quick_search(person, name, shot="found by name")
+    assert page.locator(f"a[href$='/caseview/show/{case_id}']").count() == 1, person.text()
+    person.click(f"a[href$='/caseview/show/{case_id}']", shot="the chart")
+    chart = person.text("#case-chart")
+    assert name in chart and "個案當事人" in chart and "療程" in chart, chart
+
+    person.click("#start-course", shot="start a course")
+    page.fill("#start_date", to_roc(start))
+    assert page.input_value("#course_end") == ""
+    person.submit("form [type=submit]", shot="course started")
+    end = start + relativedelta(years=1)
+    assert "/course/" in page.url, person.flashes() + person.text()
+    fields = person.text("#course-fields")
+    assert to_roc(start) in fields and to_roc(end) in fields, fields
+    course_id = query(live_server, "SELECT id FROM course WHERE case_id = ? AND start_date = ?", case_id,
+                      start.isoformat())[0][0]  # fmt: skip
+    course_url = page.url
+
+    # The session on the hospital's own form, as a PDF: the hospital registers its blank
+    # form first, from the record form that finds none.
+    person.click("a.add-record:has-text('個別心理治療')", shot="new psychotherapy record")
+    page.check("input[name=mode][value=pdf]")
+    assert page.is_hidden("#structured-content") and page.is_visible("#no-blank-form")
+    register_blank_form(person, "本院個別心理治療紀錄表")
+    person.goto(course_url, shot="course page")
+    person.click("a.add-record:has-text('個別心理治療')", shot="new psychotherapy record, form registered")
+    assert page.locator("#record-form input[name=course]").get_attribute("type") == "hidden"  # never retyped
+    session = start + dt.timedelta(days=7)
+    page.fill("#executed_on", to_roc(session))
+    page.fill("#minutes", "50")
+    page.check("input[name=mode][value=pdf]")
+    page.select_option("#form_version", index=0)
+    upload = person.folder / "個別心理治療紀錄_第2次.pdf"
+    pdf = filled_pdf()
+    upload.write_bytes(pdf)
+    page.set_input_files("#pdf", str(upload))
+    person.submit("#save-record", shot="pdf record saved")
+    assert "/treatmentrecord/show/" in page.url, person.flashes() + person.text()
+    pdf_record = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    assert query(live_server, "SELECT sha256, form_id IS NOT NULL FROM treatment_record WHERE id = ?",
+                 pdf_record) == [(hashlib.sha256(pdf).hexdigest(), 1)]  # fmt: skip
+
+    # An earlier session on the built-in form, entered afterwards.
+    person.goto(course_url, shot="course page again")
+    person.click("a.add-record:has-text('個別心理治療')", shot="second psychotherapy record")
+    page.fill("#executed_on", to_roc(start))
+    page.fill("#minutes", "60")
+    page.fill("#c_topic", "初次會談：飲酒史與改變動機")
+    page.fill("#c_interventions", "動機式晤談，建立治療同盟")
+    person.submit("#save-record", shot="structured record saved")
+    assert "/treatmentrecord/show/" in page.url, person.flashes() + person.text()
+
+    person.goto(course_url, shot="course page with both records")
+    listed = page.locator("#course-records tr:has(a[href*='/treatmentrecord/show/'])")
+    dates = [row.locator("td").first.inner_text().strip() for row in listed.all()]
+    assert dates == [to_roc(start), to_roc(session)], dates
+    assert "初次會談" in listed.first.inner_text() and "PDF" in listed.nth(1).inner_text()
+    assert query(live_server, "SELECT count(*) FROM treatment_record WHERE course_id = ?", course_id) == [(2,)]
+
+    person.click(f"a[href$='/treatmentrecord/show/{pdf_record}']", shot="the pdf record")
+    assert "本院個別心理治療紀錄表" in person.text("#record-show"), person.text()
+    downloaded = person.download("#record-pdf")
+    assert downloaded.read_bytes() == pdf
+    person.click("#record-course", shot="back to the course page")
+    assert page.url.rstrip("/").endswith(f"/course/{course_id}"), page.url
+    person.finish()
+
+
+def active_course(server) -> tuple[int, dt.date]:
+    """A course of psy_tpe's hospital starting after the demo staff began serving (id, start)."""
+    course_id, start = query(
+        server,
+        f"SELECT id, start_date FROM course WHERE institution_id = ({HOSPITAL_TPE}) AND status = 'active' "
+        "AND start_date >= '2025-01-02' ORDER BY start_date, id LIMIT 1",
+    )[0]  # fmt: skip
+    return course_id, dt.date.fromisoformat(start)
+
+
+def fill_psychotherapy(page, day: dt.date) -> None:
+    """The built-in 個別心理治療 form: date, minutes, topic and interventions."""
+    page.fill("#executed_on", to_roc(day))
+    page.fill("#minutes", "45")
+    page.fill("#c_topic", "復發預防：高風險情境辨識")
+    page.fill("#c_interventions", "認知行為治療，因應技巧演練")
+
+
+def assert_refused_and_kept(person, live_server, course_id: int, day: dt.date, before: int) -> None:
+    """Still the form, the A5 refusal on screen in zh_TW, what was typed kept, nothing stored."""
+    page = person.page
+    assert "/treatmentrecord/add" in page.url, page.url
+    message = person.flashes()
+    assert "個別心理治療紀錄須由" in message and "李護理師未持有此類證照" in message, message
+    assert page.input_value("#executed_on") == to_roc(day)
+    assert page.input_value("#minutes") == "45"
+    assert page.input_value("#c_topic") == "復發預防：高風險情境辨識"
+    assert page.input_value("#c_interventions") == "認知行為治療，因應技巧演練"
+    assert query(live_server, "SELECT count(*) FROM treatment_record WHERE course_id = ?", course_id)[0][0] == before
+
+
+def test_a5_a_nurse_is_refused_a_psychotherapy_record(journey, live_server):
+    """A5: a psychotherapy record is signed by a psychologist or a physician. rn_tpe (a nurse
+    of the same hospital) is refused one, and so is psy_tpe naming the nurse as its author:
+    each time the zh_TW message on screen, the form keeps what was typed, nothing is stored."""
+    course_id, start = active_course(live_server)
+    day = start + dt.timedelta(days=1)
+    before = query(live_server, "SELECT count(*) FROM treatment_record WHERE course_id = ?", course_id)[0][0]
+
+    nurse = journey("addiction_nurse")
+    nurse.login("rn_tpe")
+    nurse.goto(f"/course/{course_id}", shot="course page")
+    nurse.click("a.add-record:has-text('個別心理治療')", shot="psychotherapy form")
+    assert nurse.page.locator("#author option:checked").inner_text() == "李護理師"
+    fill_psychotherapy(nurse.page, day)
+    nurse.submit("#save-record", shot="refused")
+    assert_refused_and_kept(nurse, live_server, course_id, day, before)
+    nurse.finish()
+
+    person = journey("addiction_nurse_as_author")
+    person.login("psy_tpe")
+    person.goto(f"/treatmentrecord/add?course={course_id}&kind=individual_psychotherapy", shot="psychotherapy form")
+    person.page.select_option("#author", label="李護理師")
+    fill_psychotherapy(person.page, day)
+    person.submit("#save-record", shot="nurse as author refused")
+    assert_refused_and_kept(person, live_server, course_id, day, before)
+    assert person.page.locator("#author option:checked").inner_text() == "李護理師"
+    person.finish()
+
+
+def refused(person, path: str, shot: str, absent: str = "") -> None:
+    """The URL is refused (403: the role holds no permission on the other programme's
+    screens, files and APIs, which is what the app answers today; 404 would do as well),
+    and nothing of the row (`absent`) is on the page."""
+    person.expected_status.add(person.url(path))
+    response = person.goto(path, shot=shot)
+    assert response.status in (403, 404), f"{path}: {response.status}"
+    assert not absent or absent not in person.page.content(), path
+
+
+def test_a1_each_programme_is_invisible_to_the_other(journey, live_server):
+    """A1: facility_tpe (cessation only) has no 藥酒癮個案管理 menu and is refused the
+    addiction screens, files and APIs by URL (of rows that exist),
+    and psy_clinic (addiction only) has no 戒菸服務 menu and is refused the cessation ones."""
+    case_id, course_id, record_id, name = query(
+        live_server,
+        "SELECT r.case_id, r.course_id, r.id, p.name FROM treatment_record r "
+        "JOIN addiction_case c ON c.id = r.case_id JOIN patient p ON p.id = c.patient_id "
+        f"WHERE r.institution_id = ({HOSPITAL_TPE}) ORDER BY r.id LIMIT 1",
+    )[0]  # fmt: skip
+    person = journey("programme_separation_facility")
+    person.login("facility_tpe")
+    assert "戒菸服務" in person.text(".navbar") and "藥酒癮" not in person.text(".navbar")
+    for path in ("/caseview/list/", f"/caseview/show/{case_id}", f"/course/{course_id}",
+                 f"/course/{course_id}/records", f"/treatmentrecord/show/{record_id}",
+                 f"/treatmentrecord/pdf/{record_id}", "/designationview/list/", "/staffshortfall/",
+                 "/api/v1/case/", f"/api/v1/treatmentrecord/{record_id}"):  # fmt: skip
+        refused(person, path, f"addiction {path}", absent=name)
+    person.finish()
+
+    visit_id = query(live_server, "SELECT id FROM visit ORDER BY id LIMIT 1")[0][0]
+    clinic = journey("programme_separation_clinic")
+    clinic.login("psy_clinic")
+    assert "藥酒癮個案管理" in clinic.text(".navbar") and "戒菸服務" not in clinic.text(".navbar-nav")
+    for path in ("/visitview/list/", f"/visitview/show/{visit_id}", "/corrections/list/", "/selfcheck/",
+                 "/cessationstats/", "/api/v1/visit/", f"/api/v1/visit/{visit_id}"):  # fmt: skip
+        refused(clinic, path, f"cessation {path}")
+    clinic.finish()
+
+
+def test_a1_a14_the_bureau_and_the_ministry_open_their_addiction_screens(journey, live_server):
+    """A1, A14: bureau_tpe and the ministry open 藥酒癮指定機構 (the bureau: its county only),
+    the staff training and licence reminders, and its Excel export (the rows on screen); the
+    Ministry also lists every institution's blank record forms."""
+    for username in ("bureau_tpe", "ministry"):
+        person = journey(f"addiction_{username}")
+        page = person.page
+        person.login(username)
+        assert "藥酒癮個案管理" in person.text(".navbar")
+        person.goto("/designationview/list/", shot="designations")
+        assert page.locator("table tbody tr:has(a[href*='/designationview/show/'])").count() > 0, person.text()
+        if username == "bureau_tpe":
+            counties = query(
+                live_server,
+                "SELECT DISTINCT c.name FROM designation d JOIN institution i ON i.id = d.institution_id "
+                "JOIN county c ON c.id = i.county_id WHERE d.kind = 'alcohol_treatment'",
+            )  # fmt: skip
+            assert len(counties) > 1  # other counties exist, and are not listed
+            assert "高雄市" not in person.text("table")
+        person.goto("/staffshortfall/", shot="staff reminders")
+        shown = page.locator("#staff-shortfall tr.shortfall-row").count()
+        workbook = load_workbook(person.download("#export-xlsx"))
+        exported = list(workbook.worksheets[0].iter_rows(values_only=True))
+        assert exported[0][0] == "縣市" and len(exported) - 1 == shown, (exported[:2], shown)
+        if username == "ministry":
+            person.goto("/recordform/list/", shot="every institution's blank forms")
+        else:
+            refused(person, "/recordform/list/", "no record forms")
+        person.finish()
