@@ -21,7 +21,7 @@ import re
 from flask import Flask, current_app, jsonify, render_template, request
 from flask_babel import gettext
 from markupsafe import Markup, escape
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 
 from core.validators import ascii_int
 
@@ -174,6 +174,11 @@ def http_error(exc: HTTPException):
     code = exc.code or 500
     if not 400 <= code < 500:
         return exc
+    if code == 403:
+        from core.security.programmes import hides_request
+
+        if hides_request():  # the other programme's page: as if it did not exist (A1)
+            return _answer(404, _message(NotFound()))
     return _answer(code, _message(exc), exc)
 
 

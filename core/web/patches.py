@@ -99,12 +99,27 @@ def _converted_once(original):
     return _get_filters
 
 
+def _programme_403(original):
+    """BaseApi.response_403 answering 404 for the other programme's API (A1): every API,
+    ours or FAB's BaseApi, refuses through it, and a 403 would tell the API is there."""
+
+    def response_403(self):
+        from core.security.programmes import hides_request
+
+        return self.response_404() if hides_request() else original(self)
+
+    response_403.patched = True
+    return response_403
+
+
 def apply() -> None:
     """Install the patches (idempotent)."""
     import flask_appbuilder.api as fab_api
     import flask_babel
     from flask_appbuilder.models.filters import Filters
 
+    if not getattr(fab_api.BaseApi.response_403, "patched", False):
+        fab_api.BaseApi.response_403 = _programme_403(fab_api.BaseApi.response_403)
     if not getattr(Filters._get_filters, "patched", False):
         Filters._get_filters = _converted_once(Filters._get_filters)
     flask_babel._get_current_context = _babel_context

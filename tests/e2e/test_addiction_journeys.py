@@ -215,12 +215,11 @@ def test_a5_a_nurse_is_refused_a_psychotherapy_record(journey, live_server):
 
 
 def refused(person, path: str, shot: str, absent: str = "") -> None:
-    """The URL is refused (403: the role holds no permission on the other programme's
-    screens, files and APIs, which is what the app answers today; 404 would do as well),
-    and nothing of the row (`absent`) is on the page."""
+    """The URL answers 404, as if the other programme's screens, files and APIs did not
+    exist (a 403 would tell they are there), and nothing of the row (`absent`) is on it."""
     person.expected_status.add(person.url(path))
     response = person.goto(path, shot=shot)
-    assert response.status in (403, 404), f"{path}: {response.status}"
+    assert response.status == 404, f"{path}: {response.status}"
     assert not absent or absent not in person.page.content(), path
 
 
