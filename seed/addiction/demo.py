@@ -34,7 +34,7 @@ from models.addiction.case import Case, CaseStatus, IdKind, Patient
 from models.addiction.course import Course, CourseStatus, CourseTransition
 from models.addiction.designation import Designation, DesignationKind
 from models.addiction.record import LabResult, TreatmentKind, TreatmentRecord
-from models.addiction.staff import StaffLicence, StaffProfession
+from models.addiction.staff import StaffLicence, StaffProfession, Training, TrainingCategory
 from models.registry.institution import Institution
 from models.registry.practitioner import Practitioner, Profession, ServiceAssignment
 from models.registry.reference import County, InstitutionLevel
@@ -101,6 +101,14 @@ SURNAMES = "陳林黃張李王吳劉蔡楊許鄭謝郭洪曾邱廖賴周徐蘇�
 GIVEN = "志明俊傑家豪建宏冠宇承翰怡君雅婷淑芬美玲佳穎欣怡宗翰柏翰詩涵品妤思妤宜蓁子晴育誠文彥心怡惠雯國華政達"
 FIRST_START, LAST_START = dt.date(2024, 1, 1), dt.date(2025, 12, 31)
 CHUNK = 50_000
+#: Trainings (A14): the yearly addiction-training courses staff attend. About one in five
+#: staff falls short of their hours this year and a few licences end within 60 days, so the
+#: reminder list shows a realistic few, not everyone.
+TRAININGS = [("藥癮治療實務工作坊", "臺灣成癮科學學會"), ("酒癮治療與個案管理訓練", "衛生福利部心理健康司"),
+             ("成癮者家庭支持與團體治療", "臺灣心理治療學會"), ("物質使用障礙診療指引研習", "臺灣精神醫學會"),
+             ("緩起訴附命戒癮治療實務", "法務部")]  # fmt: skip
+SHORT_OF_HOURS = 0.2
+LICENCE_ENDING = 0.03
 
 
 def seed_addiction_demo(seed: int, scale: float) -> dict[str, int]:
@@ -195,6 +203,8 @@ class _Demo:
         self.patients_and_cases()
         self.courses()
         self.records()
+        # Drawn last, so adding them left every case and record as it was.
+        self.trainings()
 
     # -- A1: designations ------------------------------------------------------------
     def designate(self) -> None:
@@ -301,6 +311,42 @@ class _Demo:
         # Only institutions with a physician treat cases (every course has outpatient visits).
         physician = StaffProfession.PHYSICIAN.value
         self.treating = [i for i in self.designated if self.staff.get((i, physician))]
+
+    # -- A14: trainings and licences ending soon ------------------------------------------------
+    def trainings(self) -> None:
+        rng, w, today = self.rng, self.w, self.today
+        from flask import current_app
+
+        required = current_app.config["ADDICTION_TRAINING_HOURS"]
+        staff: dict[int, set[str]] = {}
+        for (_, profession), people in sorted(self.staff.items()):
+            for practitioner_id, _ in people:
+                staff.setdefault(practitioner_id, set()).add(profession)
+        rows = []
+        for practitioner_id, professions in sorted(staff.items()):
+            needed = max(required.get(p, 0) for p in professions)
+            for year in (today.year - 1, today.year):
+                short = year == today.year and rng.random() < SHORT_OF_HOURS
+                goal = rng.randrange(0, max(1, int(needed))) if short else needed + rng.randrange(0, 5)
+                last = today if year == today.year else dt.date(year, 12, 31)
+                first = dt.date(year, 1, 1).toordinal()
+                while goal > 0:
+                    hours = min(goal, rng.choice((2, 3, 3, 4, 6)))
+                    course, organiser = rng.choice(TRAININGS)
+                    day = dt.date.fromordinal(first + rng.randrange(max(1, last.toordinal() - first + 1)))
+                    rows.append((practitioner_id, course, organiser, w.day(day.toordinal()), hours,
+                                 TrainingCategory.ADDICTION.value, w.now, w.now))  # fmt: skip
+                    goal -= hours
+                if rng.random() < 0.3:  # other categories, which the yearly hours do not count
+                    rows.append((practitioner_id, "醫療倫理與法規", "臺灣醫學會", w.day(first + rng.randrange(180)),
+                                 2, TrainingCategory.LAW_ETHICS.value, w.now, w.now))  # fmt: skip
+        w.insert(Training.__table__, ["practitioner_id", "course_name", "organiser", "held_on", "hours",
+                                      "category", "created_on", "changed_on"], rows)  # fmt: skip
+        licence = StaffLicence.__table__
+        ids = self.c.execute(select(licence.c.id).order_by(licence.c.id)).scalars().all()
+        for licence_id in rng.sample(ids, max(1, round(len(ids) * LICENCE_ENDING))) if ids else ():
+            ends = today + dt.timedelta(days=rng.randrange(5, 90))
+            self.c.execute(licence.update().where(licence.c.id == licence_id).values(end_date=ends))
 
     # -- patients and cases --------------------------------------------------------------
     def patients_and_cases(self) -> None:

@@ -341,7 +341,8 @@ class StaffShortfallView(ScopedReportView):
     @staticmethod
     def headers() -> list[str]:
         """The columns of the screen and of the export, in order."""
-        return [gettext("County"), gettext("NHI institution code"), gettext("Institution name"),
+        # A 心理治療所 has a registry code, not an NHI one (A1): the column holds either.
+        return [gettext("County"), gettext("Institution code"), gettext("Institution name"),
                 gettext("Practitioner"), gettext("Profession"), gettext("Licence number"),
                 gettext("Valid until"), gettext("Training hours this year"),
                 gettext("Required hours"), gettext("Hours missing"), gettext("Reminder")]  # fmt: skip
