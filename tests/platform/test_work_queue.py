@@ -65,9 +65,9 @@ def test_c1_facility_sees_the_running_deadline_and_its_open_records(db, login_as
     first = running_month_first(clock.today())
     from core.dates import roc_month, to_roc
 
-    deadline = [k for k in items if k.startswith("Entry deadline") or roc_month(first.year, first.month) in k]
+    deadline = [k for k in items if "資料登錄期限" in k and roc_month(first.year, first.month) in k]
     assert deadline, items
-    count, url = item(items, "Records still open")
+    count, url = item(items, "仍可自行修改")
     expected = {v.id for v in db.session.query(Visit).all()
                 if v.institution_id in me.institution_ids and v.visit_date >= first}  # fmt: skip
     assert count == len(expected) and count > 0
@@ -82,12 +82,12 @@ def test_c3_returned_tickets_and_c6_reentries_of_a_facility(db, login_as):
     items = queue(client)
     tickets = db.session.query(CorrectionTicket).all()
     returned = {t.id for t in tickets if t.status == "returned" and t.institution_id in me.institution_ids}
-    count, url = item(items, "Returned correction")
+    count, url = item(items, "退件的更正申請單")
     assert count == len(returned) == 1
     assert shown_ids(client, url, "CorrectionTicketView") == returned
     lines = [(t.number, line.displaced_date) for t in tickets for line in t.lines
              if t.status == "converted" and line.displaced_date and t.institution_id in me.institution_ids]  # fmt: skip
-    count, url = item(items, "re-enter")
+    count, url = item(items, "待補登")
     assert count == len(lines) == 1
     page = client.get(url.split("#")[0]).get_data(as_text=True)
     assert page.count('class="reentry-reminder"') == count
@@ -104,7 +104,7 @@ def test_possibly_missed_quitters_equal_the_self_check_gaps(db, login_as):
     mine = [v for v in db.session.query(Visit).all() if v.institution_id in me.institution_ids]
     now = {v.quitter_id for v in mine if first <= v.visit_date < after}
     expected = {v.quitter_id for v in mine if before <= v.visit_date < first} - now
-    count, url = item(queue(client), "possibly missed")
+    count, url = item(queue(client), "可能漏登")
     assert count == len(expected)
     page = client.get(url.split("#")[0]).get_data(as_text=True)
     gaps = re.search(r'<table class="table table-condensed" id="gaps">(.*?)</table>', page, re.S).group(1)
@@ -127,7 +127,7 @@ def test_office_sees_open_tickets_by_status_with_the_longest_wait(db, login_as):
     page = client.get("/").get_data(as_text=True)
     oldest = max((today - t.received_on).days for t in tickets if t.status == "received")
     assert f"{oldest} " in page and oldest >= 30  # the demo's tickets span weeks (issue 15 item 7)
-    assert "Returned correction" not in " ".join(items)  # a facility's item, not the office's
+    assert "退件的更正申請單" not in " ".join(items)  # a facility's item, not the office's
 
 
 def test_idle_institutions_link_lists_exactly_those(db, login_as):
@@ -143,7 +143,7 @@ def test_idle_institutions_link_lists_exactly_those(db, login_as):
     visited = {v.institution_id for v in db.session.query(Visit).all() if first <= v.visit_date < after}
     expected = {i.id for i in db.session.query(Institution).all()
                 if i.id in me.institution_ids and i.kind == "medical" and i.id in contracted} - visited  # fmt: skip
-    count, url = item(queue(client), "no visit in")
+    count, url = item(queue(client), "尚無就醫資料的特約機構")
     assert count == len(expected)
     page = client.get(url).get_data(as_text=True)
     assert {int(x) for x in re.findall(r'class="idle-institution" data-id="(\d+)"', page)} == expected
@@ -157,7 +157,7 @@ def test_pending_applications_per_approver(db, login_as, username):
     rows = [a for a in db.session.query(AccountApplication).all() if a.status == "pending"]
     if not me.national:
         rows = [a for a in rows if a.requested_role == "facility" and a.institution_id in me.institution_ids]
-    count, url = item(queue(client), "applications waiting")
+    count, url = item(queue(client), "待審核的帳號申請")
     assert count == len(rows) and count > 0
     assert shown_ids(client, url, "AccountApplicationView") == {a.id for a in rows}
 
@@ -168,14 +168,14 @@ def test_counts_never_leak_across_scope(db, login_as):
     from domain.cessation.corrections import ReturnTicket
 
     tpe, khh = login_as("facility_tpe"), login_as("facility_khh")
-    before_tpe = item(queue(tpe), "Returned correction")[0]
-    before_khh = item(queue(khh), "Returned correction")[0]
+    before_tpe = item(queue(tpe), "退件的更正申請單")[0]
+    before_khh = item(queue(khh), "退件的更正申請單")[0]
     khh_ids = user_view(db, "facility_khh").institution_ids
     ticket = next(t for t in db.session.query(CorrectionTicket).all()
                   if t.institution_id in khh_ids and t.status == "received")  # fmt: skip
     ReturnTicket(ticket, "測試退件：缺少業務主管簽章。").run()
-    assert item(queue(tpe), "Returned correction")[0] == before_tpe
-    assert item(queue(khh), "Returned correction")[0] == before_khh + 1
+    assert item(queue(tpe), "退件的更正申請單")[0] == before_tpe
+    assert item(queue(khh), "退件的更正申請單")[0] == before_khh + 1
 
 
 def test_addiction_staff_items_equal_the_reminder_report(db, login_as, app):
@@ -188,11 +188,11 @@ def test_addiction_staff_items_equal_the_reminder_report(db, login_as, app):
     with app.test_request_context():
         rows = shortfall_rows(scope_for_user_id(me.user_id), clock.today())
     items = queue(client)
-    short, url = item(items, "training hours")
-    ending = item(items, "Licences ending")[0]
+    short, url = item(items, "訓練時數不足")
+    ending = item(items, "天內到期的證照")[0]
     assert short == sum(r.hours_short for r in rows) and ending == sum(r.licence_ending for r in rows)
     assert client.get(url).status_code == 200
-    assert not [k for k in items if "Correction" in k or "deadline" in k.lower()]
+    assert not [k for k in items if "更正" in k or "登錄期限" in k]
 
 
 def test_helpdesk_has_no_clinical_items_but_sees_contact_and_last_login(app, login_as):
@@ -200,12 +200,13 @@ def test_helpdesk_has_no_clinical_items_but_sees_contact_and_last_login(app, log
     from seed.testing import login
 
     first = app.test_client()
+    first.environ_base["REMOTE_ADDR"] = "10.1.2.3"
     login(app, first, "helpdesk")
     second = app.test_client()
     login(app, second, "helpdesk")
     page = second.get("/").get_data(as_text=True)
     assert app.config["HELPDESK_CONTACT"] in page
-    assert 'id="last-login"' in page and "127.0.0.1" in page
+    assert 'id="last-login"' in page and "10.1.2.3" in page  # the sign-in before this one
     assert not queue(second)
 
 
@@ -231,3 +232,20 @@ def test_announcements_in_period_shown_to_everyone(db, login_as, app):
     from models.platform.audit import AuditLog
 
     assert db.session.query(AuditLog).filter_by(model="Announcement", action="insert").count() >= 2
+
+
+@pytest.mark.parametrize("month", ["１１５/１３", "%", "=1+1", "9" * 400, "114/00"])
+def test_idle_list_refuses_a_bad_month_with_a_message(login_as, month):
+    """Hostile input: a bad month answers 200 with a zh_TW message and the running month."""
+    page = login_as("office").get("/selfcheck/idle", query_string={"month": month})
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert re.search(r'<p class="text-danger">[^<]+</p>', text)
+
+
+def test_idle_list_of_a_facility_is_its_own(db, login_as):
+    """Scope: a facility opening the idle list sees at most its own institutions."""
+    me = user_view(db, "facility_tpe")
+    page = login_as("facility_tpe").get("/selfcheck/idle").get_data(as_text=True)
+    shown = {int(x) for x in re.findall(r'class="idle-institution" data-id="(\d+)"', page)}
+    assert shown <= me.institution_ids

@@ -177,7 +177,7 @@ class SelfCheckView(ScopedReportView):
             select(Institution.id, Institution.nhi_code, Institution.name, County.name)
             .join(County, County.id == Institution.county_id)
             .where(Institution.id.in_(ids))
-            .order_by(County.code, Institution.nhi_code)
+            .order_by(County.sort_order, Institution.nhi_code, Institution.id)
             .offset((page - 1) * SELF_CHECK_PAGE).limit(SELF_CHECK_PAGE)
         ).all()  # fmt: skip
         return self.render_template(

@@ -1,6 +1,6 @@
 """The landing page: who you are, your data scope, and your work queue (core/web/workqueue.py)."""
 
-from flask import current_app, g, session
+from flask import current_app, g
 from flask_appbuilder import IndexView, expose
 from sqlalchemy import select
 
@@ -8,11 +8,12 @@ from sqlalchemy import select
 def previous_login(user_id: int):
     """(time, address) of the user's sign-in before the current session, or None."""
     from core.extensions import db
+    from core.security.sessions import current_session_key
     from models.platform.session import UserSession
 
     return db.session.execute(
         select(UserSession.created_at, UserSession.ip)
-        .where(UserSession.user_id == user_id, UserSession.id != (session.get("sid") or ""))
+        .where(UserSession.user_id == user_id, UserSession.id != current_session_key())
         .order_by(UserSession.created_at.desc())
         .limit(1)
     ).first()
