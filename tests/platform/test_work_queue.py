@@ -222,7 +222,7 @@ def test_announcements_in_period_shown_to_everyone(db, login_as, app):
     for title, start, end in (("系統維護公告", today, today + dt.timedelta(days=3)),
                               ("已過期公告", today - dt.timedelta(days=9), today - dt.timedelta(days=1))):
         response = admin.post("/announcements/add", data={
-            "title": title, "body": "12/05 晚間 22:00 起暫停服務。", "start_date": to_roc(start),
+            "title": title, "body": "12/05 晚間 22:00 起暫停服務。\n請提前完成資料登錄。", "start_date": to_roc(start),
             "end_date": to_roc(end), "csrf_token": csrf_token(app, admin)})  # fmt: skip
         assert response.status_code == 302, response.get_data(as_text=True)[:2000]
     nurse = login_as("facility_tpe")

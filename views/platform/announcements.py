@@ -1,6 +1,7 @@
 """公告: the admin writes announcements; every user reads them on the home page in their period."""
 
 from flask_babel import lazy_gettext as _l
+from wtforms.validators import DataRequired, Length
 
 from core.data.datamodel import ScopedInterface
 from core.security.permissions import ANNOUNCEMENT
@@ -8,7 +9,7 @@ from core.web.views import CAN_CREATE, CAN_DELETE, CAN_EDIT, CAN_READ, ScopedMod
 from models.platform.announcement import Announcement
 
 ANNOUNCEMENT_LABELS = {
-    "title": _l("Title"),
+    "title": _l("Announcement title"),
     "body": _l("Announcement text"),
     "start_date": _l("Shown from"),
     "end_date": _l("Shown until"),
@@ -33,6 +34,7 @@ class AnnouncementView(ScopedModelView):
     order_columns = ["title", "start_date", "end_date"]
     base_order = ("start_date", "desc")
     label_columns = ANNOUNCEMENT_LABELS
+    validators_columns = {"body": [DataRequired(), Length(max=2000)]}
     description_columns = {
         "end_date": _l("Leave empty to show the announcement until it is removed."),
     }
