@@ -151,6 +151,10 @@ class Config:
         "physician": 6, "psychologist": 6, "social_worker": 6, "nurse": 4,
         "occupational_therapist": 4, "case_manager": 8,
     })  # fmt: skip
+    #: The helpdesk (客服) contact shown on every home page.
+    HELPDESK_CONTACT = os.environ.get(
+        "HELPDESK_CONTACT", "客服專線 (02) 2351-0000（週一至週五 09:00–17:30）；電子郵件 helpdesk@example.gov.tw"
+    )
     LICENCE_EXPIRY_WARNING_DAYS = int(os.environ.get("LICENCE_EXPIRY_WARNING_DAYS", "60"))
     TRAINING_CERTIFICATE_MAX_BYTES = int(os.environ.get("TRAINING_CERTIFICATE_MAX_BYTES", str(5 * 1024 * 1024)))
     EXPORT_MAX_ROWS = int(os.environ.get("EXPORT_MAX_ROWS", "5000000"))

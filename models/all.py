@@ -20,6 +20,7 @@ from models.cessation.correction import (  # noqa: F401
     TicketTransition,
 )
 from models.cessation.visit import Quitter, Sex, Visit  # noqa: F401
+from models.platform.announcement import Announcement  # noqa: F401
 from models.platform.audit import AuditLog  # noqa: F401
 from models.platform.export_job import ExportJob, ExportStatus  # noqa: F401
 from models.platform.session import LoginThrottle, OneTimeToken, UserSession  # noqa: F401

@@ -24,6 +24,7 @@ from models.cessation.correction import (
     TicketTransition,
 )
 from models.cessation.visit import Quitter, Visit
+from models.platform.announcement import Announcement
 from models.platform.audit import AuditLog
 from models.platform.user import ScopedUser
 from models.registry.institution import ContractPeriod, Institution
@@ -92,6 +93,8 @@ ORACLES = {
     County: lambda u, row: u.has_scope,
     InstitutionLevel: lambda u, row: u.has_scope,
     AuditLog: lambda u, row: u.national,
+    # Announcements are addressed to everyone with a scope (only the admin may open the list).
+    Announcement: lambda u, row: u.has_scope,
     # Facility-staff applications go to the bureau of the institution's county; the rest
     # (and everything, for national users) to the admin.
     AccountApplication: lambda u, row: u.national

@@ -27,6 +27,8 @@ OPENAPI = "OpenApi"
 EXPORT_JOB = "ExportJob"
 #: The audit trail (Admin only).
 AUDIT = "AuditLog"
+#: Home-page announcements (Admin only; every user reads them on the home page).
+ANNOUNCEMENT = "Announcement"
 #: Holders of this permission see personal IDs in full; everyone else sees A12****789.
 FULL_ID_PERMISSION = ("can_read", PERSONAL_ID)
 #: Resources that exist as permissions although no view declares them.

@@ -132,6 +132,12 @@ def start_session(user) -> None:
     session.permanent = True
 
 
+def current_session_key() -> str:
+    """The stored key of this browser's server session ("" when there is none)."""
+    raw = session.get("sid")
+    return _hash(raw) if raw else ""
+
+
 def end_session(raw: str | None) -> None:
     if not raw:
         return

@@ -56,7 +56,8 @@ def _visit(institution_id: int, quitter: Quitter, day: dt.date) -> Visit:
     return visit
 
 
-def _file(institution_id, quitter, found, real, channel, displaced=False, pdf=b""):
+def _file(institution_id, quitter, found, real, channel, displaced=False, pdf=b"", received=None):
+    """File a ticket received on `received` (default today) through the screens' command."""
     from core.dates import to_roc
 
     attachments = (
@@ -64,7 +65,7 @@ def _file(institution_id, quitter, found, real, channel, displaced=False, pdf=b"
     )
     return FileTicket(
         institution_id=institution_id, quitter_national_id=quitter.national_id, channel=channel,
-        received_on=clock.today(), reason=REASON.format(real=to_roc(real), found=to_roc(found)),
+        received_on=received or clock.today(), reason=REASON.format(real=to_roc(real), found=to_roc(found)),
         lines=[LineInput(recorded_date=found, corrected_date=real, displaced=displaced)],
         attachments=attachments,
     ).run()  # fmt: skip
@@ -82,40 +83,61 @@ def seed_corrections(tpe_institution_id: int, khh_institution_id: int) -> int:
         TicketChannel.FAX.value,
         TicketChannel.EMAIL.value,
     )
-    # 收件: filed online by the institution
+    # Received over the last weeks, not all today, so that the office's queue shows waits
+    # (issue 15): each ticket's placeholder record was found the day before it arrived.
+    # 收件: filed online by the institution yesterday
     q = _quitter("A18800001", "張家豪")
+    found = today - dt.timedelta(days=2)
     _visit(tpe_institution_id, q, found)
-    _file(tpe_institution_id, q, found, real, online, pdf=pdf)
-    # 審核中: a faxed form the office is reviewing
+    _file(tpe_institution_id, q, found, real, online, pdf=pdf, received=today - dt.timedelta(days=1))
+    # 審核中: a faxed form the office is reviewing, received 9 days ago
     q = _quitter("B28800002", "李淑芬")
+    found = today - dt.timedelta(days=10)
     _visit(tpe_institution_id, q, found)
     StartReview(
-        _file(tpe_institution_id, q, found, real - dt.timedelta(days=3), fax, pdf=pdf)
+        _file(tpe_institution_id, q, found, real - dt.timedelta(days=3), fax, pdf=pdf,
+              received=today - dt.timedelta(days=9))
     ).run()
-    # 核准待轉檔: approved, ready for the engineer's conversion
+    # 核准待轉檔: approved, ready for the engineer's conversion, received 16 days ago
     q = _quitter("C18800003", "王建宏")
+    found = today - dt.timedelta(days=17)
     _visit(tpe_institution_id, q, found)
-    ticket = _file(tpe_institution_id, q, found, real - dt.timedelta(days=6), email, pdf=pdf)
+    ticket = _file(tpe_institution_id, q, found, real - dt.timedelta(days=6), email, pdf=pdf,
+                   received=today - dt.timedelta(days=16))
     StartReview(ticket).run()
     Approve(ticket, institution_seal=True, supervisor_seal=True).run()
-    # 退件: returned, without the supervisor's seal
+    # 退件: returned, without the supervisor's seal, received 12 days ago
     q = _quitter("D28800004", "陳怡君")
+    found = today - dt.timedelta(days=13)
     _visit(tpe_institution_id, q, found)
-    ticket = _file(tpe_institution_id, q, found, real - dt.timedelta(days=9), online, pdf=pdf)
+    ticket = _file(tpe_institution_id, q, found, real - dt.timedelta(days=9), online, pdf=pdf,
+                   received=today - dt.timedelta(days=12))
     ReturnTicket(ticket, "申請單未用印業務主管簽章，請補正後重新申請。").run()
     # 已轉檔, swap case (C6): the record of `found` was rewritten; the visit must be re-entered
     q = _quitter("E18800005", "黃冠宇")
+    found = today - dt.timedelta(days=24)
     _visit(tpe_institution_id, q, found)
     ticket = _file(
-        tpe_institution_id, q, found, real - dt.timedelta(days=12), online, displaced=True, pdf=pdf
+        tpe_institution_id, q, found, real - dt.timedelta(days=12), online, displaced=True, pdf=pdf,
+        received=today - dt.timedelta(days=23),
     )
     StartReview(ticket).run()
     Approve(ticket, institution_seal=True, supervisor_seal=True).run()
     ConvertTicket(ticket).run()
-    # facility_khh: one received ticket (outside facility_tpe's and bureau_tpe's scope)
+    # facility_khh: a ticket waiting 35 days (outside facility_tpe's and bureau_tpe's scope),
+    # and one faxed yesterday
     q = _quitter("S18800006", "蔡育誠")
+    found = today - dt.timedelta(days=36)
     _visit(khh_institution_id, q, found)
-    _file(khh_institution_id, q, found, real, online, pdf=pdf)
+    _file(khh_institution_id, q, found, real, online, pdf=pdf, received=today - dt.timedelta(days=35))
+    q = _quitter("T28800007", "吳佩珊")
+    found = today - dt.timedelta(days=2)
+    _visit(khh_institution_id, q, found)
+    StartReview(
+        _file(khh_institution_id, q, found, real - dt.timedelta(days=4), fax, pdf=pdf,
+              received=today - dt.timedelta(days=1))
+    ).run()
+    found = today - dt.timedelta(days=2)
     # The office's journey: a placeholder visit of facility_tpe, no ticket yet.
     _visit(tpe_institution_id, _quitter(FAX_JOURNEY_ID_PREFIX, "林志明"), found)
     db.session.commit()

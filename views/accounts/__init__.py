@@ -23,3 +23,8 @@ def register(appbuilder) -> None:
     )  # fmt: skip
     appbuilder.add_view_no_menu(ApplyView)
     appbuilder.add_view_no_menu(SetPasswordView)
+    from core.web import workqueue
+    from domain.accounts.workqueue import PROVIDERS
+
+    for provider in PROVIDERS:
+        workqueue.register(provider, order=5)  # a decision someone waits for: first

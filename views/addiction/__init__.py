@@ -25,3 +25,8 @@ def register(appbuilder) -> None:
         category=CATEGORY, category_label=CATEGORY_LABEL, category_icon=CATEGORY_ICON,
     )  # fmt: skip
     appbuilder.add_api(DesignationApi)
+    from core.web import workqueue
+    from domain.addiction.workqueue import PROVIDERS
+
+    for provider in PROVIDERS:
+        workqueue.register(provider, order=30)

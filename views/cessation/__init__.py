@@ -57,3 +57,8 @@ def register(appbuilder) -> None:
     )  # fmt: skip
     for api in (VisitApi, QuitterApi, CorrectionTicketApi, CorrectionLineApi, CessationStatisticsApi):
         appbuilder.add_api(api)
+    from core.web import workqueue
+    from domain.cessation.workqueue import PROVIDERS
+
+    for order, provider in enumerate(PROVIDERS, start=10):
+        workqueue.register(provider, order)

@@ -154,7 +154,39 @@ class SelfCheckView(ScopedReportView):
     route_base = "/selfcheck"
     default_view = "index"
     class_permission_name = SELF_CHECK
-    method_permission_name = {"index": "read"}
+    method_permission_name = {"index": "read", "idle": "read"}
+
+    @expose("/idle")
+    @has_access
+    def idle(self):
+        """Contracted institutions in scope with no visit in a month (the home page's item)."""
+        from domain.cessation.workqueue import idle_institutions_query, month_bounds, running_month
+
+        today = clock.today()
+        error = None
+        try:
+            month = parse_roc_month(request.args.get("month")) or running_month(today)
+        except DateFormatError as exc:  # the page says it and shows the running month
+            error, month = str(exc), running_month(today)
+        first, after = month_bounds(month)
+        ids = idle_institutions_query(current_scope(), first, after, today)
+        total = db.session.scalar(select(func.count()).select_from(ids.subquery())) or 0
+        pages = max(1, -(-total // SELF_CHECK_PAGE))
+        page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
+        rows = db.session.execute(
+            select(Institution.id, Institution.nhi_code, Institution.name, County.name)
+            .join(County, County.id == Institution.county_id)
+            .where(Institution.id.in_(ids))
+            .order_by(County.sort_order, Institution.nhi_code, Institution.id)
+            .offset((page - 1) * SELF_CHECK_PAGE).limit(SELF_CHECK_PAGE)
+        ).all()  # fmt: skip
+        return self.render_template(
+            "reports/idle_institutions.html",
+            title=gettext("Contracted institutions with no visit in %(month)s", month=roc_month(*month)),
+            month=roc_month(*month), error=error, rows=rows, total=total,
+            first_row=(page - 1) * SELF_CHECK_PAGE + 1, page=page, pages=pages,
+            deadline=to_roc(entry_deadline(first).date()),
+        )  # fmt: skip
 
     @expose("/")
     @has_access
