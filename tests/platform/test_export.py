@@ -12,11 +12,24 @@ from models.registry.reference import InstitutionLevel
 from tests.scope_oracle import expected_split, user_view
 
 
-def _rows(response):
+def _sheet(response):
     assert response.status_code == 200, response.status_code
     assert response.mimetype.endswith("spreadsheetml.sheet")
     sheet = load_workbook(io.BytesIO(response.data), read_only=True).active
     return [list(r) for r in sheet.iter_rows(values_only=True)]
+
+
+def _rows(response):
+    """The header row and the data rows (below the title row)."""
+    return _sheet(response)[1:]
+
+
+def test_export_title_row_names_the_list_and_its_filter_as_a_person_reads_it(db, login_as):
+    level = db.session.query(InstitutionLevel).filter_by(code="clinic").one()
+    response = login_as("office").get(f"/institutionview/export/xlsx?_flt_0_level={level.id}")
+    title = _sheet(response)[0]
+    assert title[0] == "特約機構（層級：西醫診所）"
+    assert _sheet(login_as("office").get("/institutionview/export/xlsx"))[0][0] == "特約機構"
 
 
 def test_export_follows_the_active_filter_and_the_scope(db, login_as):
