@@ -39,6 +39,13 @@ def prettified(column: str) -> str:
 
 def mapped_models() -> dict[str, type]:
     """Every mapped model by class name (a new model is found, not listed)."""
+    return _mapped_models(len(Model.registry._managers))
+
+
+@functools.lru_cache(maxsize=4)
+def _mapped_models(_count: int) -> dict[str, type]:
+    # Keyed by the count: the registry only grows (at start-up); an audit export asks for
+    # every row's model name, a million times.
     return {m.class_.__name__: m.class_ for m in Model.registry.mappers}
 
 
@@ -69,6 +76,13 @@ def _view_title(model):
 
 def model_label(name_or_model) -> str:
     """A model's name for people: its __label__, else the list title of a view over it."""
+    from flask_babel import get_locale
+
+    return _model_label(name_or_model, str(get_locale()), id(current_app._get_current_object()))
+
+
+@functools.lru_cache(maxsize=1024)
+def _model_label(name_or_model, _locale: str, _app: int) -> str:
     model = name_or_model
     if isinstance(name_or_model, str):
         if name_or_model in PSEUDO_MODEL_LABELS:

@@ -7,6 +7,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from urllib.parse import quote
 
 import xlsxwriter
 
@@ -126,5 +127,14 @@ def send_xlsx(path: str, name: str):
             pass
         return response
 
-    # Werkzeug writes a non-ASCII name as RFC 5987 filename*=UTF-8'' with an ASCII fallback.
-    return send_file(path, as_attachment=True, download_name=name, mimetype=XLSX_MIMETYPE)
+    response = send_file(path, as_attachment=True, download_name=name, mimetype=XLSX_MIMETYPE)
+    # RFC 5987/6266: browsers read filename* (UTF-8, percent-encoded); the plain filename is
+    # for old clients. Werkzeug's fallback drops every CJK character ("-1151201-1707.xlsx"):
+    # keep the stamp under a readable ASCII name instead.
+    stamp = re.search(r"-\d{7}-\d{4}\.xlsx$", name)
+    fallback = f"export{stamp.group(0)}" if stamp else "export.xlsx"
+    if not name.isascii():
+        response.headers["Content-Disposition"] = (
+            f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+        )
+    return response

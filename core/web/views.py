@@ -503,15 +503,22 @@ class ScopedModelView(ModelView):
 
     def export_heading(self, filters) -> str:
         """The title row: the list, then each active filter as a person reads it
-        (就醫日期 大於 115/11/01), values shown as the list shows them."""
-        parts = []
+        (就醫日期 115/11, 層級：西醫診所), values shown as the list shows them."""
+        parts, ranges = [], {}
         for flt, value in filters.get_filters_values():
             column, values = flt.column_name, value if isinstance(value, list) else [value]
+            if flt.arg_name in ("gt", "lt") and self.datamodel.is_date(column) and len(values) == 1:
+                day = _parsed_date(values[0])
+                if day is not None:
+                    ranges.setdefault(column, {})[flt.arg_name] = day
+                    continue
             texts = "、".join(self._filter_value_text(column, v, flt.arg_name) for v in values)
             if flt.arg_name in _EQUALITY_FILTERS:  # 層級：西醫診所, not 層級 關聯為 4
                 parts.append(f"{self.export_header(column)}：{texts}")
             else:
                 parts.append(f"{self.export_header(column)} {flt.name} {texts}")
+        for column, bounds in ranges.items():
+            parts.insert(0, f"{self.export_header(column)} {_date_range_text(bounds)}")
         title = self.export_title()
         return f"{title}（{'；'.join(parts)}）" if parts else title
 
@@ -531,9 +538,13 @@ class ScopedModelView(ModelView):
             row = db.session.scalar(stmt)
             return str(getattr(row, "name", None) or row) if row is not None else text
         if self.datamodel.is_date(column) or self.datamodel.is_datetime(column):
-            try:
-                return to_roc(parse_date(text))
-            except UserError:
+            day = _parsed_date(text)
+            return to_roc(day) if day is not None else text
+        formatter = self.formatters_columns.get(column)
+        if formatter is not None and formatter is not _blank_none:
+            try:  # as the list shows it (an audit entry's model by its zh_TW name)
+                return str(formatter(text))
+            except Exception:  # a formatter written for the row's object, not typed text
                 return text
         return text
 
@@ -564,6 +575,28 @@ class ScopedModelView(ModelView):
         ):
             return formatter
         return None
+
+
+def _parsed_date(text):
+    try:
+        return parse_date(str(text)[:40])
+    except UserError:
+        return None
+
+
+def _date_range_text(bounds: dict) -> str:
+    """FAB's strict 大於/小於 pair as the days it keeps: 115/11 for a whole month,
+    115/11/03 至 115/11/20 otherwise, or an open end (115/11/03 起, 至 115/11/20)."""
+    first = bounds["gt"] + dt.timedelta(days=1) if "gt" in bounds else None
+    last = bounds["lt"] - dt.timedelta(days=1) if "lt" in bounds else None
+    if first and last and first.day == 1 and (last + dt.timedelta(days=1)).day == 1 \
+            and (first.year, first.month) == (last.year, last.month):  # fmt: skip
+        return f"{first.year - 1911}/{first.month:02d}"
+    if first and last:
+        return gettext("%(first)s to %(last)s", first=to_roc(first), last=to_roc(last))
+    if first:
+        return gettext("from %(first)s", first=to_roc(first))
+    return gettext("up to %(last)s", last=to_roc(last))
 
 
 #: FAB filters that compare a related row by its key, and those that read as "field: value".

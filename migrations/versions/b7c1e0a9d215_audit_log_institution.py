@@ -10,6 +10,8 @@ Revises: a1b2c3d4e5f6
 Create Date: 2026-12-01 17:30:00.000000
 
 """
+import re
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -60,6 +62,32 @@ def upgrade():
                 .values(institution_id=sa.bindparam('inst')),
                 updates,
             )
+
+
+    # Updates store only what changed: take the institution from the row itself where it
+    # still exists (model VisitRecord -> table visit_record, when it has an institution_id).
+    inspector = sa.inspect(conn)
+    tables = set(inspector.get_table_names())
+    models = [r[0] for r in conn.execute(
+        sa.select(audit.c.model).where(audit.c.institution_id.is_(None)).distinct()
+    )]
+    for model in models:
+        table = re.sub(r'(?<!^)(?=[A-Z])', '_', model).lower()
+        if table == 'audit_log' or table not in tables:
+            continue
+        if 'institution_id' not in {c['name'] for c in inspector.get_columns(table)}:
+            continue
+        target = sa.table(table, sa.column('id', sa.Integer), sa.column('institution_id', sa.Integer))
+        owner = (
+            sa.select(target.c.institution_id)
+            .where(sa.cast(target.c.id, sa.String) == audit.c.row_key)
+            .scalar_subquery()
+        )
+        conn.execute(
+            audit.update()
+            .where(audit.c.model == model, audit.c.institution_id.is_(None))
+            .values(institution_id=owner)
+        )
 
 
 def downgrade():

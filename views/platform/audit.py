@@ -200,6 +200,7 @@ class ModelSelectField(SelectField):
     """A dropdown of model names by zh_TW name; the stored class name is what is searched."""
 
     def __init__(self, label=None, validators=None, **kwargs):
+        kwargs.setdefault("render_kw", {"class": "form-control"})  # styled as FAB's fields
         super().__init__(label, validators, choices=model_choices, **kwargs)
 
     def pre_validate(self, form):
@@ -211,6 +212,7 @@ class ActionSelectField(SelectField):
 
     def __init__(self, label=None, validators=None, **kwargs):
         choices = lambda: [(k, str(v)) for k, v in ACTION_LABELS.items()]  # noqa: E731
+        kwargs.setdefault("render_kw", {"class": "form-control"})
         super().__init__(label, validators, choices=choices, **kwargs)
 
     def pre_validate(self, form):
