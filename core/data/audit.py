@@ -78,6 +78,14 @@ def audit_reference(reference: str):
         g.audit_reference = previous
 
 
+def _institution_of(obj) -> int | None:
+    """The institution a changed row belongs to (itself, for an institution)."""
+    if getattr(obj, "__tablename__", None) == "institution":
+        return obj.id
+    value = getattr(obj, "institution_id", None)
+    return value if isinstance(value, int) else None
+
+
 def _audited(obj) -> bool:
     return getattr(obj, "__audited__", False)
 
@@ -117,6 +125,7 @@ def after_flush(session, flush_context):
                 "after": after,
                 "source_ip": ip,
                 "reference": reference,
+                "institution_id": _institution_of(obj),
             }
         )
 
@@ -170,6 +179,7 @@ def _account_changes(session, now, actor_id, actor_name, ip) -> list[dict]:
                     "at": now, "user_id": actor_id, "username": actor_name, "action": action,
                     "model": "Account", "row_key": str(obj.id), "before": before,
                     "after": {"account": obj.username, **after}, "source_ip": ip, "reference": None,
+                    "institution_id": None,
                 })  # fmt: skip
     return rows
 

@@ -27,7 +27,7 @@ from flask_appbuilder.widgets import ListWidget, SearchWidget
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from marshmallow import fields as ma_fields
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -39,9 +39,11 @@ from core.data.filters import (
     register_personal_id_columns,
     sees_ids_masked,
 )
-from core.dates import to_roc
+from core.data.labels import column_label, model_label, prettified
+from core.data.scope import current_scope
+from core.dates import parse_date, to_roc
 from core.errors import UserError
-from core.export.xlsx import send_xlsx, write_xlsx
+from core.export.xlsx import export_file_name, send_xlsx, write_xlsx
 from core.extensions import db, without_sqlite_mmap
 from core.files import FileStore
 from core.security.permissions import (
@@ -458,8 +460,7 @@ class ScopedModelView(ModelView):
         joined: dict[str, object] = {}
         for col in self.export_column_names():
             expr, query = self._export_expr(col, query, joined)
-            labels = {**RELATED_EXPORT_LABELS, **self.export_labels}
-            headers.append(str(self.label_columns.get(col) or labels.get(col, col)))
+            headers.append(self.export_header(col))
             exprs.append(expr)
             formatters.append(self._export_formatter(col))
         # The list's order: the one asked for, else the view's base order, else the key.
@@ -478,12 +479,74 @@ class ScopedModelView(ModelView):
                 headers,
                 (tuple(r) for r in rows),
                 formatters,
-                sheet_name=str(self.list_title or self.class_permission_name),
+                sheet_name=self.export_title(),
                 max_rows=current_app.config.get("EXPORT_MAX_ROWS"),
                 progress=progress,
+                title=self.export_heading(filters),
             )
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M")
-        return path, count, f"{self.class_permission_name}-{stamp}.xlsx"
+        return path, count, export_file_name(self.export_title())
+
+    def export_title(self) -> str:
+        """The list's zh_TW title (the file's name and its sheet's)."""
+        return str(self.list_title or model_label(self.datamodel.obj))
+
+    def export_header(self, col: str) -> str:
+        """A column's header: the view's own label, its export label, else the model's
+        (core/data/labels.py); never FAB's made-up English ("Institution Nhi Code")."""
+        label = self.label_columns.get(col)
+        if label is not None and str(label) != prettified(col):
+            return str(label)
+        labels = {**RELATED_EXPORT_LABELS, **self.export_labels}
+        if col in labels:
+            return str(labels[col])
+        return column_label(self.datamodel.obj, col)
+
+    def export_heading(self, filters) -> str:
+        """The title row: the list, then each active filter as a person reads it
+        (就醫日期 115/11, 層級：西醫診所), values shown as the list shows them."""
+        parts, ranges = [], {}
+        for flt, value in filters.get_filters_values():
+            column, values = flt.column_name, value if isinstance(value, list) else [value]
+            if flt.arg_name in ("gt", "lt") and self.datamodel.is_date(column) and len(values) == 1:
+                day = _parsed_date(values[0])
+                if day is not None:
+                    ranges.setdefault(column, {})[flt.arg_name] = day
+                    continue
+            texts = "、".join(self._filter_value_text(column, v, flt.arg_name) for v in values)
+            if flt.arg_name in _EQUALITY_FILTERS:  # 層級：西醫診所, not 層級 關聯為 4
+                parts.append(f"{self.export_header(column)}：{texts}")
+            else:
+                parts.append(f"{self.export_header(column)} {flt.name} {texts}")
+        for column, bounds in ranges.items():
+            parts.insert(0, f"{self.export_header(column)} {_date_range_text(bounds)}")
+        title = self.export_title()
+        return f"{title}（{'；'.join(parts)}）" if parts else title
+
+    def _filter_value_text(self, column: str, value, arg_name: str = "") -> str:
+        """A filter's value for people: a related row by name, a date in ROC, an ID masked."""
+        text = "" if value is None else str(value)[:100]
+        if is_personal_id(self.datamodel.obj, column) and sees_ids_masked():
+            return mask_personal_id(text)
+        if self.datamodel.is_relation(column) and arg_name in _RELATION_FILTERS:
+            target = self.datamodel.get_related_model(column)
+            if not text.isascii() or not text.isdigit() or len(text) > 18:
+                return text
+            # Named only if the viewer may read it (the filter names an id anyone can type).
+            stmt = select(target).where(target.id == int(text))
+            if hasattr(target, "scope_clause"):
+                stmt = stmt.where(target.scope_clause(current_scope()))
+            row = db.session.scalar(stmt)
+            return str(getattr(row, "name", None) or row) if row is not None else text
+        if self.datamodel.is_date(column) or self.datamodel.is_datetime(column):
+            day = _parsed_date(text)
+            return to_roc(day) if day is not None else text
+        formatter = self.formatters_columns.get(column)
+        if formatter is not None and formatter is not _blank_none:
+            try:  # as the list shows it (an audit entry's model by its zh_TW name)
+                return str(formatter(text))
+            except Exception:  # a formatter written for the row's object, not typed text
+                return text
+        return text
 
     def _export_expr(self, col, query, joined):
         model = self.datamodel.obj
@@ -512,6 +575,33 @@ class ScopedModelView(ModelView):
         ):
             return formatter
         return None
+
+
+def _parsed_date(text):
+    try:
+        return parse_date(str(text)[:40])
+    except UserError:
+        return None
+
+
+def _date_range_text(bounds: dict) -> str:
+    """FAB's strict 大於/小於 pair as the days it keeps: 115/11 for a whole month,
+    115/11/03 至 115/11/20 otherwise, or an open end (115/11/03 起, 至 115/11/20)."""
+    first = bounds["gt"] + dt.timedelta(days=1) if "gt" in bounds else None
+    last = bounds["lt"] - dt.timedelta(days=1) if "lt" in bounds else None
+    if first and last and first.day == 1 and (last + dt.timedelta(days=1)).day == 1 \
+            and (first.year, first.month) == (last.year, last.month):  # fmt: skip
+        return f"{first.year - 1911}/{first.month:02d}"
+    if first and last:
+        return gettext("%(first)s to %(last)s", first=to_roc(first), last=to_roc(last))
+    if first:
+        return gettext("from %(first)s", first=to_roc(first))
+    return gettext("up to %(last)s", last=to_roc(last))
+
+
+#: FAB filters that compare a related row by its key, and those that read as "field: value".
+_RELATION_FILTERS = {"rel_o_m", "nrel_o_m", "rel_m_m"}
+_EQUALITY_FILTERS = {"eq", "rel_o_m", "rel_m_m", "eqf"}
 
 
 def _offer_masked_columns_exactly(kwargs, datamodel, dict_filters, columns) -> None:

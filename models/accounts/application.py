@@ -55,18 +55,18 @@ class AccountApplication(AuditColumnsMixin, AppModel):
     institution_id: Mapped[int | None] = mapped_column(ForeignKey("institution.id"))
     county_id: Mapped[int | None] = mapped_column(ForeignKey("county.id"))
     supervisor_name: Mapped[str] = mapped_column(String(50), nullable=False)
-    form_file: Mapped[str] = mapped_column(String(100), nullable=False)
+    form_file: Mapped[str] = mapped_column(String(100), nullable=False, info={"label": _l("Application form file")})
     form_filename: Mapped[str] = mapped_column(String(200), nullable=False)
     status: Mapped[str] = mapped_column(
         String(10), nullable=False, default=ApplicationStatus.PENDING.value, index=True
     )
-    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id", ondelete="SET NULL"))
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id", ondelete="SET NULL"), info={"label": _l("Decided by")})
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     reject_reason: Mapped[str | None] = mapped_column(Text)
     user_id: Mapped[int | None] = mapped_column(
         ForeignKey("ab_user.id", ondelete="SET NULL"), index=True
     )
-    submitted_ip: Mapped[str | None] = mapped_column(String(45))
+    submitted_ip: Mapped[str | None] = mapped_column(String(45), info={"label": _l("Submitted from IP")})
     #: Addiction treatment staff (A1, A14): whose staff profile the approved account links
     #: to (found or registered by this ID), and their professions (comma-separated values).
     national_id: Mapped[str | None] = mapped_column(String(10))

@@ -82,12 +82,12 @@ class CourseTransition(AppModel):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"), nullable=False)
-    from_status: Mapped[str | None] = mapped_column(String(12))
-    to_status: Mapped[str] = mapped_column(String(12), nullable=False)
-    at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    from_status: Mapped[str | None] = mapped_column(String(12), info={"label": _l("Status before")})
+    to_status: Mapped[str] = mapped_column(String(12), nullable=False, info={"label": _l("Status after")})
+    at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow, info={"label": _l("Time")})
     user_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id", ondelete="SET NULL"))
-    username: Mapped[str | None] = mapped_column(String(100))
-    note: Mapped[str | None] = mapped_column(Text)
+    username: Mapped[str | None] = mapped_column(String(100), info={"label": _l("User")})
+    note: Mapped[str | None] = mapped_column(Text, info={"label": _l("Note")})
 
     course: Mapped[Course] = relationship(back_populates="transitions")
 

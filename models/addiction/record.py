@@ -62,7 +62,7 @@ class RecordForm(AuditColumnsMixin, AppModel):
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     title: Mapped[str] = mapped_column(String(200), nullable=False)
     #: The blank PDF as stored by core/files.py, its size, pages and SHA-256.
-    stored_name: Mapped[str] = mapped_column(String(64), nullable=False)
+    stored_name: Mapped[str] = mapped_column(String(64), nullable=False, info={"label": _l("Stored file name")})
     size: Mapped[int] = mapped_column(Integer, nullable=False)
     pages: Mapped[int] = mapped_column(Integer, nullable=False)
     sha256: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -105,9 +105,9 @@ class TreatmentRecord(AuditColumnsMixin, AppModel):
     profession: Mapped[str] = mapped_column(String(30), nullable=False)
     kind: Mapped[str] = mapped_column(String(30), nullable=False)
     minutes: Mapped[int | None] = mapped_column(Integer)
-    content: Mapped[dict | None] = mapped_column(JSON)
+    content: Mapped[dict | None] = mapped_column(JSON, info={"label": _l("Content")})
     form_id: Mapped[int | None] = mapped_column(ForeignKey("record_form.id"))
-    stored_name: Mapped[str | None] = mapped_column(String(64))
+    stored_name: Mapped[str | None] = mapped_column(String(64), info={"label": _l("Stored file name")})
     sha256: Mapped[str | None] = mapped_column(String(64))
 
     course: Mapped[Course] = relationship()
@@ -159,7 +159,7 @@ class LabResult(AppModel):
     sampled_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
     outcome: Mapped[str] = mapped_column(String(12), nullable=False)
     value: Mapped[str | None] = mapped_column(String(50))
-    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, nullable=False, info={"label": _l("Recorded at")})
 
     record: Mapped[TreatmentRecord] = relationship(back_populates="lab_results")
 

@@ -114,9 +114,9 @@ class Training(AuditColumnsMixin, AppModel):
     hours: Mapped[Decimal] = mapped_column(Numeric(5, 1), nullable=False)
     category: Mapped[str] = mapped_column(String(20), nullable=False)
     #: The certificate as stored by core/files.py (random name), its type and SHA-256.
-    certificate_name: Mapped[str | None] = mapped_column(String(64))
-    certificate_mime: Mapped[str | None] = mapped_column(String(50))
-    certificate_sha256: Mapped[str | None] = mapped_column(String(64))
+    certificate_name: Mapped[str | None] = mapped_column(String(64), info={"label": _l("Certificate file")})
+    certificate_mime: Mapped[str | None] = mapped_column(String(50), info={"label": _l("Certificate file type")})
+    certificate_sha256: Mapped[str | None] = mapped_column(String(64), info={"label": _l("Certificate checksum (SHA-256)")})
 
     practitioner: Mapped[Practitioner] = relationship()
 

@@ -151,13 +151,13 @@ class CorrectionLine(AppModel):
     ticket_id: Mapped[int] = mapped_column(
         ForeignKey("correction_ticket.id", ondelete="CASCADE"), nullable=False
     )
-    position: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    position: Mapped[int] = mapped_column(Integer, nullable=False, default=1, info={"label": _l("Line number")})
     visit_id: Mapped[int] = mapped_column(ForeignKey("visit.id"), nullable=False)
-    recorded_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
-    corrected_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    recorded_date: Mapped[dt.date] = mapped_column(Date, nullable=False, info={"label": _l("Date as recorded")})
+    corrected_date: Mapped[dt.date] = mapped_column(Date, nullable=False, info={"label": _l("Corrected date")})
     #: C6: the record was overwritten; a real visit on this date must be re-entered.
-    displaced_date: Mapped[dt.date | None] = mapped_column(Date)
-    applied_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    displaced_date: Mapped[dt.date | None] = mapped_column(Date, info={"label": _l("Date of the rewritten visit")})
+    applied_at: Mapped[dt.datetime | None] = mapped_column(DateTime, info={"label": _l("Converted at")})
 
     ticket: Mapped[CorrectionTicket] = relationship(back_populates="lines")
     visit: Mapped[Visit] = relationship()
@@ -183,11 +183,11 @@ class CorrectionAttachment(AuditColumnsMixin, AppModel):
     ticket_id: Mapped[int] = mapped_column(
         ForeignKey("correction_ticket.id", ondelete="CASCADE"), nullable=False
     )
-    kind: Mapped[str] = mapped_column(String(12), nullable=False, default=AttachmentKind.FORM.value)
-    filename: Mapped[str] = mapped_column(String(200), nullable=False)
-    stored_name: Mapped[str] = mapped_column(String(100), unique=True, nullable=False)
-    mime_type: Mapped[str] = mapped_column(String(40), nullable=False)
-    size: Mapped[int] = mapped_column(Integer, nullable=False)
+    kind: Mapped[str] = mapped_column(String(12), nullable=False, default=AttachmentKind.FORM.value, info={"label": _l("Attachment kind")})
+    filename: Mapped[str] = mapped_column(String(200), nullable=False, info={"label": _l("File name")})
+    stored_name: Mapped[str] = mapped_column(String(100), unique=True, nullable=False, info={"label": _l("Stored file name")})
+    mime_type: Mapped[str] = mapped_column(String(40), nullable=False, info={"label": _l("File type")})
+    size: Mapped[int] = mapped_column(Integer, nullable=False, info={"label": _l("File size (bytes)")})
 
     ticket: Mapped[CorrectionTicket] = relationship(back_populates="attachments")
 
@@ -216,12 +216,12 @@ class TicketTransition(AppModel):
     ticket_id: Mapped[int] = mapped_column(
         ForeignKey("correction_ticket.id", ondelete="CASCADE"), nullable=False
     )
-    from_status: Mapped[str | None] = mapped_column(String(12))
-    to_status: Mapped[str] = mapped_column(String(12), nullable=False)
-    at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    from_status: Mapped[str | None] = mapped_column(String(12), info={"label": _l("Status before")})
+    to_status: Mapped[str] = mapped_column(String(12), nullable=False, info={"label": _l("Status after")})
+    at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow, info={"label": _l("Time")})
     user_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id", ondelete="SET NULL"))
-    username: Mapped[str | None] = mapped_column(String(100))
-    note: Mapped[str | None] = mapped_column(Text)
+    username: Mapped[str | None] = mapped_column(String(100), info={"label": _l("User")})
+    note: Mapped[str | None] = mapped_column(Text, info={"label": _l("Note")})
 
     ticket: Mapped[CorrectionTicket] = relationship(back_populates="transitions")
 

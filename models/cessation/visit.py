@@ -107,7 +107,7 @@ class Quitter(PersonMixin, AuditColumnsMixin, AppModel):
     sex: Mapped[str] = mapped_column(String(1), nullable=False)
     birth_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
     #: Touched by every visit entry: locking this row serialises the 5-day check (C4).
-    last_entry_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    last_entry_at: Mapped[dt.datetime | None] = mapped_column(DateTime, info={"label": _l("Last entry at")})
 
     @classmethod
     def scope_clause(cls, scope):
@@ -181,10 +181,10 @@ class Visit(AuditColumnsMixin, AppModel):
     education_minutes: Mapped[int | None] = mapped_column(Integer)
     #: Server time (UTC) of entry; with the deadline it decides timeliness and C8.
     entered_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
-    entered_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id", ondelete="SET NULL"))
+    entered_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id", ondelete="SET NULL"), info={"label": _l("Entered by")})
     #: within_24h / before_deadline / after_deadline, fixed when the record is written, so
     #: the fee-deduction list (C8) is an index lookup rather than date arithmetic per row.
-    entry_timeliness: Mapped[str] = mapped_column(String(16), nullable=False, default="within_24h")
+    entry_timeliness: Mapped[str] = mapped_column(String(16), nullable=False, default="within_24h", info={"label": _l("Entry timeliness"), "enum": Timeliness})
     #: The date first recorded, kept when a correction ticket re-dates the record (C5/C6).
     original_date: Mapped[dt.date | None] = mapped_column(Date)
     #: The correction ticket whose conversion last re-dated this record.

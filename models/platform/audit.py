@@ -7,7 +7,7 @@ import datetime as dt
 from flask_appbuilder.models.sqla import Model
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, DateTime, Index, Integer, String, false, true
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.dates import utcnow
 
@@ -22,6 +22,7 @@ class AuditLog(Model):
         Index("ix_audit_model_key", "model", "row_key", "id"),
         Index("ix_audit_at", "at", "id"),
         Index("ix_audit_user", "user_id", "id"),
+        Index("ix_audit_institution", "institution_id", "id"),
         {"extend_existing": True},
     )
 
@@ -37,6 +38,17 @@ class AuditLog(Model):
     after: Mapped[dict | None] = mapped_column(JSON)
     source_ip: Mapped[str | None] = mapped_column(String(45))
     reference: Mapped[str | None] = mapped_column(String(60))
+    #: The institution the changed row belongs to (the trail is filtered by it). No foreign
+    #: key, like user_id: the entry outlives the institution.
+    institution_id: Mapped[int | None] = mapped_column(Integer)
+    institution = relationship(
+        "Institution", primaryjoin="foreign(AuditLog.institution_id) == Institution.id",
+        viewonly=True, lazy="select",
+    )  # fmt: skip
+
+    def changes(self) -> AuditLog:
+        """The entry itself, for the show page's table of changed fields (a formatter renders it)."""
+        return self
 
     @classmethod
     def scope_clause(cls, scope):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_appbuilder.security.sqla.models import User
 from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     Column,
     ForeignKey,
@@ -53,6 +54,7 @@ class ScopedUser(User):
     """FAB's user row plus its scope; the security manager loads users as this class."""
 
     __tablename__ = "ab_user"
+    __label__ = _l("User")
     __table_args__ = {"extend_existing": True, "sqlite_autoincrement": True}
 
     scope_kind: Mapped[str | None] = mapped_column(String(10))

@@ -93,7 +93,7 @@ class PersonMixin:
     def identity_status(cls) -> Mapped[str]:
         return mapped_column(
             String(10), nullable=False, default=IdentityStatus.VERIFIED.value,
-            server_default=IdentityStatus.VERIFIED.value,
+            server_default=IdentityStatus.VERIFIED.value, info={"label": _l("Identity status")},
         )  # fmt: skip
 
     @classmethod

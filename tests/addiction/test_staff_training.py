@@ -219,10 +219,11 @@ def test_a14_the_export_has_the_same_rows_as_the_screen(world, login_as, usernam
     assert response.status_code == 200
     sheet = load_workbook(io.BytesIO(response.data), read_only=True).active
     # Numbers are cells of numbers (openpyxl reads 6.0 back as 6); the screen prints 6.0.
-    header, *rows = [
+    title, header, *rows = [
         ["" if v is None else str(float(v)) if isinstance(v, int | float) else str(v) for v in row]
         for row in sheet.iter_rows(values_only=True)
     ]
+    assert title[0].startswith("人員訓練及證照提醒")
     assert header[:4] == ["縣市", "健保醫事機構代碼", "機構名稱", "醫事人員"]
     assert rows == screen
 
@@ -363,7 +364,7 @@ def test_a14_licence_and_training_lists_follow_the_oracle(app, db, world, login_
         html = client.get(f"/{view}/list/?psize_{'StaffLicenceView' if model is StaffLicence else 'TrainingView'}=500").text
         assert {int(pk) for pk in re.findall(rf"/{view}/show/(\d+)", html)} == visible
         sheet = load_workbook(io.BytesIO(client.get(f"/{view}/export/xlsx").data), read_only=True).active
-        assert sheet.max_row - 1 == len(visible)
+        assert sheet.max_row - 2 == len(visible)  # below the title row and the headers
         for pk in sorted(hidden)[:3]:
             assert client.get(f"/{view}/show/{pk}").status_code == 404
             assert api.get(f"/api/v1/{api_path}/{pk}", headers=headers).status_code == 404

@@ -30,7 +30,8 @@ def test_a_large_export_becomes_a_job_with_progress_and_a_private_download(app, 
     data = client.get(f"/exports/{job_id}/download")
     rows = list(load_workbook(io.BytesIO(data.data), read_only=True).active.iter_rows(values_only=True))
     visible, _ = expected_split(db, Visit, user_view(db, "bureau_tpe"))
-    assert len(rows) - 1 == len(visible)  # the requester's scope, not the worker's
+    assert rows[0][0] == "戒菸者就醫資料"  # the title row, then the headers
+    assert len(rows) - 2 == len(visible)  # the requester's scope, not the worker's
     # nobody else sees the job or its file
     for other in ("bureau_khh", "admin"):
         assert login_as(other).get(f"/exports/{job_id}/download").status_code == 404

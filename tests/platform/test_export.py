@@ -12,11 +12,38 @@ from models.registry.reference import InstitutionLevel
 from tests.scope_oracle import expected_split, user_view
 
 
-def _rows(response):
+def _sheet(response):
     assert response.status_code == 200, response.status_code
     assert response.mimetype.endswith("spreadsheetml.sheet")
     sheet = load_workbook(io.BytesIO(response.data), read_only=True).active
     return [list(r) for r in sheet.iter_rows(values_only=True)]
+
+
+def _rows(response):
+    """The header row and the data rows (below the title row)."""
+    return _sheet(response)[1:]
+
+
+def test_export_title_row_names_the_list_and_its_filter_as_a_person_reads_it(db, login_as):
+    level = db.session.query(InstitutionLevel).filter_by(code="clinic").one()
+    response = login_as("office").get(f"/institutionview/export/xlsx?_flt_0_level={level.id}")
+    title = _sheet(response)[0]
+    assert title[0] == "特約機構（層級：西醫診所）"
+    assert _sheet(login_as("office").get("/institutionview/export/xlsx"))[0][0] == "特約機構"
+
+
+def test_export_title_reads_a_date_range_as_a_month_or_days(login_as):
+    """FAB's strict 大於/小於 pair on a date reads as the days it keeps: a whole month as
+    就診日期 115/11, other spans as 115/11/03 至 115/11/20."""
+    client = login_as("office")
+    month = client.get("/visitview/export/xlsx?_flt_1_visit_date=115/10/31&_flt_2_visit_date=115/12/01")
+    assert _sheet(month)[0][0] == "戒菸者就醫資料（就診日期 115/11）"
+    days = client.get("/visitview/export/xlsx?_flt_1_visit_date=115/11/02&_flt_2_visit_date=115/11/21")
+    assert _sheet(days)[0][0] == "戒菸者就醫資料（就診日期 115/11/03 至 115/11/20）"
+    hostile = client.get("/visitview/export/xlsx", query_string={"_flt_1_visit_date": "=1+1１２"})
+    assert hostile.status_code in (200, 400)
+    if hostile.status_code == 200:
+        assert not str(_sheet(hostile)[0][0]).startswith("=")
 
 
 def test_export_follows_the_active_filter_and_the_scope(db, login_as):

@@ -3,8 +3,6 @@ staff short of training hours or whose licence ends soon."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from flask import g, request, url_for
 from flask_appbuilder import expose
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
@@ -23,7 +21,7 @@ from core.data.filters import practitioner_text_filter
 from core.data.rules import enum_label
 from core.data.scope import current_scope
 from core.dates import to_roc
-from core.export.xlsx import send_xlsx, write_xlsx
+from core.export.xlsx import export_file_name, send_xlsx, write_xlsx
 from core.extensions import db
 from core.web.views import (
     VIEW_METHOD_PERMISSIONS,
@@ -394,11 +392,12 @@ class StaffShortfallView(ScopedReportView):
     @expose("/export")
     @has_access
     def export(self):
+        name, as_of = gettext("Staff training and licence reminders"), gettext("As of")
         path, _ = write_xlsx(
-            self.headers(), (self.cells(r) for r in self._rows()),
-            sheet_name=gettext("Staff training and licence reminders"),
+            self.headers(), (self.cells(r) for r in self._rows()), sheet_name=name,
+            title=f"{name}（{as_of} {to_roc(clock.today())}）",
         )  # fmt: skip
-        return send_xlsx(path, f"staff-shortfall-{dt.date.today():%Y%m%d}.xlsx")
+        return send_xlsx(path, export_file_name(name))
 
 
 def register(appbuilder) -> None:

@@ -22,7 +22,7 @@ from core.dates import (
     out_of_range_message,
     to_roc,
 )
-from core.export.xlsx import send_xlsx, write_xlsx
+from core.export.xlsx import export_file_name, send_xlsx, write_xlsx
 from core.extensions import db
 from core.validators import mask_personal_id
 from core.web.views import ScopedReportView
@@ -133,13 +133,19 @@ class FeeDeductionView(ScopedReportView):
     @has_access
     def export(self):
         self._error = None
-        rows = self.rows(self._month())
+        month = self._month()
+        rows = self.rows(month)
         headers = [gettext("NHI institution code"), gettext("Institution name"), gettext("County"),
                    gettext("Visit month"), gettext("Entered after the deadline (fee deduction)"),
                    gettext("Entered after 24 hours, within the deadline")]  # fmt: skip
         keys = ["nhi_code", "name", "county", "month", "after_deadline", "late_24h"]
-        path, _ = write_xlsx(headers, ([r[k] for k in keys] for r in rows), sheet_name=gettext("Fee-deduction list"))
-        return send_xlsx(path, f"fee-deduction-{dt.date.today():%Y%m%d}.xlsx")
+        name = gettext("Fee-deduction list")
+        # The title row names the month as the page does (就醫月份 114/05), or every month.
+        period = roc_month(*month) if month else gettext("All months")
+        label = gettext("Visit month")
+        title = f"{name}（{label} {period}）"
+        path, _ = write_xlsx(headers, ([r[k] for k in keys] for r in rows), sheet_name=name, title=title)
+        return send_xlsx(path, export_file_name(name))
 
 
 #: Visit rows per page of the self-check, and the most practitioners and gaps it lists.

@@ -3,7 +3,6 @@ screen, an Excel workbook and a JSON API (GET /api/v1/reports/cessation?year=113
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 
 from flask import abort, request
@@ -16,7 +15,7 @@ from sqlalchemy import select
 
 from core import clock, dates
 from core.data.scope import Scope, ScopeKind, current_scope
-from core.export.xlsx import send_xlsx
+from core.export.xlsx import export_file_name, send_xlsx
 from core.extensions import db
 from core.web.views import ScopedReportView
 from domain.cessation.grants import CESSATION_STATISTICS
@@ -272,8 +271,10 @@ class CessationStatisticsView(ScopedReportView):
             abort(exc.status)
         result = cessation_statistics(year, scope)
         path = write_workbook(result, scope_label(scope, county))
-        suffix = f"-{county.code}" if county is not None else ""
-        return send_xlsx(path, f"cessation-{result['roc_year']}{suffix}-{dt.date.today():%Y%m%d}.xlsx")
+        # 戒菸服務統計-113年-臺北市-1151201-1707.xlsx: the year and whose figures, in zh_TW.
+        stats = gettext("Cessation statistics")
+        name = f"{stats}-{result['roc_year']}年-{scope_label(scope, county)}"
+        return send_xlsx(path, export_file_name(name))
 
 
 class CessationStatisticsApi(BaseApi):
