@@ -152,9 +152,22 @@ def _sync_permissions(appbuilder) -> None:
                     if stale in role.permissions:
                         role.permissions.remove(stale)
                 sm.session.delete(stale)
+    menus = set()
     for category in appbuilder.menu.get_list():
         sm.add_permissions_menu(category.name)
+        menus.add(category.name)
         for item in category.childs:
             if item.name != "-":
                 sm.add_permissions_menu(item.name)
+                menus.add(item.name)
+    # A screen no longer registered (FAB's raw permission lists, its user-statistics chart)
+    # leaves no permission behind: the role screens would list it under its class name.
+    for view_menu in sm.get_all_view_menu():
+        if view_menu.name in wanted or view_menu.name in menus:
+            continue
+        for stale in sm.find_permissions_view_menu(view_menu):
+            for role in sm.get_all_roles():
+                if stale in role.permissions:
+                    role.permissions.remove(stale)
+            sm.session.delete(stale)
     sm.session.commit()
