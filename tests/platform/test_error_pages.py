@@ -53,7 +53,7 @@ def test_405_is_a_zh_tw_page_in_the_layout(client_of, username):
 
 def test_403_of_fab_security_views_is_a_zh_tw_page(client_of):
     """FAB's own views (users, permissions) refuse a clinic with the site's page."""
-    for url in ("/users/list/", "/permissions/list/", "/users/show/1"):
+    for url in ("/users/list/", "/roles/list/", "/users/show/1"):
         _assert_site_page(client_of("facility_tpe").get(url), 403)
 
 
