@@ -79,6 +79,7 @@ def _discover_labels() -> dict[str, str]:
             title = getattr(view, "list_title", None) or getattr(view, "form_title", None) or title
         if title and not labels.get(view.class_permission_name):
             labels[view.class_permission_name] = str(title)
+    named: set[str] = set()
     for category in appbuilder.menu.get_list():
         labels[category.name] = str(category.label or gettext(category.name))
         for item in category.childs:
@@ -86,7 +87,9 @@ def _discover_labels() -> dict[str, str]:
                 continue
             labels[item.name] = str(item.label or gettext(item.name))
             view = getattr(item, "baseview", None)
-            if view is not None:
+            # The first menu entry of a resource names it (Visit is 戒菸者就醫資料, not 批次上傳).
+            if view is not None and view.class_permission_name not in named:
+                named.add(view.class_permission_name)
                 labels[view.class_permission_name] = str(item.label or gettext(item.name))
     return labels
 

@@ -81,6 +81,16 @@ def test_role_screens_name_resources_and_actions_in_zh_tw(app, db, login_as, url
     assert not english, f"untranslated words on {url}: {sorted(english)}"
 
 
+def test_a_resource_is_named_by_its_first_menu_entry(app):
+    """Visit is 戒菸者就醫資料 (its list), not 批次上傳 (another screen of the same resource)."""
+    from core.security.labels import action_label, resource_label
+
+    with app.test_request_context("/"):
+        assert resource_label("Visit") == "戒菸者就醫資料"
+        assert resource_label("PersonalId") == "完整身分證號"
+        assert action_label("menu_access") == "選單"
+
+
 def test_role_list_shows_role_labels_and_hides_public(app, login_as):
     """The roles by the labels of core/security/roles.py; the unused role Public not at all."""
     text = _admin_text(login_as("admin"), "/roles/list/")
