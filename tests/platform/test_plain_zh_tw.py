@@ -65,6 +65,7 @@ def test_apply_page_offers_the_blank_application_form(app):
     for label in ("申請人姓名", "電子郵件", "申請人簽章", "業務主管簽章", "機構印信"):
         assert label in cells, label
     assert not [c for c in cells if re.search(r"[A-Za-z]{4,}", c)], "English on the blank form"
+    assert not [c for c in cells if "地方檢察署" in c or "民間團體" in c], "A1: never an account"
 
 
 @pytest.mark.parametrize("url", ["/roles/list/", "/roles/show/{office}", "/roles/edit/{office}", "/roles/add"])

@@ -34,7 +34,11 @@ from core.data.rules import field_rules
 from core.extensions import db
 from core.files import PDF, FileStore, UploadRefused
 from core.mail import mail_failed
-from core.security.organisations import ORGANISATION_TYPES, OrganisationAllowed
+from core.security.organisations import (
+    EXCLUDED_ORGANISATIONS,
+    ORGANISATION_TYPES,
+    OrganisationAllowed,
+)
 from core.security.passwords import PasswordPolicy
 from core.security.roles import role_label
 from core.security.sessions import AccountError, account_events, find_token
@@ -260,7 +264,11 @@ class ApplyView(BaseView):
         for field in form:
             if field.name in ("csrf_token", "website", "form_file"):
                 continue
-            choices = [str(label) for value, label in (getattr(field, "choices", None) or []) if value]
+            # Organisations that never get an account (A1) are not offered on paper either.
+            choices = [
+                str(label) for value, label in (getattr(field, "choices", None) or [])
+                if value and value not in EXCLUDED_ORGANISATIONS
+            ]
             hint = "□ " + "　□ ".join(choices) if choices and len(choices) <= 8 else str(field.description or "")
             fields.append((str(field.label.text), hint))
         data = blank_application_form(fields)
