@@ -54,6 +54,11 @@ class Config:
     FAB_CREATE_DB = False  # Alembic owns the schema (trap 5)
     FAB_UPDATE_PERMS = False  # permissions are synced by `flask init`, not at every start
     FAB_ADD_SECURITY_API = False
+    # FAB's screens of raw permission, resource and permission-resource names: roles are data
+    # (domain/*/grants.py, synced by `flask init`), and the role screens name them in zh_TW.
+    FAB_ADD_SECURITY_PERMISSION_VIEW = False
+    FAB_ADD_SECURITY_VIEW_MENU_VIEW = False
+    FAB_ADD_SECURITY_PERMISSION_VIEWS_VIEW = False
     FAB_API_KEY_ENABLED = True
     FAB_API_SWAGGER_UI = True
     FAB_API_MAX_PAGE_SIZE = 100
@@ -74,9 +79,9 @@ class Config:
     # CSRF on everything, including GET-is-not-a-mutation for FAB's delete (trap 3).
     WTF_CSRF_ENABLED = True
     WTF_CSRF_TIME_LIMIT = None
-    # WTForms ships zh_TW, Flask-WTF asks for zh_Hant_TW and falls back to Simplified zh;
-    # with this off, messages are English msgids that our own catalog translates.
-    WTF_I18N_ENABLED = False
+    # WTForms ships zh_TW, Flask-WTF asks for zh_Hant_TW and would fall back to Simplified zh:
+    # core/web/patches.py hands WTForms our own catalog instead, which translates its messages.
+    WTF_I18N_ENABLED = True
 
     # Sessions (issue 3 tightens further)
     SESSION_COOKIE_HTTPONLY = True

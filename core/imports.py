@@ -71,6 +71,8 @@ class Column(NamedTuple):
     key: str
     label: Any
     example: Any = None
+    #: Headers of earlier templates still accepted (a file downloaded before a rename).
+    former: tuple = ()
 
 
 @dataclass
@@ -131,6 +133,15 @@ class Spreadsheet:
     #: refused: a few blank rows after the data are harmless, three million are not.
     row_allowance: int = 100
 
+    def _headers_match(self, header: list[str]) -> bool:
+        """The header row is the template's, a column's former header allowed."""
+        if len(header) != len(self.columns):
+            return False
+        return all(
+            given in (str(column.label), *(str(f) for f in column.former))
+            for given, column in zip(header, self.columns, strict=True)
+        )
+
     def headers(self) -> list[str]:
         """The header row, in the current language."""
         return [str(column.label) for column in self.columns]
@@ -188,7 +199,7 @@ class Spreadsheet:
             # max_row bounds the reading whatever the dimension says; every row counts, blank or not.
             rows = sheet.iter_rows(min_row=1, max_row=limit + 1, max_col=width, values_only=True)
             header = [str(c).strip() if c is not None else "" for c in next(rows, [])]
-            if header[:width] != self.headers():
+            if not self._headers_match(header[:width]):
                 raise self.error(gettext("The columns do not match the template: download the template and use it."))
             result = []
             for number, raw in enumerate(rows, start=2):

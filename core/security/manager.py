@@ -7,14 +7,23 @@ import logging
 import time
 
 from flask import current_app, g
+from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+from flask_appbuilder.models.sqla.filters import FilterNotEqual
 from flask_appbuilder.security.api import SecurityApi
+from flask_appbuilder.security.forms import UserInfoEdit
 from flask_appbuilder.security.sqla.manager import SecurityManager
-from flask_appbuilder.security.views import AuthDBView, RoleModelView, UserDBModelView
+from flask_appbuilder.security.views import (
+    AuthDBView,
+    RoleModelView,
+    UserDBModelView,
+    UserInfoEditView,
+)
 from flask_appbuilder.widgets import ListWidget, ShowWidget
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, select
-from wtforms import SelectField
+from wtforms import SelectField, StringField
+from wtforms.validators import DataRequired
 
 from core.data.scope import ScopeKind
 from core.data.versions import bump, request_memo, version
@@ -149,24 +158,65 @@ def _role_label(name: str) -> str:
     return role_label(name)
 
 
+#: FAB's built-in anonymous role: it holds no permission here, so no screen offers it.
+PUBLIC_ROLE = "Public"
+
+
+def _without(columns, *names):
+    return [c for c in columns if c not in names]
+
+
+def _relabel(form, name: str, **kwargs) -> None:
+    """Change the options of a generated form's field (its label function, its blank text)."""
+    field = getattr(form, name, None) if form is not None else None
+    if field is not None and hasattr(field, "kwargs"):
+        field.kwargs.update(kwargs)
+
+
+def _role_option(role) -> str:
+    return role_label(role.name)
+
+
 class ScopedUserDBModelView(UserDBModelView):
-    """FAB's user admin, with the data-scope fields of our user model."""
+    """FAB's user admin, with the data-scope fields of our user model. One name field (姓名:
+    Chinese names are not first and last names), no groups, no LDAP/OID help, role labels."""
 
     _scope_cols = ["scope_kind", "scope_county", "scope_institutions"]
-    list_columns = ["username", "first_name", "last_name", "email", "active", "roles", "scope_kind"]
-    add_columns = UserDBModelView.add_columns + ["organisation_type", *_scope_cols]
-    edit_columns = UserDBModelView.edit_columns + ["organisation_type", *_scope_cols]
+    list_columns = ["username", "first_name", "email", "active", "roles", "scope_kind"]
+    add_columns = _without(UserDBModelView.add_columns, "last_name", "groups") + ["organisation_type", *_scope_cols]
+    edit_columns = _without(UserDBModelView.edit_columns, "last_name", "groups") + ["organisation_type", *_scope_cols]
     show_columns = [
-        "username", "first_name", "last_name", "email", "active", "roles",
+        "username", "first_name", "email", "active", "roles",
         *_scope_cols, "last_login", "login_count", "fail_login_count",
     ]  # fmt: skip
-    search_columns = ["username", "first_name", "last_name", "email", "active", "roles"]
+    search_columns = ["username", "first_name", "email", "active", "roles"]
+    user_show_fieldsets = [
+        (_l("User info"), {"fields": ["username", "active", "roles", "login_count"]}),
+        (_l("Personal Info"), {"fields": ["first_name", "email"], "expanded": True}),
+    ]
+    show_fieldsets = [
+        (_l("User info"), {"fields": ["first_name", "username", "email", "active", "roles", *_scope_cols]}),
+        (_l("Audit Info"), {"fields": ["last_login", "login_count", "fail_login_count", "created_on", "changed_on"]}),
+    ]
     label_columns = {
         **UserDBModelView.label_columns,
+        "first_name": _l("Full name"),
         "scope_kind": _l("Scope"),
         "scope_county": _l("Scope county"),
         "scope_institutions": _l("Scope institutions"),
         "organisation_type": _l("Organisation type"),
+    }
+    description_columns = {
+        "first_name": _l("The person's full name, as it is written."),
+        "username": _l("The name used to sign in."),
+        "email": _l("The account's e-mail address: links to set the password are sent here."),
+        "active": _l("An account that is no longer used is deactivated rather than deleted."),
+        "roles": _l("The roles decide which screens and data the account may use."),
+    }
+    # FAB's roles-or-groups check reads the groups field, which is not offered.
+    validators_columns = {"roles": [DataRequired(message=_l("Choose at least one role."))]}
+    add_form_query_rel_fields = edit_form_query_rel_fields = {
+        "roles": [["name", FilterNotEqual, PUBLIC_ROLE]],
     }
     add_form_extra_fields = {
         **UserDBModelView.add_form_extra_fields,
@@ -190,6 +240,18 @@ class ScopedUserDBModelView(UserDBModelView):
         "active": lambda v: _l("Yes") if v else _l("No"),
     }
 
+    def _init_forms(self):
+        super()._init_forms()
+        for form in (self.add_form, self.edit_form):
+            _relabel(form, "roles", get_label=_role_option)
+            _relabel(form, "scope_county", blank_text=_l("(none)"))
+
+    def prefill_form(self, form, pk):
+        # One name field: an account created with FAB's two fields shows its whole name.
+        item = self.datamodel.get(pk)
+        if item is not None and item.last_name:
+            form.first_name.data = " ".join(filter(None, [item.first_name, item.last_name]))
+
     def _normalise_scope(self, item):
         if not item.scope_kind:
             item.scope_kind = None
@@ -197,6 +259,7 @@ class ScopedUserDBModelView(UserDBModelView):
             item.scope_county = None
         if item.scope_kind != ScopeKind.FACILITY:
             item.scope_institutions = []
+        item.last_name = ""  # the whole name is in first_name (姓名)
 
     def process_form(self, form, is_created):
         # The organisation type is checked (OrganisationAllowed), not stored.
@@ -211,37 +274,58 @@ class ScopedUserDBModelView(UserDBModelView):
         super().pre_update(item)
 
 
-PERMISSION_LABELS = {
-    "can_read": _l("Read"),
-    "can_create": _l("Add"),
-    "can_edit": _l("Edit"),
-    "can_delete": _l("Delete"),
-    "can_export": _l("Export"),
-    "menu_access": _l("Menu"),
-}
+class OneNameUserInfoEdit(UserInfoEdit):
+    """A user's own profile form with one name field (姓名), as the admin's user form."""
+
+    first_name = StringField(_l("Full name"), validators=[DataRequired()], widget=BS3TextFieldWidget())
+    last_name = None  # WTForms: a field set to None is removed from the subclass
+
+
+class OneNameUserInfoEditView(UserInfoEditView):
+    """FAB's own-profile page with the one-name form; its permissions keep FAB's name."""
+
+    class_permission_name = "UserInfoEditView"
+    route_base = "/userinfoeditview"
+    form = OneNameUserInfoEdit
+
+    def form_get(self, form):
+        super().form_get(form)
+        item = self.appbuilder.sm.get_user_by_id(g.user.id)
+        form.first_name.data = " ".join(filter(None, [item.first_name, item.last_name]))
+
+    def form_post(self, form):
+        item = self.appbuilder.sm.get_user_by_id(g.user.id)
+        item.last_name = ""  # the whole name is now in first_name
+        super().form_post(form)
 
 
 def permission_label(permission_view) -> str:
     """'讀取：特約機構' instead of FAB's raw 'can read on Institution'."""
-    from flask_babel import gettext
+    from core.security.labels import permission_label as label
 
-    permission = permission_view.permission.name
-    action = PERMISSION_LABELS.get(permission)
-    action = str(action) if action else permission.removeprefix("can_").replace("_", " ")
-    return f"{action}：{gettext(permission_view.view_menu.name)}"
+    return label(permission_view)
 
 
 class ScopedRoleModelView(RoleModelView):
-    """FAB's role admin, listing permissions in words rather than identifiers."""
+    """FAB's role admin, listing roles by their labels and permissions in words rather than
+    identifiers; the unused anonymous role is not listed."""
 
     # FAB's RoleListWidget renders permissions itself and ignores formatters.
     list_widget = ListWidget
     show_widget = ShowWidget
+    base_filters = [["name", FilterNotEqual, PUBLIC_ROLE]]
+    search_columns = ["name", "permissions"]  # no users or groups by their FAB names
+    label_columns = {**RoleModelView.label_columns, "name": _l("Role")}
 
     formatters_columns = {
         "name": lambda name: _role_label(name),
         "permissions": lambda pvs: "、".join(sorted(permission_label(pv) for pv in pvs or [])),
     }
+
+    def _init_forms(self):
+        super()._init_forms()
+        for form in (self.add_form, self.edit_form):
+            _relabel(form, "permissions", get_label=permission_label)
 
 
 class LockoutAwareAuthDBView(AuthDBView):
@@ -304,6 +388,9 @@ class AppSecurityManager(SecurityManager):
         jwt_manager.expired_token_loader(_ended)
         return jwt_manager
     user_model = ScopedUser
+    # FAB's user statistics chart loads Google's chart script from the internet: not offered.
+    userstatschartview = None
+    userinfoeditview = OneNameUserInfoEditView
     userdbmodelview = ScopedUserDBModelView
     rolemodelview = ScopedRoleModelView
     authdbview = LockoutAwareAuthDBView

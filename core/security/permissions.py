@@ -62,16 +62,25 @@ def self_service_permissions(appbuilder) -> set[tuple[str, str]]:
     return {(p, v.format(user_view=name)) for p, v in SELF_SERVICE}
 
 
-def menus_by_resource(appbuilder) -> dict[str, set[str]]:
-    """Menu entries (and their categories) that open a view of each resource."""
-    result: dict[str, set[str]] = {}
+def _entry_action(view) -> str:
+    """The action a menu entry's page requires (its default view's permission, e.g. a view
+    whose index is mapped to "create" needs can_create, not can_read)."""
+    default = getattr(view, "default_view", "list") or "list"
+    mapped = (getattr(view, "method_permission_name", None) or {}).get(default, default)
+    return mapped.removeprefix("can_")
+
+
+def menus_by_resource(appbuilder) -> dict[str, dict[str, set[str]]]:
+    """Per resource: the menu entries (and their categories) that open a view of it, by the
+    action the entry's page requires."""
+    result: dict[str, dict[str, set[str]]] = {}
     for category in appbuilder.menu.get_list():
         items = category.childs or [category]
         for item in items:
             view = getattr(item, "baseview", None)
             resource = getattr(view, "class_permission_name", None)
             if resource:
-                names = result.setdefault(resource, set())
+                names = result.setdefault(resource, {}).setdefault(_entry_action(view), set())
                 names.add(item.name)
                 if item is not category:
                     names.add(category.name)
@@ -103,9 +112,11 @@ def sync_roles(appbuilder, grants: dict[str, dict[str, set[str]]]) -> dict[str, 
         for resource, actions in role_grants.items():
             for action in actions:
                 desired.add(pv(f"can_{action}", resource))
-            if CAN_READ in actions:
-                for menu in menus.get(resource, ()):
-                    desired.add(pv("menu_access", menu))
+            # A menu entry only where its page opens (批次上傳 needs create, not read).
+            for action, entries in menus.get(resource, {}).items():
+                if action in actions or (action == "list" and CAN_READ in actions):
+                    for menu in entries:
+                        desired.add(pv("menu_access", menu))
         role.permissions = sorted(desired, key=lambda p: p.id)
         summary[role_name] = len(desired)
     admin = sm.find_role(ADMIN) or sm.add_role(ADMIN)
@@ -143,9 +154,22 @@ def _sync_permissions(appbuilder) -> None:
                     if stale in role.permissions:
                         role.permissions.remove(stale)
                 sm.session.delete(stale)
+    menus = set()
     for category in appbuilder.menu.get_list():
         sm.add_permissions_menu(category.name)
+        menus.add(category.name)
         for item in category.childs:
             if item.name != "-":
                 sm.add_permissions_menu(item.name)
+                menus.add(item.name)
+    # A screen no longer registered (FAB's raw permission lists, its user-statistics chart)
+    # leaves no permission behind: the role screens would list it under its class name.
+    for view_menu in sm.get_all_view_menu():
+        if view_menu.name in wanted or view_menu.name in menus:
+            continue
+        for stale in sm.find_permissions_view_menu(view_menu):
+            for role in sm.get_all_roles():
+                if stale in role.permissions:
+                    role.permissions.remove(stale)
+            sm.session.delete(stale)
     sm.session.commit()

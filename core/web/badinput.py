@@ -182,6 +182,21 @@ def http_error(exc: HTTPException):
     return _answer(code, _message(exc), exc)
 
 
+def server_error(exc: BaseException):
+    """500: the site's page in the user's language (the traceback goes to the log, not to
+    the user), after a rollback so that the page itself can still read the database."""
+    from core.extensions import db
+
+    try:
+        db.session.rollback()
+    except Exception:  # a broken connection: the page renders without the database
+        log.exception("rollback after a server error failed")
+    original = getattr(exc, "original_exception", None) or exc
+    if original is not exc or not isinstance(exc, HTTPException):
+        log.error("server error: %s %s", request.method, request.full_path, exc_info=original)
+    return _answer(500, gettext("Something went wrong in the system; what you sent may not have been saved. Please try again later, or contact the helpdesk if it happens again."))
+
+
 def _message(exc: HTTPException) -> str:
     from flask_wtf.csrf import CSRFError
 
@@ -306,3 +321,4 @@ def install(app: Flask) -> None:
     for kind in (DataError, OverflowError, StatementError):
         app.register_error_handler(kind, _bad_input)
     app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(500, server_error)

@@ -112,10 +112,22 @@ def _programme_403(original):
     return response_403
 
 
+def _wtforms_translations():
+    """WTForms' own messages ("This field is required.") through the application's catalog:
+    it holds them in zh_Hant_TW (babel/extract.sh scans WTForms), whereas Flask-WTF would load
+    WTForms' catalog for zh_Hant_TW and fall back to Simplified zh. Every form, FAB's and
+    ours, then carries its refusals translated in field.errors."""
+    from flask import has_request_context
+    from flask_babel import get_translations
+
+    return get_translations() if has_request_context() else None
+
+
 def apply() -> None:
     """Install the patches (idempotent)."""
     import flask_appbuilder.api as fab_api
     import flask_babel
+    import flask_wtf.i18n
     from flask_appbuilder.models.filters import Filters
 
     if not getattr(fab_api.BaseApi.response_403, "patched", False):
@@ -128,5 +140,6 @@ def apply() -> None:
             flask_babel.Domain.get_translations
         )
 
+    flask_wtf.i18n._get_translations = _wtforms_translations
     if not isinstance(fab_api.jsonschema, CachedJsonSchema):
         fab_api.jsonschema = CachedJsonSchema()

@@ -31,7 +31,7 @@ COLUMNS = [
     Column("practitioner_id", _l("Practitioner's national ID")),
     Column("quitter_id", _l("Quitter's national ID")),
     Column("quitter_name", _l("Quitter's name")),
-    Column("sex", _l("Sex (M/F)")),
+    Column("sex", _l("Sex (male or female)"), former=(_l("Sex (M/F)"),)),
     Column("birth_date", _l("Birth date")),
     Column("visit_date", _l("Visit date")),
     Column("medication_name", _l("Medication")),
@@ -42,7 +42,7 @@ TEMPLATE_NOTES = [
     _l("One visit per row, from the second row on; keep the header row as it is."),
     _l("Dates: ROC (114/04/01 or 114/4/1) or ISO (2025-04-01)."),
     _l("Give medication (name and days), education (minutes) or both."),
-    _l("A new quitter needs name, sex (M/F) and birth date; a known one only the national ID and name."),
+    _l("A new quitter needs name, sex (male or female) and birth date; a known one only the national ID and name."),
     _l("The same rules as the form apply: your own institutions, the entry deadline, the practitioner's assignment and the 5-day rule."),
     _l("If any row fails, nothing is imported: you get the file back with an error column."),
 ]
@@ -223,7 +223,7 @@ class VisitRows(RowRules):
         # Every row gives the quitter's identity data, known person or not: a row that
         # could omit them for a registered ID would tell which IDs are registered.
         if not name or sex not in ("M", "F") or v["birth_date"] in (None, ""):
-            raise VisitRuleError(gettext("Every row needs the quitter's name, sex (M/F) and birth date."))
+            raise VisitRuleError(gettext("Every row needs the quitter's name, sex (male or female) and birth date."))
         birth_date = _date(v["birth_date"])
         # Any row of the ID will do for the 5-day rule, which spans them (domain/cessation/visits.py).
         quitter = db.session.scalar(

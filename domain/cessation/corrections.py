@@ -354,7 +354,7 @@ class FileTicket(Command):
         if is_open(corrected):
             raise LineError(
                 position,
-                gettext("Visits of %(date)s can still be corrected by the institution itself until %(deadline)s (C2): no form is needed.",
+                gettext("Visits of %(date)s can still be corrected by the institution itself until %(deadline)s: no form is needed.",
                         date=to_roc(corrected), deadline=to_roc(entry_deadline(corrected))),
             )  # fmt: skip
         other = db.session.scalar(
@@ -452,7 +452,7 @@ class Approve(_Transition):
             missing.append(gettext("the supervisor's seal"))
         if missing:
             raise CorrectionError(
-                gettext("C7: the form is valid only with %(missing)s. Return it to the institution instead.",
+                gettext("The form is valid only with %(missing)s. Return it to the institution instead.",
                         missing="、".join(missing))
             )  # fmt: skip
 
@@ -642,7 +642,7 @@ class ConvertTicket(Command):
         )  # fmt: skip
         if ticket.displaced_dates:
             body += "\n" + gettext(
-                "Please now re-enter the visit of %(dates)s that the corrected record had replaced (C6).",
+                "Please now re-enter the visit of %(dates)s that the corrected record had replaced.",
                 dates="、".join(to_roc(d) for d in ticket.displaced_dates),
             )
         _notify(

@@ -6,7 +6,7 @@ revision get it from their stored values (the Institution row's key, else the
 institution_id in the values after or before the change).
 
 Revision ID: b7c1e0a9d215
-Revises: a1b2c3d4e5f6
+Revises: b7c8d9e0f1a2
 Create Date: 2026-12-01 17:30:00.000000
 
 """
@@ -18,7 +18,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'b7c1e0a9d215'
-down_revision = 'a1b2c3d4e5f6'
+down_revision = "b7c8d9e0f1a2"
 branch_labels = None
 depends_on = None
 

@@ -332,7 +332,7 @@ def test_c7_approval_refused_without_seals_or_reason(app, db):
                 Approve(
                     ticket, institution_seal=institution_seal, supervisor_seal=supervisor_seal
                 ).run()
-            assert "C7" in str(refused.value)
+            assert "才有效" in str(refused.value)  # C7: the form is not valid without them
             ticket = _ticket(db, pk=ticket.id)
             assert ticket.status == TicketStatus.IN_REVIEW.value
             assert not ticket.institution_seal_checked and not ticket.supervisor_seal_checked
@@ -358,7 +358,7 @@ def test_c7_approval_refused_on_the_review_screen(app, db, login_as):
         {"institution_seal": "y"},
         follow_redirects=True,
     )
-    assert "C7" in visible_text(response.text)
+    assert "申請單須有" in visible_text(response.text)  # C7, named in words, not by number
     assert _ticket(db, pk=ticket.id).status == TicketStatus.IN_REVIEW.value
 
 
@@ -480,7 +480,7 @@ def test_c5_a_line_must_point_at_a_record_of_that_institution_and_quitter(app, d
     with _at(2025, 4, 2, 10, 0):
         for line, message in (
             (LineInput(D(2025, 3, 30), D(2025, 2, 15)), "114/03/30"),  # no record that day
-            (LineInput(D(2025, 4, 1), D(2025, 3, 28)), "C2"),  # still open: no form needed
+            (LineInput(D(2025, 4, 1), D(2025, 3, 28)), "自行修改"),  # C2: still open, no form needed
             (LineInput(D(2025, 4, 1), D(2025, 4, 9)), None),  # future
         ):
             with pytest.raises(LineError) as refused:

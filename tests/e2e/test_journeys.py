@@ -272,7 +272,7 @@ def test_office_enters_a_faxed_ticket_converts_it_and_opens_the_statistics(journ
     page.check("#approve-form input[name=institution_seal]")
     person.submit("#approve", shot="approval refused without the supervisor's seal")
     assert person.text("#ticket-status") == "審核中"
-    assert "C7" in person.flashes() and "業務主管簽章" in person.flashes(), person.flashes()
+    assert "申請單須有" in person.flashes() and "業務主管簽章" in person.flashes(), person.flashes()
     page.check("#approve-form input[name=institution_seal]")
     page.check("#approve-form input[name=supervisor_seal]")
     person.submit("#approve", shot="approved")

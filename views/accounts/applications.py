@@ -3,6 +3,8 @@ the one-time set-password page, and the helpdesk's account lookup."""
 
 from __future__ import annotations
 
+import io
+
 from flask import abort, current_app, flash, jsonify, redirect, request, url_for
 from flask_appbuilder import BaseView, expose
 from flask_appbuilder.actions import action
@@ -32,7 +34,11 @@ from core.data.rules import field_rules
 from core.extensions import db
 from core.files import PDF, FileStore, UploadRefused
 from core.mail import mail_failed
-from core.security.organisations import ORGANISATION_TYPES, OrganisationAllowed
+from core.security.organisations import (
+    EXCLUDED_ORGANISATIONS,
+    ORGANISATION_TYPES,
+    OrganisationAllowed,
+)
 from core.security.passwords import PasswordPolicy
 from core.security.roles import role_label
 from core.security.sessions import AccountError, account_events, find_token
@@ -246,6 +252,33 @@ class ApplyView(BaseView):
     def done(self):
         return self.render_template("accounts/apply_done.html")
 
+    @expose("/blank-form")
+    def blank_form(self):
+        """The blank application form to print, sign, seal and scan (帳號申請單.xlsx)."""
+        from flask import send_file
+
+        from views.accounts.blank_form import blank_application_form
+
+        form = ApplicationForm(meta={"csrf": False})
+        fields = []
+        for field in form:
+            if field.name in ("csrf_token", "website", "form_file"):
+                continue
+            # Organisations that never get an account (A1) are not offered on paper either.
+            choices = [
+                str(label) for value, label in (getattr(field, "choices", None) or [])
+                if value and value not in EXCLUDED_ORGANISATIONS
+            ]
+            hint = "□ " + "　□ ".join(choices) if choices and len(choices) <= 8 else str(field.description or "")
+            fields.append((str(field.label.text), hint))
+        data = blank_application_form(fields)
+        return send_file(
+            io.BytesIO(data),
+            as_attachment=True,
+            download_name=gettext("Account application form") + ".xlsx",
+            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+
 
 # ------------------------------------------------------- the one-time link page
 class SetPasswordForm(FlaskForm):
@@ -393,8 +426,8 @@ class AccountApplicationView(ScopedModelView):
 # -------------------------------------------------------------- helpdesk lookup
 ACCOUNT_LABELS = {
     "username": _l("Username"),
-    "first_name": _l("First Name"),
-    "last_name": _l("Last Name"),
+    # One name field (姓名): accounts keep the whole name in first_name.
+    "first_name": _l("Full name"),
     "full_name": _l("Full name"),
     "email": _l("E-mail"),
     "roles": _l("Role"),
@@ -434,7 +467,7 @@ class AccountLookupView(ScopedModelView):
     list_title = show_title = _l("Account lookup")
     list_columns = ["username", "full_name", "email", "roles", "scope_text", "status_text", "last_login", "fail_login_count"]
     show_columns = list_columns + ["login_count"]
-    search_columns = ["username", "first_name", "last_name", "email", "scope_institutions"]
+    search_columns = ["username", "first_name", "email", "scope_institutions"]
     search_filters = {"scope_institutions": [institution_text_filter()]}
     search_form_extra_fields = {"scope_institutions": StringField(_l("Institution code or name"))}
     order_columns = ["username", "last_login"]

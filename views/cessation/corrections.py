@@ -154,7 +154,7 @@ class LineForm(Form):
 
     recorded_date = RocDateField(_l("Date recorded now"), validators=[Optional()])
     corrected_date = RocDateField(_l("Correct date"), validators=[Optional()])
-    displaced = BooleanField(_l("The record overwrote a real visit of its recorded date (C6)"))
+    displaced = BooleanField(_l("The record overwrote a real visit of its recorded date"))
 
 
 class TicketForm(FlaskForm):
@@ -176,7 +176,7 @@ class TicketForm(FlaskForm):
         _l("Reason for the correction"),
         validators=[Length(max=2000)],
         description=_l(
-            "As detailed on the form (C7), e.g. the visit of 114/02/15 was not entered; entered under 114/04/01."
+            "As detailed on the form, e.g. the visit of 114/02/15 was not entered; entered under 114/04/01."
         ),
     )
     lines = FieldList(FormField(LineForm), min_entries=3, max_entries=20)
@@ -456,6 +456,7 @@ class CorrectionConversionView(ScopedReportView):
     """轉檔: the before/after preview of an approved ticket, then its conversion (own permission)."""
 
     route_base = "/correctionconversion"
+    resource_label = _l("Conversion of correction requests")
     default_view = "preview"
     class_permission_name = CORRECTION_CONVERSION
     method_permission_name = {"preview": CAN_CONVERT, "convert": CAN_CONVERT}
