@@ -482,6 +482,22 @@ def _sqlite_value(value):
     return value
 
 
+def _sqlite_rows(columns: list[str], rows: list[dict]) -> list[tuple]:
+    """The rows as driver tuples. Dates and times repeat (a visit date, the load's `now`), so
+    each distinct value is formatted once (462,671 visits: 9.1 s of conversion before)."""
+    memo: dict = {}
+
+    def text(value):
+        if not isinstance(value, dt.date):
+            return value
+        out = memo.get(value)
+        if out is None:
+            out = memo[value] = _sqlite_value(value)
+        return out
+
+    return [tuple([text(row.get(c)) for c in columns]) for row in rows]
+
+
 def _bulk_insert(connection, table, columns: list[str], rows: list[dict], chunk: int) -> None:
     """executemany in chunks; on SQLite straight through the driver (no per-value processing)
     with a large page cache, so the visit table's six indexes are updated in memory."""
@@ -493,15 +509,20 @@ def _bulk_insert(connection, table, columns: list[str], rows: list[dict], chunk:
     sql = (
         f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     )
+    # Into an empty table, the indexes are built once after the load instead of updated row
+    # by row (462,671 visits with six indexes: 29.5 s before, measured on 2 busy cores).
+    rebuild = []
+    if not connection.exec_driver_sql(f"SELECT 1 FROM {table.name} LIMIT 1").first():
+        existing = {r[0] for r in connection.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", (table.name,))}  # fmt: skip
+        rebuild = sorted((i for i in table.indexes if i.name in existing), key=lambda i: i.name)
+        for index in rebuild:
+            index.drop(connection)
     cursor = connection.connection.cursor()
     try:
         for start in range(0, len(rows), chunk):
-            cursor.executemany(
-                sql,
-                [
-                    tuple(_sqlite_value(row.get(c)) for c in columns)
-                    for row in rows[start : start + chunk]
-                ],
-            )
+            cursor.executemany(sql, _sqlite_rows(columns, rows[start : start + chunk]))
     finally:
         cursor.close()
+    for index in rebuild:
+        index.create(connection)
