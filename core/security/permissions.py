@@ -148,16 +148,46 @@ def _sync_permissions(appbuilder) -> None:
     from flask_appbuilder.baseviews import BaseView
 
     sm = appbuilder.sm
+    session = sm.session
+    # Created here in one transaction: FAB's add_view_menu / add_permission_view_menu commit
+    # once per call, 250 commits (fsyncs) for a fresh database's `flask init`.
+    permissions_by_name = {p.name: p for p in session.query(sm.permission_model)}
+    view_menus = {v.name: v for v in session.query(sm.viewmenu_model)}
+    existing = {
+        (pv.permission.name, pv.view_menu.name)
+        for pv in session.query(sm.permissionview_model)
+        if pv.permission is not None and pv.view_menu is not None
+    }
+
+    def view_menu_of(name):
+        found = view_menus.get(name)
+        if found is None:
+            found = view_menus[name] = sm.viewmenu_model(name=name)
+            session.add(found)
+        return found
+
+    def ensure(permission, resource):
+        if (permission, resource) in existing:
+            return
+        found = permissions_by_name.get(permission)
+        if found is None:
+            found = permissions_by_name[permission] = sm.permission_model(name=permission)
+            session.add(found)
+        pv = sm.permissionview_model()
+        pv.permission, pv.view_menu = found, view_menu_of(resource)
+        session.add(pv)
+        existing.add((permission, resource))
+
     wanted: dict[str, set[str]] = {name: set(perms) for name, perms in PERMISSION_ONLY.items()}
     for view in appbuilder.baseviews:
         if isinstance(view, BaseView) or hasattr(view, "base_permissions"):
             name = view.class_permission_name
             wanted.setdefault(name, set()).update(view.base_permissions or [])
     for resource, permissions in wanted.items():
-        view_menu = sm.add_view_menu(resource)
+        view_menu = view_menu_of(resource)
         for permission in sorted(permissions):
-            if sm.find_permission_view_menu(permission, resource) is None:
-                sm.add_permission_view_menu(permission, resource)
+            ensure(permission, resource)
+        session.flush()
         for stale in sm.find_permissions_view_menu(view_menu):
             if stale.permission is not None and stale.permission.name not in permissions:
                 for role in sm.get_all_roles():
@@ -166,12 +196,13 @@ def _sync_permissions(appbuilder) -> None:
                 sm.session.delete(stale)
     menus = set()
     for category in appbuilder.menu.get_list():
-        sm.add_permissions_menu(category.name)
+        ensure("menu_access", category.name)
         menus.add(category.name)
         for item in category.childs:
             if item.name != "-":
-                sm.add_permissions_menu(item.name)
+                ensure("menu_access", item.name)
                 menus.add(item.name)
+    session.flush()
     # A screen no longer registered (FAB's raw permission lists, its user-statistics chart)
     # leaves no permission behind: the role screens would list it under its class name.
     for view_menu in sm.get_all_view_menu():
