@@ -258,6 +258,31 @@ def test_case_quick_search_by_id_or_name_and_export(app, db, login_as, treatment
     assert response.status_code == 200 and response.data[:2] == b"PK"
 
 
+def test_case_list_filters_status_and_substance_by_their_labels(app, db, login_as, treatment_users):
+    """A2: 個案狀態 and 物質類別 are picked from their zh_TW labels (no codes to type), and the
+    picked value filters the list."""
+    import re as _re
+
+    client = login_as("treat_a")
+    _c, _r, national_id = _open(app, login_as, db, "treat_a", treatment_users["treat_a"])
+    case = _cases(db, national_id)[0]
+    import json as _json
+
+    page = client.get("/caseview/list/").text
+    for field, enum in (("status", "CaseStatus"), ("substance_category", "SubstanceCategory")):
+        # FAB's search form carries each filter's widget as a JSON string for its script.
+        widget = _re.search(rf'"{field}": ("\\u003cselect(?:[^"\\]|\\.)*")', page)
+        assert widget, f"{field}: no dropdown of {enum}"
+        labels = _re.findall(r"(?s)<option[^>]*>(.*?)</option>", _json.loads(widget.group(1)))
+        assert labels and not [label for label in labels if _re.fullmatch(r"[a-z_]+", label.strip())]
+    other = "alcohol" if case.substance_category != "alcohol" else "drug"
+    shown = client.get("/caseview/list/", query_string={"_flt_0_substance_category": case.substance_category,
+                                                         "_flt_0_patient": national_id}).text  # fmt: skip
+    hidden = client.get("/caseview/list/", query_string={"_flt_0_substance_category": other,
+                                                          "_flt_0_patient": national_id}).text  # fmt: skip
+    assert f"/caseview/show/{case.id}" in shown and f"/caseview/show/{case.id}" not in hidden
+
+
 @pytest.mark.parametrize("username", ["bureau_tpe", "ministry", "facility_tpe", "helpdesk"])
 def test_case_no_other_role_sees_cases(app, login_as, treatment_users, username):
     """No role but the treatment institutions' sees a case, a course or a patient in this issue."""

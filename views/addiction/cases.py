@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import expose
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.security.decorators import has_access
 from flask_appbuilder.urltools import get_filter_args
 from flask_babel import gettext
@@ -188,8 +189,13 @@ class CaseView(CommandForms, ScopedModelView):
     edit_columns = ["substance_category", "substances", "referral_source", "eligibility", "status",
                     "closed_on", "close_reason", "referred_to_code", "note"]  # fmt: skip
     search_columns = ["patient", "opened_on", "status", "substance_category"]
-    search_filters = {"patient": [patient_text_filter()]}
-    search_form_extra_fields = {"patient": StringField(_l("Patient"))}
+    search_filters = {"patient": [patient_text_filter()], "status": [FilterEqual], "substance_category": [FilterEqual]}
+    # Statuses and substance categories are picked by their zh_TW labels, not typed as codes.
+    search_form_extra_fields = {
+        "patient": StringField(_l("Patient")),
+        "status": SelectField(CASE_LABELS["status"], choices=CaseStatus.choices()),
+        "substance_category": SelectField(CASE_LABELS["substance_category"], choices=SubstanceCategory.choices()),
+    }
     order_columns = ["opened_on"]
     base_order = ("opened_on", "desc")
     label_columns = dict(CASE_LABELS)
@@ -281,6 +287,7 @@ class CourseView(CommandForms, ScopedModelView):
     add_columns = ["case", "start_date", "course_end"]
     edit_columns = ["start_date", "course_end"]
     search_columns = ["start_date", "end_date", "status"]
+    search_form_extra_fields = {"status": SelectField(COURSE_LABELS["status"], choices=CourseStatus.choices())}
     order_columns = ["start_date", "end_date"]
     base_order = ("start_date", "desc")
     label_columns = dict(COURSE_LABELS)
