@@ -95,7 +95,7 @@ def patient_text_filter():
     return related_text_filter(Patient, ("national_id", "name"), _l("ID or name contains"), "patient_txt")
 
 
-def _enum(enum):
+def enum_formatter(enum):
     """A formatter: the label of a stored value, translated once per request and value.
 
     A case list page formats 75 enum cells; enum_label translated each afresh: 40% of
@@ -179,7 +179,7 @@ class PatientView(ScopedModelView):
     base_order = ("name", "asc")
     label_columns = dict(PATIENT_LABELS)
     personal_id_columns = ["national_id"]
-    formatters_columns = {"sex": _enum(PatientSex), "id_kind": _enum(IdKind)}
+    formatters_columns = {"sex": enum_formatter(PatientSex), "id_kind": enum_formatter(IdKind)}
 
 
 class CaseView(CommandForms, ScopedModelView):
@@ -214,8 +214,8 @@ class CaseView(CommandForms, ScopedModelView):
     export_labels = {"patient.national_id": PATIENT_LABELS["national_id"], "patient.name": _l("Patient")}
     personal_id_columns = ["patient.national_id"]
     formatters_columns = {
-        "substance_category": _enum(SubstanceCategory), "referral_source": _enum(ReferralSource),
-        "eligibility": _enum(EligibilityCategory), "status": _enum(CaseStatus),
+        "substance_category": enum_formatter(SubstanceCategory), "referral_source": enum_formatter(ReferralSource),
+        "eligibility": enum_formatter(EligibilityCategory), "status": enum_formatter(CaseStatus),
     }  # fmt: skip
     add_form_extra_fields = {
         "patient_id_kind": SelectField(PATIENT_LABELS["id_kind"], choices=IdKind.choices()),
@@ -300,7 +300,7 @@ class CourseView(CommandForms, ScopedModelView):
     label_columns = dict(COURSE_LABELS)
     list_eager = ["case", "case.patient", "case.institution"]
     export_columns = ["start_date", "end_date", "status", "interrupt_reason"]
-    formatters_columns = {"status": _enum(CourseStatus)}
+    formatters_columns = {"status": enum_formatter(CourseStatus)}
     add_form_extra_fields = edit_form_extra_fields = {
         "course_end": RocDateField(COURSE_LABELS["end_date"], validators=[Optional()],
                                    description=_l("Leave empty for one year after the start date.")),
@@ -483,4 +483,4 @@ def register(appbuilder) -> None:
         appbuilder.add_api(api)
 
 
-__all__ = ["CaseView", "CourseView", "PatientView", "course_page_sections"]
+__all__ = ["CaseView", "CourseView", "PatientView", "course_page_sections", "enum_formatter"]
