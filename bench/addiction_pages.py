@@ -31,6 +31,12 @@ looked up by class name among the registered views (CaseView, CourseView from
 views/addiction/cases.py, TreatmentRecordView from views/addiction/records.py); an absent
 view is skipped with a message, and so is a filter URL ours does not understand.
 Helpers (query counting, login, the measurement loop) are bench/list_page.py's.
+
+Each page's figures are also logged as soon as they are measured: on this machine
+(CPython 3.11.7, SQLAlchemy 2.0.58) the process sometimes segfaulted inside a stock page
+(FAB's search dropdowns load every case, patient and practitioner: ~14,600 statements and
+~40,000 objects per request), with or without SQLAlchemy's C extensions, in 5 runs of 7
+that measured stock; never in a run with --stock-repeat 0.
 """
 
 from __future__ import annotations
@@ -265,7 +271,8 @@ def endpoints(app, client, stock: dict, f: dict, with_stock: bool = True):
         if view is None:
             log(f"skip ours {label}: no registered view named {OURS[key]} (not built yet)")
         else:
-            for query in queries:
+            # Ours first in its own terms (the last form), then in FAB's.
+            for query in reversed(queries):
                 mine = probe(client, f"ours {label}", f"{view.route_base}/{path}{query}", count)
                 if mine is not None:
                     break
@@ -312,6 +319,11 @@ def run(args, url: str, tmp: Path) -> int:
                 label,
                 measure(client, theirs, queries, args.stock_repeat) if theirs else None,
                 measure(client, mine, queries, args.repeat) if mine else None,
+            ))  # fmt: skip
+            # As measured too: a run that dies later (see the note in the docstring) keeps them.
+            log(f"  {label} as {user}: " + "; ".join(
+                f"{side} p50 {r.p50:.1f} ms, {r.q_label()} statements"
+                for side, r in zip(("stock", "ours"), results[-1][1:], strict=True) if r
             ))  # fmt: skip
         tables.append((user, scope, results))
     print()
