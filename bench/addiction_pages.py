@@ -10,20 +10,33 @@ versus ours, side by side (figures to read, never a timed test).
 Builds a scratch database (SQLite in a temporary folder by default; with --database-url
 that database's schema is dropped and recreated unless --reuse finds it seeded), migrates
 it, syncs roles, runs seed_demo (seed 113, --scale, default 1: ~15,000 cases, ~450,000
-treatment records) and ANALYZE. Measured as the national `admin` user, over the same data:
+treatment records) and ANALYZE. Measured twice over the same data: as the national `admin`
+user, and as `bench_staff`, a treatment-institution account (role Treatment, scope: the
+institution with the most records, made by the bench; scoped queries are what staff run),
+over the same pages (the course and the month are that institution's):
 
 * case list, page 1 (ordered by FAB's default);
 * a course page: the show page of the course whose record count is nearest 200 (at least
   200), which lists its treatment records (stock: FAB's related view of the records);
 * the record list filtered by the institution with the most records and its busiest month
-  (FAB's filters: _flt_0_institution=<id>, executed_on greater than the day before and
-  smaller than the first of the next month); the record count must match.
+  (stock, FAB's filters: _flt_0_institution=<id>, executed_on greater than the day before
+  and smaller than the first of the next month; ours, its text filter and MonthFilter:
+  _flt_0_institution=<NHI code>&_flt_0_executed_on=<ROC month, 114/01>); the record count
+  must match.
 
-STOCK is a plain ModelView per model with FAB's SQLAInterface, registered below. OURS are
+STOCK is a plain ModelView per model with FAB's SQLAInterface, registered below (unscoped:
+the staff account sees every institution's rows there; its role gets the stock views'
+permissions through a BenchStock role). --stock-repeat 0 skips stock. OURS are
 looked up by class name among the registered views (CaseView, CourseView from
 views/addiction/cases.py, TreatmentRecordView from views/addiction/records.py); an absent
 view is skipped with a message, and so is a filter URL ours does not understand.
 Helpers (query counting, login, the measurement loop) are bench/list_page.py's.
+
+Each page's figures are also logged as soon as they are measured: on this machine
+(CPython 3.11.7, SQLAlchemy 2.0.58) the process sometimes segfaulted inside a stock page
+(FAB's search dropdowns load every case, patient and practitioner: ~14,600 statements and
+~40,000 objects per request), with or without SQLAlchemy's C extensions, in 5 runs of 7
+that measured stock; never in a run with --stock-repeat 0.
 """
 
 from __future__ import annotations
@@ -57,6 +70,9 @@ from bench.list_page import (  # noqa: E402
 )
 
 USER = "admin"
+#: The institution account the bench makes (Treatment role, the busiest institution).
+STAFF_USER = "bench_staff"
+STOCK_ROLE = "BenchStock"
 #: Our views, by class name (built by the addiction views' workers).
 OURS = {"cases": "CaseView", "course": "CourseView", "records": "TreatmentRecordView"}
 
@@ -138,19 +154,23 @@ def seeded() -> bool:
         return False
 
 
-def facts() -> dict:
-    """The course nearest 200 records, the busiest institution and its busiest month."""
+def facts(institution_id: int | None = None) -> dict:
+    """The institution with the most records (or `institution_id`), its course nearest 200
+    records (at least 200) and its busiest month: pages both users can open."""
     from core.extensions import db
     from models.addiction.record import TreatmentRecord as R
+    from models.registry.institution import Institution
 
     records = func.count().label("n")
+    if institution_id is None:
+        institution_id, _ = db.session.execute(
+            select(R.institution_id, records).group_by(R.institution_id)
+            .order_by(records.desc(), R.institution_id).limit(1)
+        ).one()  # fmt: skip
     course_id, course_records = db.session.execute(
-        select(R.course_id, records).group_by(R.course_id).having(func.count() >= 200)
+        select(R.course_id, records).where(R.institution_id == institution_id)
+        .group_by(R.course_id).having(func.count() >= 200)
         .order_by(func.abs(func.count() - 200), R.course_id).limit(1)
-    ).one()  # fmt: skip
-    institution_id, _ = db.session.execute(
-        select(R.institution_id, records).group_by(R.institution_id)
-        .order_by(records.desc(), R.institution_id).limit(1)
     ).one()  # fmt: skip
     month = func.substr(func.cast(R.executed_on, sqlalchemy.String), 1, 7)
     busiest = db.session.execute(
@@ -164,13 +184,43 @@ def facts() -> dict:
             R.executed_on < _next_month(first),
         )
     )  # fmt: skip
-    from models.registry.institution import Institution
-
     code = db.session.scalar(select(Institution.nhi_code).where(Institution.id == institution_id))
     cases = db.session.scalar(select(func.count()).select_from(text("addiction_case")))
     db.session.remove()
     return {"course_id": course_id, "course_records": course_records, "institution_id": institution_id,
             "institution_code": code, "month": first, "month_records": month_records, "cases": cases}  # fmt: skip
+
+
+def staff_user(app, stock: dict, institution_id: int) -> str:
+    """`bench_staff`: a Treatment account scoped to the institution, also allowed the stock
+    views (a BenchStock role: the Treatment role itself is left as sync_roles made it)."""
+    from core.extensions import db
+    from core.security.passwords import demo_passwords_allowed
+    from core.security.roles import TREATMENT
+    from models.platform.user import ScopedUser, ScopeKind
+    from models.registry.institution import Institution
+
+    sm = app.appbuilder.sm
+    stock_role = sm.find_role(STOCK_ROLE) or sm.add_role(STOCK_ROLE)
+    for view in stock.values():
+        for permission_view in sm.find_permissions_view_menu(sm.find_view_menu(view.__name__)):
+            if permission_view not in stock_role.permissions:
+                stock_role.permissions.append(permission_view)
+    db.session.commit()
+    user = sm.find_user(username=STAFF_USER)
+    if user is None:
+        with demo_passwords_allowed():
+            user = sm.add_user(STAFF_USER, "bench", "staff", f"{STAFF_USER}@demo.invalid",
+                               [sm.find_role(TREATMENT), stock_role], app.config["DEMO_PASSWORD"])  # fmt: skip
+        if not user:
+            raise SystemExit(f"could not create {STAFF_USER}")
+    user = db.session.get(ScopedUser, user.id)
+    user.roles = [sm.find_role(TREATMENT), stock_role]
+    user.scope_kind = ScopeKind.FACILITY
+    user.scope_institutions = [db.session.get(Institution, institution_id)]
+    db.session.commit()
+    db.session.remove()
+    return STAFF_USER
 
 
 def registered(app, class_name: str):
@@ -197,9 +247,10 @@ def probe(client, label: str, url: str, count: int | None = None) -> Endpoint | 
     return Endpoint(label, url, api=False, rows=_list_rows(html), count=count)
 
 
-def endpoints(app, client, stock: dict, f: dict):
-    """(label, stock Endpoint, ours Endpoint or None) for the three pages."""
+def endpoints(app, client, stock: dict, f: dict, with_stock: bool = True):
+    """(label, stock Endpoint or None, ours Endpoint or None) for the three pages."""
     day_before = f["month"] - dt.timedelta(days=1)
+    roc_month = f"{f['month'].year - 1911}/{f['month'].month:02d}"
     month_filter = (f"_flt_1_executed_on={day_before.isoformat()}"
                     f"&_flt_2_executed_on={_next_month(f['month']).isoformat()}")  # fmt: skip
     pages = [
@@ -207,18 +258,21 @@ def endpoints(app, client, stock: dict, f: dict):
         (f"course page ({f['course_records']} records)", "course", f"show/{f['course_id']}", [""], None),
         (f"records {f['institution_code']} {f['month']:%Y-%m}", "records", "list/",
          [f"?_flt_0_institution={f['institution_id']}&{month_filter}",
-          f"?_flt_0_institution={f['institution_code']}&{month_filter}"], f["month_records"]),
+          f"?_flt_0_institution={f['institution_code']}&{month_filter}",
+          f"?_flt_0_institution={f['institution_code']}&_flt_0_executed_on={roc_month}"],
+         f["month_records"]),
     ]  # fmt: skip
     rows = []
     for label, key, path, queries, count in pages:
         base = registered(app, stock[key].__name__).route_base
-        theirs = probe(client, f"stock {label}", f"{base}/{path}{queries[0]}", count)
+        theirs = probe(client, f"stock {label}", f"{base}/{path}{queries[0]}", count) if with_stock else None
         mine = None
         view = registered(app, OURS[key])
         if view is None:
             log(f"skip ours {label}: no registered view named {OURS[key]} (not built yet)")
         else:
-            for query in queries:
+            # Ours first in its own terms (the last form), then in FAB's.
+            for query in reversed(queries):
                 mine = probe(client, f"ours {label}", f"{view.route_base}/{path}{query}", count)
                 if mine is not None:
                     break
@@ -237,7 +291,7 @@ def parse_args(argv=None):
 
 
 def run(args, url: str, tmp: Path) -> int:
-    """Build (or reuse) the database, measure, print the table."""
+    """Build (or reuse) the database, measure as admin and as the staff account, print."""
     import flask_appbuilder
 
     from core.extensions import db
@@ -247,36 +301,51 @@ def run(args, url: str, tmp: Path) -> int:
         if not (args.reuse and seeded()):
             build_database(app, args.scale)
         f = facts()
+        staff = staff_user(app, stock, f["institution_id"])
         engine = db.engine
-        queries = QueryLog(engine)
-        client = logged_in_client(app, USER, app.config["DEMO_PASSWORD"])
+        db_label = database_label(engine)
+    # Requests run outside any app context of ours, as a server runs them: each gets its
+    # own context, so its session (identity map) and `g` end with it. Measured inside one
+    # long app context, a page's lazy loads were answered from the identity map of the
+    # warm-up requests and went uncounted (the course page showed 5 statements, not 11).
+    queries = QueryLog(engine)
+    tables = []
+    for user, scope in ((USER, "national"), (staff, f"institution {f['institution_code']}")):
+        client = logged_in_client(app, user, app.config["DEMO_PASSWORD"])
         results = []
-        for label, theirs, mine in endpoints(app, client, stock, f):
-            log(f"measuring {label} ...")
+        for label, theirs, mine in endpoints(app, client, stock, f, args.stock_repeat > 0):
+            log(f"measuring {label} as {user} ...")
             results.append((
                 label,
                 measure(client, theirs, queries, args.stock_repeat) if theirs else None,
                 measure(client, mine, queries, args.repeat) if mine else None,
             ))  # fmt: skip
-        db_label = database_label(engine)
+            # As measured too: a run that dies later (see the note in the docstring) keeps them.
+            log(f"  {label} as {user}: " + "; ".join(
+                f"{side} p50 {r.p50:.1f} ms, {r.q_label()} statements"
+                for side, r in zip(("stock", "ours"), results[-1][1:], strict=True) if r
+            ))  # fmt: skip
+        tables.append((user, scope, results))
     print()
     print(
         f"cases: {f['cases']:,} | database: {db_label} | Python {platform.python_version()} | "
         f"SQLAlchemy {sqlalchemy.__version__} | Flask-AppBuilder {flask_appbuilder.__version__}"
     )
-    print(f"user: {USER} (national) | records of the filtered month: {f['month_records']:,} | "
-          f"{args.repeat} timed requests each (stock: {args.stock_repeat})")  # fmt: skip
-    print()
-    width = max(len(label) for label, _, _ in results)
-    head = f"{'page':<{width}} | stock p50 | stock q | ours p50 | ours q"
-    print(head)
-    print("-" * len(head))
+    for user, scope, results in tables:
+        print()
+        print(f"user: {user} ({scope}) | records of the filtered month: {f['month_records']:,} | "
+              f"{args.repeat} timed requests each (stock: {args.stock_repeat})")  # fmt: skip
+        print()
+        width = max(len(label) for label, _, _ in results)
+        head = f"{'page':<{width}} | stock p50 | stock q | ours p50 | ours q"
+        print(head)
+        print("-" * len(head))
 
-    def cells(result):
-        return f"{result.p50:9.1f} | {result.q_label():>7}" if result else f"{'-':>9} | {'-':>7}"
+        def cells(result):
+            return f"{result.p50:9.1f} | {result.q_label():>7}" if result else f"{'-':>9} | {'-':>7}"
 
-    for label, theirs, mine in results:
-        print(f"{label:<{width}} | {cells(theirs)} | {cells(mine).replace(' | ', ' |  ', 1)}")
+        for label, theirs, mine in results:
+            print(f"{label:<{width}} | {cells(theirs)} | {cells(mine).replace(' | ', ' |  ', 1)}")
     return 0
 
 

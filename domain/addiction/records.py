@@ -400,16 +400,34 @@ class RegisterRecordForm(Command):
         FORM_FILES.discard(self._written)
 
 
-def course_records(course: Course) -> list[TreatmentRecord]:
-    """A course's records in date order (its page), with their authors and lab results."""
-    from sqlalchemy.orm import selectinload
+def course_record_lines(course_id: int) -> tuple[list, dict[int, list]]:
+    """A course's records in date order as plain rows (id, executed_on, kind, author,
+    profession, minutes, pdf, content), and each record's lab results as (substance, outcome) in
+    entry order: what the course page prints, in two statements.
 
-    return db.session.scalars(
-        select(TreatmentRecord)
-        .where(TreatmentRecord.course_id == course.id)
-        .options(selectinload(TreatmentRecord.author), selectinload(TreatmentRecord.lab_results))
+    Loading a course's 201 records as ORM objects with their authors and lab results took
+    3 statements and 10-11 ms CPU (min of 30, SQLite, demo scale, a loaded 2-core machine);
+    these rows take 2-4 ms.
+    """
+    rows = db.session.execute(
+        select(TreatmentRecord.id, TreatmentRecord.executed_on, TreatmentRecord.kind,
+               Practitioner.name.label("author"), TreatmentRecord.profession, TreatmentRecord.minutes,
+               TreatmentRecord.stored_name.is_not(None).label("pdf"), TreatmentRecord.content)
+        .join(Practitioner, Practitioner.id == TreatmentRecord.author_id)
+        .where(TreatmentRecord.course_id == course_id)
         .order_by(TreatmentRecord.executed_on, TreatmentRecord.id)
-    ).all()
+    ).all()  # fmt: skip
+    labs: dict[int, list] = {}
+    if rows:
+        results = db.session.execute(
+            select(LabResult.record_id, LabResult.substance, LabResult.outcome)
+            .join(TreatmentRecord, TreatmentRecord.id == LabResult.record_id)
+            .where(TreatmentRecord.course_id == course_id)
+            .order_by(LabResult.record_id, LabResult.id)
+        )  # fmt: skip
+        for record_id, substance, outcome in results:
+            labs.setdefault(record_id, []).append((substance, outcome))
+    return rows, labs
 
 
 def institution_forms(institution_id: int, kind: str) -> list[RecordForm]:

@@ -143,6 +143,7 @@ class Case(AuditColumnsMixin, AppModel):
         ),
         Index("ix_case_institution_opened", "institution_id", "opened_on", "id"),
         Index("ix_case_patient", "patient_id", "institution_id"),
+        Index("ix_case_opened", "opened_on", "id"),  # national list (migration c4d5e6f7a8b9)
         {"sqlite_autoincrement": True},
     )
 

@@ -45,6 +45,7 @@ class Course(DateRangeMixin, AuditColumnsMixin, AppModel):
         *rules.check_constraints("course", COURSE_RULES),
         Index("ix_course_case_start", "case_id", "start_date"),
         Index("ix_course_institution_start", "institution_id", "start_date", "id"),
+        Index("ix_course_start", "start_date", "id"),  # national list (migration c4d5e6f7a8b9)
         {"sqlite_autoincrement": True},
     )
 

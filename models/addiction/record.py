@@ -91,6 +91,7 @@ class TreatmentRecord(AuditColumnsMixin, AppModel):
         Index("ix_record_course_date", "course_id", "executed_on", "id"),
         Index("ix_record_institution_date", "institution_id", "executed_on", "id"),
         Index("ix_record_case_date", "case_id", "executed_on"),
+        Index("ix_record_date", "executed_on", "id"),  # national list (migration c4d5e6f7a8b9)
         {"sqlite_autoincrement": True},
     )
 

@@ -372,3 +372,72 @@ def test_a5_signers_table_names_a_profession_for_every_kind():
 
     assert set(SIGNERS) == set(TreatmentKind) == set(CONTENT_FIELDS)
     assert "nurse" not in SIGNERS[TreatmentKind.INDIVIDUAL_PSYCHOTHERAPY]
+
+
+def _statements(client, db, url) -> int:
+    """SQL statements of one GET of `url` (after a warm-up GET), nothing answered from the
+    test's own identity map."""
+    from sqlalchemy import event
+
+    assert client.get(url).status_code == 200
+    db.session.expunge_all()
+    seen = []
+
+    def count(*args):
+        seen.append(args[2])
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert client.get(url).status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    return len(seen)
+
+
+def test_record_list_and_course_page_read_their_rows_with_the_page(world, db, api_as, login_as):
+    """Issue 14 speed: the record list (filtered by institution and month) and the course page
+    read each row's case, patient and author with the page, never once per row: three more
+    records of three more cases add no statement, and each page stays within 8."""
+    api, headers = api_as("rec_psy_a")
+    client = login_as("rec_psy_a")
+    code = db.session.get(Institution, world["a"]).nhi_code
+    list_url = f"/treatmentrecord/list/?_flt_0_institution={code}&_flt_0_executed_on=114/04"
+    course_url = f"/course/show/{world['course']}"
+
+    def add(course, day):
+        body = _body(world, course=course, executed_on=day)
+        assert api.post("/api/v1/treatmentrecord/", json=body, headers=headers).status_code == 201
+
+    add(world["course"], "2025-04-01")
+    before = _statements(client, db, list_url), _statements(client, db, course_url)
+    for day in ("2025-04-02", "2025-04-03", "2025-04-04"):
+        other = _course(db, db.session.get(Institution, world["a"])).id
+        db.session.commit()
+        add(other, day)
+        add(world["course"], day)
+    after = _statements(client, db, list_url), _statements(client, db, course_url)
+    assert after == before and max(after) <= 8
+    page = client.get(list_url).text
+    assert page.count("/treatmentrecord/show/") >= 7 and "林小明" in page
+
+
+def test_the_course_page_shows_lab_results_and_pdf_records(world, db, api_as, login_as):
+    """A5: the course page's rows show a lab test's results (substance and outcome, in order)
+    and each record links to its own page."""
+    from flask_babel import force_locale
+
+    from models.addiction.record import LabOutcome
+
+    api, headers = api_as("rec_psy_a")
+    body = _body(world, kind="lab_test", author=world["nurse"], minutes=10, executed_on="2025-05-20", content={
+        "note": "尿液毒物檢驗",
+        "results": [{"substance": "安非他命", "sampled_on": "114/05/20", "outcome": "negative"},
+                    {"substance": "嗎啡<b>", "sampled_on": "2025-05-20", "outcome": "positive"}],
+    })  # fmt: skip
+    response = api.post("/api/v1/treatmentrecord/", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    html = login_as("rec_psy_a").get(f"/course/show/{world['course']}").text
+    with force_locale("zh_TW"):
+        negative, positive = LabOutcome.label_of("negative"), LabOutcome.label_of("positive")
+    assert f"安非他命 {negative}；嗎啡&lt;b&gt; {positive}；" in html
+    assert f'href="/treatmentrecord/show/{response.json["id"]}"' in html and "陳護理" in html
