@@ -83,12 +83,12 @@ def test_c3_returned_tickets_and_c6_reentries_of_a_facility(db, login_as):
     tickets = db.session.query(CorrectionTicket).all()
     returned = {t.id for t in tickets if t.status == "returned" and t.institution_id in me.institution_ids}
     count, url = item(items, "退件的更正申請單")
-    assert count == len(returned) == 1
+    assert count == len(returned) >= 1  # the demo's one, and any other test's
     assert shown_ids(client, url, "CorrectionTicketView") == returned
     lines = [(t.number, line.displaced_date) for t in tickets for line in t.lines
              if t.status == "converted" and line.displaced_date and t.institution_id in me.institution_ids]  # fmt: skip
     count, url = item(items, "待補登")
-    assert count == len(lines) == 1
+    assert count == len(lines) >= 1
     page = client.get(url.split("#")[0]).get_data(as_text=True)
     assert page.count('class="reentry-reminder"') == count
     assert lines[0][0] in page
