@@ -95,6 +95,19 @@ def check_no_nul() -> None:
         raise BadInput(gettext("A value in the request is not valid."))
 
 
+def check_api_query() -> None:
+    """An API's ?q= must be rison that prison can read: FAB catches prison's ParserException
+    only, and a number like `6.4e+16` raises ValueError inside prison (a 500)."""
+    if not request.path.startswith("/api/") or "q" not in request.args:
+        return
+    import prison
+
+    try:
+        prison.loads(request.args["q"])
+    except Exception:  # noqa: BLE001 (any failure to read it is the caller's bad value)
+        raise BadInput(gettext("A value in the request is not valid.")) from None
+
+
 def check_list_arguments() -> None:
     """Refuse (400) the list arguments FAB would int() or index unchecked."""
     if request.path.startswith("/api/") or not request.args:
@@ -317,6 +330,7 @@ def install(app: Flask) -> None:
         globals_["gettext"] = _literal_gettext(globals_["gettext"])
     app.before_request(check_no_nul)
     app.before_request(check_list_arguments)
+    app.before_request(check_api_query)
     app.before_request(check_fab_views)
     for kind in (DataError, OverflowError, StatementError):
         app.register_error_handler(kind, _bad_input)

@@ -18,8 +18,8 @@ def fix_operation_spec(spec: dict, path: str) -> None:
     """Make FAB's generated operation say what the API really answers.
 
     - every protected operation may answer 401 (no or a forged token) and 403 (no
-      permission, or a write out of scope),
-      and every operation on one row 404 (no such row in the user's scope);
+      permission, or a write out of scope) and 404 (the other programme's API), and every
+      operation on one row 404 (no such row in the user's scope);
     - 400/422 carry per-field messages as an object, not only a string;
     - ids are integers (FAB documents strings); `_info` add/edit columns are lists.
     """
@@ -29,6 +29,9 @@ def fix_operation_spec(spec: dict, path: str) -> None:
     if spec.get("security"):
         responses.setdefault("401", {"$ref": "#/components/responses/401"})
         responses.setdefault("403", {"$ref": "#/components/responses/403"})
+        # The other programme's API answers 404, as if it did not exist (A1,
+        # core/security/programmes.py): any protected operation may.
+        responses.setdefault("404", {"$ref": "#/components/responses/404"})
     if "{pk}" in path:
         responses.setdefault("404", {"$ref": "#/components/responses/404"})
     for code, description in (("400", "Bad request"), ("422", "Could not process entity")):
