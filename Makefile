@@ -15,19 +15,31 @@ WORKERS ?= 4
 TEST_STAMP := $(VENV)/.installed-test-stamp
 
 # `make run` installs what the application needs; `make test` adds the test tools (another
-# 20 s of wheels that `make run` on a fresh clone does without). pip is upgraded only when
-# it is too old for an editable pyproject install (pip < 21.3). --no-compile: Python compiles
-# the modules it imports on first use instead of pip compiling every module of every wheel
-# (measured: 34 s -> 25 s for the application's wheels).
+# 20 s of wheels that `make run` on a fresh clone does without). The wheels are installed by
+# uv (pinned below), which pip installs into the virtualenv first: measured on a fresh clone
+# with empty caches, pip alone 22.6 s for the application's wheels, uv 7.1 s including
+# installing uv itself. Where uv cannot be had, pip does the same install (--no-compile:
+# Python compiles the modules it imports on first use instead of pip compiling every module
+# of every wheel; 34 s -> 25 s). pip is upgraded only when it is too old for an editable
+# pyproject install (pip < 21.3).
+UV_VERSION := 0.13.9
+define pip_install
+	@if [ -x $(BIN)/uv ] || $(BIN)/python -m pip install --quiet --no-compile uv==$(UV_VERSION) 2>/dev/null; then \
+	  $(BIN)/uv pip install --quiet --python $(BIN)/python $(1); \
+	else \
+	  $(BIN)/python -c 'import pip, sys; sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) < (21, 3))' \
+	    || $(BIN)/python -m pip install --quiet --upgrade pip; \
+	  $(BIN)/python -m pip install --quiet --no-compile $(1); \
+	fi
+endef
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -c 'import pip, sys; sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) < (21, 3))' \
-	  || $(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --no-compile -e .
+	$(call pip_install,-e .)
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(call pip_install,-e '.[test]')
 	touch $(TEST_STAMP)
 
 install: $(STAMP)

@@ -29,7 +29,7 @@ from seed.addiction.registry import (
     seed_addiction_registry,
 )
 from seed.cessation.corrections import seed_corrections
-from seed.cessation.visits import seed_visits
+from seed.cessation.visits import PendingVisits
 from seed.documents import blank_pdf
 from seed.registry.reference import COUNTIES, LEVELS, seed_reference
 
@@ -47,12 +47,61 @@ COUNTY_WEIGHTS = [
     0.32, 0.11, 0.36, 0.45, 0.26, 0.14, 0.02,
 ]  # fmt: skip
 DISTRICTS = {
-    "TPE": ["中正區", "大同區", "中山區", "松山區", "大安區", "萬華區", "信義區", "士林區", "北投區", "內湖區", "南港區", "文山區"],
-    "NWT": ["板橋區", "三重區", "中和區", "永和區", "新莊區", "新店區", "土城區", "蘆洲區", "汐止區", "樹林區", "淡水區"],
+    "TPE": [
+        "中正區",
+        "大同區",
+        "中山區",
+        "松山區",
+        "大安區",
+        "萬華區",
+        "信義區",
+        "士林區",
+        "北投區",
+        "內湖區",
+        "南港區",
+        "文山區",
+    ],
+    "NWT": [
+        "板橋區",
+        "三重區",
+        "中和區",
+        "永和區",
+        "新莊區",
+        "新店區",
+        "土城區",
+        "蘆洲區",
+        "汐止區",
+        "樹林區",
+        "淡水區",
+    ],
     "TAO": ["桃園區", "中壢區", "平鎮區", "八德區", "楊梅區", "蘆竹區", "龜山區", "龍潭區"],
-    "TXG": ["中區", "東區", "西區", "南區", "北區", "西屯區", "南屯區", "北屯區", "豐原區", "大里區", "太平區"],
+    "TXG": [
+        "中區",
+        "東區",
+        "西區",
+        "南區",
+        "北區",
+        "西屯區",
+        "南屯區",
+        "北屯區",
+        "豐原區",
+        "大里區",
+        "太平區",
+    ],
     "TNN": ["中西區", "東區", "南區", "北區", "安平區", "安南區", "永康區", "新營區", "佳里區"],
-    "KHH": ["新興區", "前金區", "苓雅區", "鹽埕區", "鼓山區", "前鎮區", "三民區", "左營區", "楠梓區", "鳳山區", "岡山區"],
+    "KHH": [
+        "新興區",
+        "前金區",
+        "苓雅區",
+        "鹽埕區",
+        "鼓山區",
+        "前鎮區",
+        "三民區",
+        "左營區",
+        "楠梓區",
+        "鳳山區",
+        "岡山區",
+    ],
     "ILA": ["宜蘭市", "羅東鎮", "蘇澳鎮", "頭城鎮", "礁溪鄉"],
     "HSQ": ["竹北市", "竹東鎮", "新埔鎮", "關西鎮", "湖口鄉"],
     "MIA": ["苗栗市", "頭份市", "竹南鎮", "苑裡鎮", "通霄鎮"],
@@ -142,7 +191,9 @@ def _date_between(rng: random.Random, start: dt.date, end: dt.date) -> dt.date:
     return start + dt.timedelta(days=rng.randrange((end - start).days + 1))
 
 
-def seed_demo(seed: int = 113, scale: float = 1.0, addiction_cases: bool = True) -> dict[str, int | str]:
+def seed_demo(
+    seed: int = 113, scale: float = 1.0, addiction_cases: bool = True
+) -> dict[str, int | str]:
     """Build the demo registry (once) and the demo users (created or refreshed); without
     `addiction_cases`, the addiction programme's institutions and staff but no case data."""
     seed_reference()
@@ -154,13 +205,17 @@ def seed_demo(seed: int = 113, scale: float = 1.0, addiction_cases: bool = True)
     else:
         result["note"] = "registry already present; left as it is"
     demo_ids = [demo_institution(code).id for code in ("TPE", "KHH")]
-    result["visits"] = seed_visits(seed, scale, demo_ids)
-    result["correction tickets"] = seed_corrections(*demo_ids)
-    # After the cessation data, which it leaves as it is (its staff serve from 2025 on, so
-    # the 2024 bulletin figures stay those of the bulletin); before the users it staffs.
-    result.update(seed_addiction_registry())
+    # The visits are planned from the registry as it is now (on SQLite in a second process,
+    # on the other core) while the addiction programme is seeded; it leaves the cessation
+    # data as it is (its staff serve from 2025 on, so the 2024 bulletin figures stay those
+    # of the bulletin). Measured with `time flask setup` on a fresh SQLite database, 2 cores:
+    # see seed/cessation/visits.py PendingVisits.
+    visits = PendingVisits(seed, scale, demo_ids)
+    result.update(seed_addiction_registry())  # before the users it staffs
     if addiction_cases:
         result.update(seed_addiction_demo(seed, scale))
+    result["visits"] = visits.finish()
+    result["correction tickets"] = seed_corrections(*demo_ids)
     _seed_users()
     _seed_applications()
     # Bulk-inserted visits and assignments bypass the session's link hook.
@@ -228,7 +283,9 @@ def _seed_institutions(rng: random.Random, scale: float) -> list[list[tuple[int,
     ids = dict(db.session.execute(select(Institution.nhi_code, Institution.id)).all())
     for row in rows:
         start = _date_between(rng, dt.date(2008, 1, 1), dt.date(2023, 12, 31))
-        contracts.append({"institution_id": ids[row["nhi_code"]], "start_date": start, "end_date": None})
+        contracts.append(
+            {"institution_id": ids[row["nhi_code"]], "start_date": start, "end_date": None}
+        )
     db.session.execute(insert(ContractPeriod), contracts)
     db.session.commit()
     return [[(ids[code], county) for code, county in level] for level in by_level]

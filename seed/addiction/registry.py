@@ -130,7 +130,9 @@ def demo_staff(username: str) -> Practitioner:
         db.session.add(person)
         db.session.flush()
     if not any(a.institution_id == institution.id for a in person.assignments):
-        person.assignments.append(ServiceAssignment(institution=institution, start_date=SERVING_SINCE))
+        person.assignments.append(
+            ServiceAssignment(institution=institution, start_date=SERVING_SINCE)
+        )
     licensed = db.session.scalar(
         select(StaffLicence.id).where(
             StaffLicence.practitioner_id == person.id,

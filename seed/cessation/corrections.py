@@ -89,36 +89,65 @@ def seed_corrections(tpe_institution_id: int, khh_institution_id: int) -> int:
     q = _quitter("A18800001", "張家豪")
     found = today - dt.timedelta(days=2)
     _visit(tpe_institution_id, q, found)
-    _file(tpe_institution_id, q, found, real, online, pdf=pdf, received=today - dt.timedelta(days=1))
+    _file(
+        tpe_institution_id, q, found, real, online, pdf=pdf, received=today - dt.timedelta(days=1)
+    )
     # 審核中: a faxed form the office is reviewing, received 9 days ago
     q = _quitter("B28800002", "李淑芬")
     found = today - dt.timedelta(days=10)
     _visit(tpe_institution_id, q, found)
     StartReview(
-        _file(tpe_institution_id, q, found, real - dt.timedelta(days=3), fax, pdf=pdf,
-              received=today - dt.timedelta(days=9))
+        _file(
+            tpe_institution_id,
+            q,
+            found,
+            real - dt.timedelta(days=3),
+            fax,
+            pdf=pdf,
+            received=today - dt.timedelta(days=9),
+        )
     ).run()
     # 核准待轉檔: approved, ready for the engineer's conversion, received 16 days ago
     q = _quitter("C18800003", "王建宏")
     found = today - dt.timedelta(days=17)
     _visit(tpe_institution_id, q, found)
-    ticket = _file(tpe_institution_id, q, found, real - dt.timedelta(days=6), email, pdf=pdf,
-                   received=today - dt.timedelta(days=16))
+    ticket = _file(
+        tpe_institution_id,
+        q,
+        found,
+        real - dt.timedelta(days=6),
+        email,
+        pdf=pdf,
+        received=today - dt.timedelta(days=16),
+    )
     StartReview(ticket).run()
     Approve(ticket, institution_seal=True, supervisor_seal=True).run()
     # 退件: returned, without the supervisor's seal, received 12 days ago
     q = _quitter("D28800004", "陳怡君")
     found = today - dt.timedelta(days=13)
     _visit(tpe_institution_id, q, found)
-    ticket = _file(tpe_institution_id, q, found, real - dt.timedelta(days=9), online, pdf=pdf,
-                   received=today - dt.timedelta(days=12))
+    ticket = _file(
+        tpe_institution_id,
+        q,
+        found,
+        real - dt.timedelta(days=9),
+        online,
+        pdf=pdf,
+        received=today - dt.timedelta(days=12),
+    )
     ReturnTicket(ticket, "申請單未用印業務主管簽章，請補正後重新申請。").run()
     # 已轉檔, swap case (C6): the record of `found` was rewritten; the visit must be re-entered
     q = _quitter("E18800005", "黃冠宇")
     found = today - dt.timedelta(days=24)
     _visit(tpe_institution_id, q, found)
     ticket = _file(
-        tpe_institution_id, q, found, real - dt.timedelta(days=12), online, displaced=True, pdf=pdf,
+        tpe_institution_id,
+        q,
+        found,
+        real - dt.timedelta(days=12),
+        online,
+        displaced=True,
+        pdf=pdf,
         received=today - dt.timedelta(days=23),
     )
     StartReview(ticket).run()
@@ -129,13 +158,22 @@ def seed_corrections(tpe_institution_id: int, khh_institution_id: int) -> int:
     q = _quitter("S18800006", "蔡育誠")
     found = today - dt.timedelta(days=36)
     _visit(khh_institution_id, q, found)
-    _file(khh_institution_id, q, found, real, online, pdf=pdf, received=today - dt.timedelta(days=35))
+    _file(
+        khh_institution_id, q, found, real, online, pdf=pdf, received=today - dt.timedelta(days=35)
+    )
     q = _quitter("T28800007", "吳佩珊")
     found = today - dt.timedelta(days=2)
     _visit(khh_institution_id, q, found)
     StartReview(
-        _file(khh_institution_id, q, found, real - dt.timedelta(days=4), fax, pdf=pdf,
-              received=today - dt.timedelta(days=1))
+        _file(
+            khh_institution_id,
+            q,
+            found,
+            real - dt.timedelta(days=4),
+            fax,
+            pdf=pdf,
+            received=today - dt.timedelta(days=1),
+        )
     ).run()
     found = today - dt.timedelta(days=2)
     # The office's journey: a placeholder visit of facility_tpe, no ticket yet.
