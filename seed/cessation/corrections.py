@@ -14,6 +14,7 @@ from core.validators import personal_id_check_digit
 from domain.cessation.corrections import (
     Approve,
     AttachmentInput,
+    CloseTicket,
     ConvertTicket,
     FileTicket,
     LineInput,
@@ -153,6 +154,16 @@ def seed_corrections(tpe_institution_id: int, khh_institution_id: int) -> int:
     StartReview(ticket).run()
     Approve(ticket, institution_seal=True, supervisor_seal=True).run()
     ConvertTicket(ticket).run()
+    # 結案: converted and closed, received six weeks ago (the queue hides it by default)
+    q = _quitter("F28800008", "周美玲")
+    found = today - dt.timedelta(days=43)
+    _visit(tpe_institution_id, q, found)
+    ticket = _file(tpe_institution_id, q, found, real - dt.timedelta(days=15), fax, pdf=pdf,
+                   received=today - dt.timedelta(days=42))
+    StartReview(ticket).run()
+    Approve(ticket, institution_seal=True, supervisor_seal=True).run()
+    ConvertTicket(ticket).run()
+    CloseTicket(ticket).run()
     # facility_khh: a ticket waiting 35 days (outside facility_tpe's and bureau_tpe's scope),
     # and one faxed yesterday
     q = _quitter("S18800006", "蔡育誠")

@@ -13,6 +13,7 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
+from markupsafe import Markup
 from sqlalchemy import false, or_, select
 from wtforms import (
     BooleanField,
@@ -196,10 +197,49 @@ def _read_upload(field, kind) -> AttachmentInput | None:
     return AttachmentInput(filename=field.data.filename, data=data, kind=kind)
 
 
+#: Days waiting from which a queue row turns amber, and red (the office's service goal:
+#: a faxed form answered within a week, two at the most).
+WAIT_AMBER_DAYS, WAIT_RED_DAYS = 7, 14
+#: Statuses the queue hides unless asked for (?show=all or a status filter): done.
+DONE_STATUSES = (TicketStatus.CLOSED.value,)
+
+
+def wait_level(days: int | None) -> str:
+    """'red' over two weeks, 'amber' over one, else ''."""
+    if days is None:
+        return ""
+    return "red" if days > WAIT_RED_DAYS else "amber" if days > WAIT_AMBER_DAYS else ""
+
+
+def wait_cell(days) -> Markup:
+    """The days waiting as text, with the wait level as words and as a class the row's
+    colour hangs on (templates/corrections/list.html): colour never says it alone."""
+    if days is None:
+        return Markup("")
+    level = wait_level(days)
+    words = {"red": gettext("over %(n)d days", n=WAIT_RED_DAYS),
+             "amber": gettext("over %(n)d days", n=WAIT_AMBER_DAYS)}.get(level, "")  # fmt: skip
+    text = gettext("%(n)d days", n=days) + (f"（{words}）" if words else "")
+    return Markup('<span class="wait wait-{level}" data-days="{days}">{text}</span>').format(
+        level=level or "ok", days=days, text=text
+    )
+
+
+class OpenTicketFilter(BaseFilter):
+    """Tickets not yet closed: the queue's default (closed ones behind ?show=all)."""
+
+    name = _l("Open")
+    arg_name = "open"
+
+    def apply(self, query, value):
+        return query.filter(CorrectionTicket.status.not_in(DONE_STATUSES))
+
+
 def _formatters():
     return {
         "status": TicketStatus.label_of,
         "channel": TicketChannel.label_of,
+        "age_days": wait_cell,
     }
 
 
@@ -255,6 +295,7 @@ class CorrectionTicketView(ScopedModelView):
         "channel": SelectField(_l("Channel"), choices=TicketChannel.choices()),
     }
     order_columns = ["number", "received_on", "status"]
+    # Oldest received first: the longest wait on top.
     base_order = ("received_on", "asc")
     label_columns = TICKET_LABELS
     formatters_columns = _formatters()
@@ -278,6 +319,19 @@ class CorrectionTicketView(ScopedModelView):
         return redirect(url_for(".show", pk=item.id))
 
     # ------------------------------------------------------------- queue
+    @staticmethod
+    def open_only() -> bool:
+        """The queue lists open tickets unless a filter or ?show=all asks for others."""
+        if request.endpoint != "CorrectionTicketView.list" or request.args.get("show") == "all":
+            return False
+        return not any(arg.startswith("_flt_") for arg in request.args)
+
+    def _get_list_widget(self, filters, **kwargs):
+        # Added to a copy: self._filters is the view's, shared by every request.
+        if self.open_only():
+            filters = filters.copy().add_filter("status", OpenTicketFilter, "1")
+        return super()._get_list_widget(filters, **kwargs)
+
     @expose("/list/")
     @has_access
     def list(self):
@@ -291,6 +345,10 @@ class CorrectionTicketView(ScopedModelView):
             counts=status_counts(scope),
             statuses=list(TicketStatus),
             reminders=pending_reentries(scope),
+            open_only=self.open_only(),
+            showing_all=request.args.get("show") == "all",
+            wait_amber=WAIT_AMBER_DAYS,
+            wait_red=WAIT_RED_DAYS,
         )
 
     # -------------------------------------------------------------- show
@@ -525,6 +583,7 @@ class CorrectionTicketApi(ScopedModelRestApi):
                                    "received_on", "status", "return_reason", "converted_at"]  # fmt: skip
     search_columns = ["number", "status", "channel", "received_on"]
     order_columns = ["received_on", "number"]
+    # Oldest received first: the longest wait on top.
     base_order = ("received_on", "asc")
     label_columns = TICKET_LABELS
 
