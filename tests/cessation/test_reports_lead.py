@@ -57,7 +57,7 @@ def test_c2_self_check_lists_have_headers_record_links_and_enter_missed_visit(ap
         assert "<thead>" in block and "<th" in block, table
     assert f'href="/visitview/show/{seen.id}"' in html
     assert f'/quitterview/show/{quitter.id}' in html
-    assert f'href="/visit/add?national_id={quitter.national_id}&amp;visit_date=2019-08-23"' in html
+    assert f'href="/visitview/add?national_id={quitter.national_id}&amp;visit_date=2019-08-23"' in html
     # another institution never gets the link (nor the quitter)
     other = login_as("facility_khh").get("/selfcheck/?month=108/08").text
     assert quitter.national_id not in other
@@ -115,7 +115,7 @@ def test_c2_national_self_check_is_per_county_and_drills_down(app, db, login_as)
     assert f"institution={institution_id}" in in_county
     one = office.get(f"/selfcheck/?month=106/05&institution={institution_id}").text
     assert 'id="month-visits"' in one and quitter.name in one
-    assert "/visit/add?" not in one  # the office does not enter visits
+    assert "/visitview/add?" not in one  # the office does not enter visits
 
 
 def test_c2_bureau_self_check_is_its_county_and_nothing_else(app, db, login_as):

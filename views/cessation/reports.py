@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import abort, request
+from flask import abort, request, url_for
 from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access
 from flask_babel import gettext
@@ -423,17 +423,13 @@ class SelfCheckView(ScopedReportView):
             more_gaps=len(gaps) > SELF_CHECK_BOUND,
             bound=SELF_CHECK_BOUND,
             can_enter=can_enter,
-            visit_add_path=VISIT_ADD_PATH,
+            visit_add_path=url_for("VisitView.add"),
             can_show_visit=sm.has_access(f"can_{CAN_READ}", VISIT),
             can_show_quitter=sm.has_access(f"can_{CAN_READ}", QUITTER),
             mask=mask_personal_id,
             timeliness_labels={t.value: str(t.label) for t in Timeliness},
             reminders=pending_reentries(scope),
         )
-
-
-#: The visit form's pre-filled entry (?national_id=&visit_date=YYYY-MM-DD), the 補登 target.
-VISIT_ADD_PATH = "/visit/add"
 
 
 def suggested_visit_date(last: dt.date, first: dt.date, after: dt.date, today: dt.date) -> dt.date:
