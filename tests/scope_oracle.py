@@ -15,6 +15,7 @@ from models.accounts.application import AccountApplication
 from models.addiction.case import Case, Patient
 from models.addiction.course import Course, CourseTransition
 from models.addiction.designation import Designation
+from models.addiction.instrument import AssessmentResponse, Instrument, InstrumentVersion
 from models.addiction.record import LabResult, RecordForm, TreatmentRecord
 from models.addiction.staff import StaffLicence, Training
 from models.cessation.correction import (
@@ -77,6 +78,19 @@ def _practitioner_visible(u: UserView, row: Practitioner) -> bool:
     )
 
 
+def _instrument_visible(u: UserView, row: Instrument) -> bool:
+    """A4: built-ins for everyone with a scope; an institution's own there, in its county when
+    shared with the county (the county of any institution the user sees), everywhere when
+    shared nationally."""
+    if not u.has_scope:
+        return False
+    if row.institution_id is None or u.national or row.sharing == "national":
+        return True
+    if row.institution_id in u.institution_ids:
+        return True
+    return row.sharing == "county" and row.institution.county_id in _COUNTIES_OF.get(u.username, set())
+
+
 ORACLES = {
     Institution: lambda u, row: row.id in u.institution_ids,
     # A1: designations follow their institution (Ministry all, a bureau its county's, a
@@ -121,6 +135,10 @@ ORACLES = {
     Case: lambda u, row: row.institution_id in u.institution_ids,
     Course: lambda u, row: row.institution_id in u.institution_ids,
     CourseTransition: lambda u, row: row.course.institution_id in u.institution_ids,
+    # A3/A4: instruments as above, their versions with them; responses follow their institution.
+    Instrument: _instrument_visible,
+    InstrumentVersion: lambda u, row: _instrument_visible(u, row.instrument),
+    AssessmentResponse: lambda u, row: row.institution_id in u.institution_ids,
 }
 #: The relations an oracle reads, loaded with the rows: read lazily they cost one statement
 #: per row (a role's matrix spent 17 of its 25 oracle seconds on them). What is visible is
@@ -134,8 +152,12 @@ _LOADS = {
     CorrectionAttachment: [selectinload(CorrectionAttachment.ticket)],
     TicketTransition: [selectinload(TicketTransition.ticket)],
     CourseTransition: [selectinload(CourseTransition.course)],
+    Instrument: [selectinload(Instrument.institution)],
+    InstrumentVersion: [selectinload(InstrumentVersion.instrument).selectinload(Instrument.institution)],
     ScopedUser: [selectinload(ScopedUser.scope_institutions)],
 }
+#: username → the counties of the institutions the user sees; filled by expected_split.
+_COUNTIES_OF: dict[str, set[int]] = {}
 #: quitter id → institutions they visited; filled by expected_split (one query, not N).
 _VISITED: dict[int, set[int]] = {}
 #: (person kind, id) → institutions linked to the person (models/registry/person.py PersonLink).
@@ -155,6 +177,9 @@ def expected_split(db, model, user: UserView) -> tuple[set[int], set[int]]:
             PersonLink.person_kind, PersonLink.person_id, PersonLink.institution_id
         ):
             _LINKED.setdefault((kind, person_id), set()).add(institution_id)
+    if model in (Instrument, InstrumentVersion):
+        counties = dict(db.session.query(Institution.id, Institution.county_id))
+        _COUNTIES_OF[user.username] = {counties[i] for i in user.institution_ids}
     if model is Quitter:
         _VISITED.clear()
         for quitter_id, institution_id in db.session.query(Visit.quitter_id, Visit.institution_id):

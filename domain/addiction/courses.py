@@ -22,6 +22,7 @@ from core.dates import to_roc
 from core.errors import UserError
 from core.extensions import db
 from core.workflow import TransitionCommand, TransitionRefused, Workflow
+from domain.addiction.assessments import check_course_can_complete
 from models.addiction.case import Case, CaseStatus
 from models.addiction.course import Course, CourseStatus, CourseTransition
 
@@ -148,10 +149,14 @@ COURSE_WORKFLOW = Workflow(
 
 
 class CompleteCourse(TransitionCommand):
-    """進行中 → 已完成."""
+    """進行中 → 已完成, only with the initial and follow-up assessments done (A3)."""
 
     workflow = COURSE_WORKFLOW
     name = "complete"
+
+    def validate(self) -> None:
+        super().validate()
+        check_course_can_complete(self.row)
 
 
 class InterruptCourse(TransitionCommand):

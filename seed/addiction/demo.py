@@ -33,6 +33,7 @@ from core.validators import personal_id_check_digit
 from models.addiction.case import Case, CaseStatus, IdKind, Patient
 from models.addiction.course import Course, CourseStatus, CourseTransition
 from models.addiction.designation import Designation, DesignationKind
+from models.addiction.instrument import AssessmentResponse, Instrument
 from models.addiction.record import LabResult, TreatmentKind, TreatmentRecord
 from models.addiction.staff import StaffLicence, StaffProfession, Training, TrainingCategory
 from models.registry.institution import Institution
@@ -124,6 +125,7 @@ def seed_addiction_demo(seed: int, scale: float) -> dict[str, int]:
         "courses": _count(Course),
         "treatment records": _count(TreatmentRecord),
         "lab results": _count(LabResult),
+        "assessments": _count(AssessmentResponse),
     }
 
 
@@ -206,6 +208,7 @@ class _Demo:
         self.records()
         # Drawn last, so adding them left every case and record as it was.
         self.trainings()
+        self.assessments()
 
     # -- A1: designations ------------------------------------------------------------
     def designate(self) -> None:
@@ -500,6 +503,48 @@ class _Demo:
                  transitions)  # fmt: skip
 
     # -- A5: treatment records and lab results -----------------------------------------
+    # -- A3: assessments -----------------------------------------------------------------
+    def assessments(self) -> None:
+        """A3: every course its initial assessment in its first two weeks; a follow-up, three
+        months or more after the start, for every completed course and most others once due; a
+        BSRS-5 for some. Every answer set is scored by the engine, as a save would."""
+        from domain.addiction.assessments import ensure_builtins, published_version
+        from domain.addiction.scoring import score_response
+
+        ensure_builtins()
+        rng, w = self.rng, self.w
+        by_code = {i.code: i for i in db.session.scalars(select(Instrument).where(Instrument.institution_id.is_(None)))}
+        versions = {code: published_version(i) for code, i in by_code.items()}
+        rows = []
+        professions = [StaffProfession.PHYSICIAN.value, StaffProfession.PSYCHOLOGIST.value,
+                       StaffProfession.CASE_MANAGER.value, StaffProfession.SOCIAL_WORKER.value]  # fmt: skip
+
+        def add(code: str, plan: dict, day: int) -> None:
+            institution_id = plan["case"]["institution_id"]
+            signers = [s for p in professions for s in self.staff.get((institution_id, p), ()) if s[1] <= day]
+            if not signers:
+                return
+            version = versions[code]
+            answers, scored = score_response(version.definition, random_answers(version.definition, rng))
+            first = next(iter(scored.scores), None)
+            rows.append((version.id, version.instrument_id, plan["id"], plan["case"]["id"], institution_id, w.day(day),
+                         rng.choice(signers)[0], w.json(answers), w.json(scored.as_json()), scored.spec,
+                         scored.scores.get(first) if first else None, scored.bands.get(first) if first else None,
+                         w.now, w.now))  # fmt: skip
+
+        for plan in self.course_plans:
+            start, last = plan["start"], plan["last"]
+            add("INITIAL", plan, min(start + rng.randrange(14), last))
+            due = (dt.date.fromordinal(start) + relativedelta(months=3)).toordinal()
+            done = plan["status"] == CourseStatus.COMPLETED.value or rng.random() < FOLLOW_UP_DONE
+            if due <= last and done:
+                add("FOLLOW_UP", plan, min(due + rng.randrange(21), last))
+            if rng.random() < WITH_BSRS5:
+                add("BSRS5", plan, start + rng.randrange(last - start + 1))
+        w.insert(AssessmentResponse.__table__, ["version_id", "instrument_id", "course_id", "case_id", "institution_id",
+                                                "answered_on", "author_id", "answers", "result", "spec", "total",
+                                                "band", "created_on", "changed_on"], rows)  # fmt: skip
+
     def records(self) -> None:
         rng, w = self.rng, self.w
         total = round(RECORDS * self.scale)
@@ -583,3 +628,39 @@ class _Demo:
                 results.append((record_id, substance, w.day(day), outcome, value, now))
         w.insert(LabResult.__table__, ["record_id", "substance", "sampled_on", "outcome", "value", "recorded_at"],
                  results)  # fmt: skip
+
+
+#: Share of courses in progress whose due follow-up was done (the rest show as overdue, A3).
+FOLLOW_UP_DONE = 0.85
+#: Share of courses with a BSRS-5 besides the required assessments.
+WITH_BSRS5 = 0.3
+
+
+def random_answers(definition: dict, rng: random.Random) -> dict:
+    """Answers a clinician might give: each shown item in order (branching honoured), an
+    option, a number in range, or a short text where one is required."""
+    from domain.addiction.scoring import NO_ANSWER, enabled, options_of
+
+    answers: dict = {}
+    visible: set[str] = set()
+    for item in definition["items"]:
+        if not enabled(item, answers, visible):
+            continue
+        visible.add(item["linkId"])
+        if item["type"] in NO_ANSWER:
+            continue
+        if not item.get("required") and rng.random() < 0.3:
+            continue
+        kind, options = item["type"], options_of(definition, item)
+        if kind == "multi":
+            picks = [o["code"] for o in options if o["code"] not in ("none", "other")]
+            answers[item["linkId"]] = sorted(rng.sample(picks, rng.choice((1, 1, 2))))
+        elif options:
+            # Low answers are the common ones on symptom scales.
+            weights = [3 if n == 0 else 2 if n == 1 else 1 for n in range(len(options))]
+            answers[item["linkId"]] = rng.choices(options, weights)[0]["code"]
+        elif kind in ("integer", "decimal"):
+            answers[item["linkId"]] = rng.randint(int(item.get("min", 0)), int(item.get("max", 30)))
+        elif kind in ("string", "text"):
+            answers[item["linkId"]] = rng.choice(("持續門診追蹤", "家屬陪同就診", "個案配合度佳"))
+    return answers

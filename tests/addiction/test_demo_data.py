@@ -12,6 +12,7 @@ from core.validators import is_valid_personal_id
 from models.addiction.case import Case, Patient
 from models.addiction.course import Course, CourseStatus, CourseTransition
 from models.addiction.designation import Designation
+from models.addiction.instrument import AssessmentResponse
 from models.addiction.record import LabResult, TreatmentRecord
 from models.addiction.staff import StaffLicence
 from models.registry.person import PersonLink, backfill_person_links
@@ -20,8 +21,8 @@ from seed.addiction.demo import KINDS, seed_addiction_demo
 from seed.addiction.registry import seed_addiction_registry
 from tests.conftest import DEMO_SCALE, DEMO_SEED
 
-ADDICTION_TABLES = [LabResult, TreatmentRecord, CourseTransition, Course, Case, Patient, StaffLicence,
-                    Designation]  # fmt: skip
+ADDICTION_TABLES = [AssessmentResponse, LabResult, TreatmentRecord, CourseTransition, Course, Case, Patient,
+                    StaffLicence, Designation]  # fmt: skip
 
 
 def _fingerprint(db) -> tuple:
@@ -40,6 +41,9 @@ def _fingerprint(db) -> tuple:
         db.session.execute(select(TreatmentRecord.institution_id, TreatmentRecord.executed_on,
                                   TreatmentRecord.author_id, TreatmentRecord.kind, TreatmentRecord.minutes)
                            .order_by(TreatmentRecord.id).limit(first)).all(),
+        db.session.execute(select(AssessmentResponse.instrument_id, AssessmentResponse.answered_on,
+                                  AssessmentResponse.answers, AssessmentResponse.total)
+                           .order_by(AssessmentResponse.id).limit(first)).all(),
     )  # fmt: skip
 
 
