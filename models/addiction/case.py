@@ -187,4 +187,9 @@ class Case(AuditColumnsMixin, AppModel):
         return rules.enum_label(CaseStatus, self.status)
 
     def __str__(self) -> str:
-        return f"{self.patient} @ {self.institution.name}"
+        # The institution is the viewer's own (only its staff see cases): its name beside
+        # every case in a list said nothing; the opening date tells two cases of a person apart.
+        from core.dates import to_roc
+
+        opened = _l("opened %(date)s", date=to_roc(self.opened_on))
+        return f"{self.patient} {opened}"

@@ -249,7 +249,9 @@ class TreatmentRecordView(ScopedModelView):
     base_order = ("executed_on", "desc")
     label_columns = RECORD_LABELS
     # Each label translated once per request (50 cells a page).
-    formatters_columns = {"kind": enum_formatter(TreatmentKind), "profession": enum_formatter(StaffProfession)}
+    # The author is a colleague named as one (the practitioner's own str() carries a masked ID).
+    formatters_columns = {"kind": enum_formatter(TreatmentKind), "profession": enum_formatter(StaffProfession),
+                          "author": lambda author: author.name if author is not None else ""}  # fmt: skip
     export_columns = ["executed_on", "institution.nhi_code", "institution.name", "case_id", "course_id",
                       "kind", "author.name", "profession", "minutes", "sha256"]  # fmt: skip
     export_labels = {"author.name": _l("Author"), "case_id": _l("Case"), "course_id": _l("Treatment course")}
