@@ -354,3 +354,22 @@ def test_a2_the_old_course_records_address_leads_to_the_course_page(ux, login_as
     assert response.headers["Location"].endswith(f"/course/{ux['first']}#course-records")
     assert client.get(f"/course/{ux['b_course']}/records").status_code == 404
     assert client.get("/course/%25/records").status_code == 404
+
+
+def test_a_viewer_who_sees_ids_masked_finds_a_case_only_by_the_full_id(ux, login_as):
+    """The lookup never recovers a masked ID digit by digit (FAB trap 11): for a viewer
+    without the full-ID permission a prefix finds nothing, the full ID finds the case."""
+    client = login_as("ux_noids")
+    prefix = ux["national_id"][:6]
+    assert f"case={ux['case']}" not in client.get("/treatmentrecord/add", query_string={"q": prefix}).text
+    assert f"case={ux['case']}" in client.get("/treatmentrecord/add", query_string={"q": ux["national_id"]}).text
+    assert f"case={ux['case']}" in login_as("ux_psy").get("/treatmentrecord/add", query_string={"q": prefix}).text
+
+
+def test_the_record_list_names_the_author_as_a_colleague_and_the_case_by_its_opening(ux, db, login_as):
+    """The record list shows the author by name (no masked ID of a colleague) and the case as
+    its patient and opening date (not the viewer's own institution again)."""
+    author_id = db.session.get(Practitioner, ux["psy"]).national_id
+    html = login_as("ux_psy").get("/treatmentrecord/list/").text
+    assert "吳心理" in html and author_id[:3] + "****" not in html
+    assert "113/01/02 開案" in html and " @ " not in html

@@ -42,7 +42,7 @@ from core.web.views import (
     refusals_flashed,
     valid_pk,
 )
-from domain.addiction.grants import RECORD, RECORD_FORM
+from domain.addiction.grants import CASE, RECORD, RECORD_FORM
 from domain.addiction.records import (
     CASE_LOOKUP_LIMIT,
     CONTENT_FIELDS,
@@ -297,6 +297,7 @@ class TreatmentRecordView(ScopedModelView):
             "records/pick_case.html", title=self.add_title, q=text, cases=cases, searched=bool(text.strip()),
             kind=request.args.get("kind") if is_kind(request.args.get("kind")) else None,
             limit=CASE_LOOKUP_LIMIT, to_roc=to_roc,
+            can_open=self.appbuilder.sm.has_access(f"can_{CAN_CREATE}", CASE),
         )  # fmt: skip
 
     @expose("/add", methods=["GET", "POST"])
