@@ -181,3 +181,37 @@ class InterruptCourse(TransitionCommand):
 
     def apply(self) -> None:
         self.row.interrupt_reason = self.reason
+
+
+def transition_actors(transitions) -> dict[int, str]:
+    """Who moved each course transition, as a person reads it: the staff member's name and
+    professions (王小明（心理師）), an account without a staff profile by its full name; a
+    transition without an account keeps the name it was written with."""
+    from models.addiction.staff import StaffLicence, StaffProfession
+    from models.platform.user import ScopedUser as User
+    from models.registry.practitioner import Practitioner
+
+    user_ids = {t.user_id for t in transitions if t.user_id}
+    people: dict[int, str] = {}
+    if user_ids:
+        rows = db.session.execute(
+            select(User.id, User.first_name, User.last_name, Practitioner.id, Practitioner.name)
+            .outerjoin(Practitioner, Practitioner.id == User.practitioner_id)
+            .where(User.id.in_(user_ids))
+        ).all()  # fmt: skip
+        practitioners = {r[3] for r in rows if r[3]}
+        professions: dict[int, list[str]] = {}
+        if practitioners:
+            for pid, profession in db.session.execute(
+                select(StaffLicence.practitioner_id, StaffLicence.profession).distinct()
+                .where(StaffLicence.practitioner_id.in_(practitioners))
+                .order_by(StaffLicence.practitioner_id, StaffLicence.profession)
+            ):  # fmt: skip
+                professions.setdefault(pid, []).append(StaffProfession.label_of(profession))
+        for user_id, first, last, pid, name in rows:
+            if pid:
+                held = "、".join(professions.get(pid, []))
+                people[user_id] = f"{name}（{held}）" if held else name
+            else:
+                people[user_id] = " ".join(filter(None, [first, last]))
+    return {t.id: people.get(t.user_id) or t.username or "" for t in transitions}

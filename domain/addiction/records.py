@@ -448,3 +448,70 @@ def serving_staff(institution_id: int) -> list[Practitioner]:
         ))  # fmt: skip
         .order_by(Practitioner.name)
     ).all()
+
+
+def content_field_order() -> list[ContentField]:
+    """Every kind's built-in fields once each, in an order that keeps every kind's own order
+    (the record form renders them all and shows the chosen kind's: what was typed in a field
+    two kinds share, such as 主題, stays when the kind changes)."""
+    first_seen: dict[str, ContentField] = {}
+    after: dict[str, set[str]] = {}
+    for specs in CONTENT_FIELDS.values():
+        for before, spec in zip((None, *specs), specs, strict=False):
+            first_seen.setdefault(spec.name, spec)
+            after.setdefault(spec.name, set())
+            if before is not None:
+                after[spec.name].add(before.name)
+    order: list[ContentField] = []
+    placed: set[str] = set()
+    while len(order) < len(first_seen):
+        # The first field (in the order met) whose predecessors are all placed; a cycle
+        # cannot arise from lists, but never loop forever on one.
+        name = next((n for n in first_seen if n not in placed and after[n] <= placed),
+                    next(n for n in first_seen if n not in placed))  # fmt: skip
+        order.append(first_seen[name])
+        placed.add(name)
+    return order
+
+
+def open_courses(case_id: int) -> list[Course]:
+    """A case's courses in progress, in scope, oldest first (the record form offers them)."""
+    from models.addiction.course import CourseStatus
+
+    return (
+        ScopedInterface(Course).scoped_query()
+        .filter(Course.case_id == case_id, Course.status == CourseStatus.ACTIVE.value)
+        .order_by(Course.start_date, Course.id).all()
+    )  # fmt: skip
+
+
+def course_on(courses: list[Course], day: dt.date | None) -> Course | None:
+    """The course whose period holds `day` (the latest-starting if several); None if none."""
+    if not isinstance(day, dt.date):
+        return None
+    holding = [c for c in courses if c.start_date <= day <= c.end_date]
+    return holding[-1] if holding else None
+
+
+#: Cases a lookup on the record form lists at most (a full ID or a name finds a few).
+CASE_LOOKUP_LIMIT = 20
+
+
+def find_open_cases(text: str | None, masked_ids: bool) -> list:
+    """Open cases in scope whose patient's ID (exactly, for a viewer who sees IDs masked; else
+    its start) or name (any part) matches `text`; at most CASE_LOOKUP_LIMIT, by name."""
+    from sqlalchemy import or_
+
+    from core.validators import normalize_id
+    from models.addiction.case import Case, CaseStatus, Patient
+
+    text = (text or "").strip()[:50]
+    if not text:
+        return []
+    typed_id = normalize_id(text)
+    ident = Patient.national_id == typed_id if masked_ids else Patient.national_id.startswith(typed_id, autoescape=True)
+    return (
+        ScopedInterface(Case).scoped_query().join(Patient, Patient.id == Case.patient_id)
+        .filter(Case.status == CaseStatus.OPEN.value, or_(ident, Patient.name.contains(text, autoescape=True)))
+        .order_by(Patient.name, Case.opened_on.desc()).limit(CASE_LOOKUP_LIMIT).all()
+    )  # fmt: skip

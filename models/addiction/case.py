@@ -76,10 +76,20 @@ class Patient(PersonMixin, AuditColumnsMixin, AppModel):
 
     @property
     def national_id_masked(self) -> str:
+        """The ID as everyone may see it: A12****789."""
         return mask_personal_id(self.national_id)
 
+    @property
+    def national_id_for_viewer(self) -> str:
+        """The ID in full for a viewer allowed full IDs (can_see_full_ids), masked for everyone
+        else and outside a request (a background job has no viewer to ask)."""
+        from core.data.filters import sees_ids_masked
+
+        return self.national_id_masked if sees_ids_masked() else self.national_id
+
     def __str__(self) -> str:
-        return f"{self.name}（{self.national_id_masked}）"
+        # Dropdowns, show pages and exports print a patient as this: the ID follows the viewer.
+        return f"{self.name}（{self.national_id_for_viewer}）"
 
 
 class SubstanceCategory(LabelledEnum):
@@ -177,4 +187,9 @@ class Case(AuditColumnsMixin, AppModel):
         return rules.enum_label(CaseStatus, self.status)
 
     def __str__(self) -> str:
-        return f"{self.patient} @ {self.institution.name}"
+        # The institution is the viewer's own (only its staff see cases): its name beside
+        # every case in a list said nothing; the opening date tells two cases of a person apart.
+        from core.dates import to_roc
+
+        opened = _l("opened %(date)s", date=to_roc(self.opened_on))
+        return f"{self.patient} {opened}"

@@ -291,7 +291,7 @@ def test_a5_a_pdf_record_keeps_its_sha256_and_is_served_only_in_scope(app, world
     record = _pdf_record(app, world, db, client)
     download = client.get(f"/treatmentrecord/pdf/{record.id}")
     assert download.status_code == 200 and download.data.startswith(b"%PDF-")
-    page = client.get(f"/course/{world['course']}/records")
+    page = client.get(f"/course/{world['course']}")
     assert page.status_code == 200 and f"/treatmentrecord/show/{record.id}" in page.text
     other = login_as("rec_psy_b")
     assert other.get(f"/treatmentrecord/pdf/{record.id}").status_code == 404
@@ -304,7 +304,7 @@ def test_a5_the_course_page_lists_records_in_date_order(world, db, api_as, login
     client, headers = api_as("rec_psy_a")
     for day in ("2025-06-03", "2025-05-02"):
         assert client.post("/api/v1/treatmentrecord/", json=_body(world, executed_on=day), headers=headers).status_code == 201
-    html = login_as("rec_psy_a").get(f"/course/{world['course']}/records").text
+    html = login_as("rec_psy_a").get(f"/course/{world['course']}").text
     assert html.index("114/05/02") < html.index("114/06/03")
 
 

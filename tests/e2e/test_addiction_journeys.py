@@ -135,6 +135,14 @@ def test_a2_a5_psychologist_finds_a_case_starts_a_course_and_records_a_pdf_sessi
     page.fill("#minutes", "60")
     page.fill("#c_topic", "初次會談：飲酒史與改變動機")
     page.fill("#c_interventions", "動機式晤談，建立治療同盟")
+    # Changing the kind reloads nothing and loses nothing: the shared 主題 stays on screen,
+    # the fields of psychotherapy are hidden, and come back as typed.
+    page.select_option("#pick-kind", "nursing_education")
+    assert page.input_value("#c_topic") == "初次會談：飲酒史與改變動機" and page.is_hidden("#c_interventions")
+    assert page.is_visible("#c_education")
+    person.check("kind changed to nursing education")
+    page.select_option("#pick-kind", "individual_psychotherapy")
+    assert page.input_value("#c_interventions") == "動機式晤談，建立治療同盟" and page.input_value("#minutes") == "60"
     person.submit("#save-record", shot="structured record saved")
     assert "/treatmentrecord/show/" in page.url, person.flashes() + person.text()
 

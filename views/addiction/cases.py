@@ -33,8 +33,14 @@ from core.web.views import (
     valid_pk,
 )
 from domain.addiction.cases import CASE_FIELDS, ChangeCase, OpenCase, PatientRegistration
-from domain.addiction.courses import ChangeCourseDates, CompleteCourse, InterruptCourse, StartCourse
-from domain.addiction.grants import CASE, COURSE, PATIENT
+from domain.addiction.courses import (
+    ChangeCourseDates,
+    CompleteCourse,
+    InterruptCourse,
+    StartCourse,
+    transition_actors,
+)
+from domain.addiction.grants import CASE, COURSE, PATIENT, RECORD
 from domain.registry.persons import registering_institutions
 from models.addiction.case import (
     Case,
@@ -277,6 +283,7 @@ class CaseView(CommandForms, ScopedModelView):
             national_id=national_id if can_see_full_ids() else mask_personal_id(national_id),
             can_start=self.appbuilder.sm.has_access("can_create", COURSE) and case.status == CaseStatus.OPEN.value,
             can_edit=self.appbuilder.sm.has_access("can_edit", CASE),
+            can_add_record=self.appbuilder.sm.has_access("can_create", RECORD),
             labels=CASE_LABELS, PatientSex=PatientSex, IdKind=IdKind, enum_label=enum_label,
             SubstanceCategory=SubstanceCategory, ReferralSource=ReferralSource,
             EligibilityCategory=EligibilityCategory, CaseStatus=CaseStatus, CourseStatus=CourseStatus,
@@ -351,6 +358,7 @@ class CourseView(CommandForms, ScopedModelView):
         return self.render_template(
             self.show_template, title=self.show_title, item=course,
             sections=[section(course) for section in course_page_sections],
+            actors=transition_actors(course.transitions),
             can_edit=self.appbuilder.sm.has_access("can_edit", COURSE),
             labels=COURSE_LABELS, CourseStatus=CourseStatus, enum_label=enum_label,
         )  # fmt: skip

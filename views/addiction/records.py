@@ -19,7 +19,6 @@ from wtforms import (
     FieldList,
     Form,
     FormField,
-    IntegerField,
     RadioField,
     SelectField,
     StringField,
@@ -27,8 +26,9 @@ from wtforms import (
 )
 from wtforms.validators import Optional
 
+from core import clock
 from core.data.datamodel import ScopedInterface
-from core.data.filters import institution_text_filter
+from core.data.filters import institution_text_filter, sees_ids_masked
 from core.dates import parse_date, to_roc
 from core.web.fields import RocDateField
 from core.web.views import (
@@ -42,8 +42,9 @@ from core.web.views import (
     refusals_flashed,
     valid_pk,
 )
-from domain.addiction.grants import RECORD, RECORD_FORM
+from domain.addiction.grants import CASE, RECORD, RECORD_FORM
 from domain.addiction.records import (
+    CASE_LOOKUP_LIMIT,
     CONTENT_FIELDS,
     FORM_FILES,
     MAX_LAB_ROWS,
@@ -53,11 +54,16 @@ from domain.addiction.records import (
     RecordInput,
     RegisterRecordForm,
     WriteRecord,
+    content_field_order,
+    course_on,
     course_record_lines,
+    find_open_cases,
     institution_forms,
     is_kind,
+    open_courses,
     serving_staff,
 )
+from models.addiction.case import Case
 from models.addiction.course import Course
 from models.addiction.record import (
     LabOutcome,
@@ -136,9 +142,10 @@ class LabRowForm(Form):
 
 
 class RecordFormBase(FlaskForm):
-    """The fields every record has; the kind's own fields are added by record_form_class()."""
+    """The fields every record has; every kind's content fields are added by record_form_class()."""
 
-    course = IntegerField(_l("Treatment course"), validators=[Optional()])
+    case = SelectField(_l("Case"), coerce=str, validate_choice=False)
+    course = SelectField(_l("Treatment course"), coerce=str, validate_choice=False)
     kind = SelectField(RECORD_LABELS["kind"], choices=_kind_choices(), validate_choice=False)
     executed_on = RocDateField(RECORD_LABELS["executed_on"], validators=[Optional()])
     author = SelectField(RECORD_LABELS["author"], coerce=str, validate_choice=False)
@@ -151,14 +158,32 @@ class RecordFormBase(FlaskForm):
     pdf = FileField(_l("Filled-in record form (PDF)"))
 
 
-def record_form_class(kind: str | None):
-    """The record form for a kind: the common fields, the kind's content fields, lab rows."""
+#: The fields that every kind's record has (their errors always count; see _valid_for).
+COMMON_FIELDS = ("csrf_token", "case", "course", "kind", "executed_on", "author", "minutes", "mode",
+                 "form_version", "pdf")  # fmt: skip
+
+
+def record_form_class():
+    """The record form: the common fields, every kind's content fields once, the lab rows.
+
+    All kinds are in one form so that changing the kind on the page only shows other fields
+    (templates/records/form.html): nothing typed is lost, and the server validates the kind
+    the form is saved with."""
     fields = {}
-    for spec in CONTENT_FIELDS.get(kind, ()):
+    for spec in content_field_order():
         fields[f"c_{spec.name}"] = TextAreaField(spec.label, validators=[Optional()])
-    if kind == TreatmentKind.LAB_TEST:
-        fields["lab"] = FieldList(FormField(LabRowForm), min_entries=3, max_entries=MAX_LAB_ROWS)
+    fields["lab"] = FieldList(FormField(LabRowForm), min_entries=3, max_entries=MAX_LAB_ROWS)
     return type("RecordEntryForm", (RecordFormBase,), fields)
+
+
+def _valid_for(form, kind) -> bool:
+    """The form validated, counting only the errors of the fields that `kind` uses (a hidden
+    field of another kind never blocks a save with a message the user cannot see)."""
+    form.validate()
+    used = set(COMMON_FIELDS) | {f"c_{s.name}" for s in CONTENT_FIELDS.get(kind, ())}
+    if kind == TreatmentKind.LAB_TEST:
+        used.add("lab")
+    return not any(form[name].errors for name in used if name in form)
 
 
 def _minutes(text):
@@ -188,7 +213,13 @@ def _input_from_form(form, kind) -> RecordInput:
 
 
 def _course_in_scope(pk) -> Course | None:
+    """The course of this id if the user may see it; None for any other value."""
     return ScopedInterface(Course).get(int(pk)) if valid_pk(pk) else None
+
+
+def _case_in_scope(pk) -> Case | None:
+    """The case of this id if the user may see it; None for any other value."""
+    return ScopedInterface(Case).get(int(pk)) if valid_pk(pk) else None
 
 
 class TreatmentRecordView(ScopedModelView):
@@ -218,7 +249,9 @@ class TreatmentRecordView(ScopedModelView):
     base_order = ("executed_on", "desc")
     label_columns = RECORD_LABELS
     # Each label translated once per request (50 cells a page).
-    formatters_columns = {"kind": enum_formatter(TreatmentKind), "profession": enum_formatter(StaffProfession)}
+    # The author is a colleague named as one (the practitioner's own str() carries a masked ID).
+    formatters_columns = {"kind": enum_formatter(TreatmentKind), "profession": enum_formatter(StaffProfession),
+                          "author": lambda author: author.name if author is not None else ""}  # fmt: skip
     export_columns = ["executed_on", "institution.nhi_code", "institution.name", "case_id", "course_id",
                       "kind", "author.name", "profession", "minutes", "sha256"]  # fmt: skip
     export_labels = {"author.name": _l("Author"), "case_id": _l("Case"), "course_id": _l("Treatment course")}
@@ -230,59 +263,115 @@ class TreatmentRecordView(ScopedModelView):
             abort(404)
         return item
 
-    def _render_form(self, form, kind, course, record=None):
-        staff = serving_staff(course.institution_id) if course is not None else []
+    def _render_form(self, form, kind, course, record=None, case=None, courses=None):
+        """The record form: authors and blank forms of the course's (or case's) institution,
+        the course picked from the case's open courses when the page has no course."""
+        institution_id = course.institution_id if course is not None else case.institution_id if case else None
+        staff = serving_staff(institution_id) if institution_id else []
         form.author.choices = [("", "")] + [(str(p.id), p.name) for p in staff]
-        forms = institution_forms(course.institution_id, kind) if course is not None and kind else []
-        form.form_version.choices = [(str(f.id), str(f)) for f in forms]
+        kinds = [record.kind] if record is not None else list(TreatmentKind)
+        blank_forms = [f for k in kinds for f in institution_forms(institution_id, k)] if institution_id else []
+        form.form_version.choices = [(str(f.id), str(f)) for f in blank_forms]
+        if courses is not None:
+            form.course.choices = [("", gettext("The course that holds the execution date"))] + [
+                (str(c.id), f"{c}（{c.status_label}）") for c in courses
+            ]
+        fields = content_field_order()
         return self.render_template(
             "records/form.html", title=self.edit_title if record else self.add_title,
-            form=form, kind=kind, course=course, record=record,
-            content_fields=[getattr(form, f"c_{s.name}") for s in CONTENT_FIELDS.get(kind, ())],
+            form=form, kind=kind, course=course, record=record, case=case, courses=courses,
+            content_fields=[(getattr(form, f"c_{s.name}"), s) for s in fields],
+            kind_fields={k.value: [f"c_{s.name}" for s in CONTENT_FIELDS.get(k, ())] for k in TreatmentKind},
+            required_fields={k.value: [f"c_{s.name}" for s in CONTENT_FIELDS.get(k, ()) if s.required]
+                             for k in TreatmentKind},
+            blank_forms=blank_forms, kind_label=TreatmentKind.label_of, to_roc=to_roc,
+            course_periods={str(c.id): [c.start_date.isoformat(), c.end_date.isoformat()] for c in courses or ()},
+        )  # fmt: skip
+
+    def _lookup(self):
+        """No course and no case given: find the open case by ID or name first (never a
+        course number to type)."""
+        text = request.args.get("q", "")[:50]
+        cases = find_open_cases(text, sees_ids_masked()) if text.strip() else []
+        return self.render_template(
+            "records/pick_case.html", title=self.add_title, q=text, cases=cases, searched=bool(text.strip()),
+            kind=request.args.get("kind") if is_kind(request.args.get("kind")) else None,
+            limit=CASE_LOOKUP_LIMIT, to_roc=to_roc,
+            can_open=self.appbuilder.sm.has_access(f"can_{CAN_CREATE}", CASE),
         )  # fmt: skip
 
     @expose("/add", methods=["GET", "POST"])
     @has_access
     def add(self):
-        """A new record of a course (?course=<id>&kind=<kind>); the kind picks its form."""
+        """A new record of a course (?course=<id>), or of one of a case's open courses
+        (?case=<id>), or first a case lookup; ?kind=<kind> preselects the kind."""
         kind = request.values.get("kind") if is_kind(request.values.get("kind")) else None
-        course_arg = request.values.get("course")
-        course = _course_in_scope(course_arg) if course_arg else None
-        if request.method == "GET" and course_arg and course is None:
-            abort(404)  # another institution's course by URL: as if it did not exist
-        form = record_form_class(kind)()
+        course_arg, case_arg = request.values.get("course"), request.values.get("case")
+        case = courses = None
+        if case_arg:
+            case = _case_in_scope(case_arg)
+            if case is None:
+                abort(404)  # another institution's case by URL or form: as if it did not exist
+            courses = open_courses(case.id)
+        form = record_form_class()()
+        if courses is not None:
+            chosen = {str(c.id): c for c in courses}
+            course = chosen.get(str(course_arg or ""))
+            if request.method == "GET" and course is None:
+                course = course_on(courses, clock.today()) or (courses[-1] if courses else None)
+        else:
+            course = _course_in_scope(course_arg) if course_arg else None
+            if request.method == "GET" and course_arg and course is None:
+                abort(404)  # another institution's course by URL: as if it did not exist
+            if request.method == "GET" and course is None:
+                return self._lookup()
         if request.method == "GET":
-            form.course.data = course.id if course else None
+            form.course.data = str(course.id) if course else ""
+            form.case.data = str(case.id) if case else ""
             form.kind.data = kind
             from flask import g
 
             practitioner_id = getattr(getattr(g, "user", None), "practitioner_id", None)
             form.author.data = str(practitioner_id or "")
-        elif form.validate_on_submit() and kind:
+        elif "switch" in request.form:
+            pass  # the kind changed without JavaScript: the same form, the new kind's fields
+        elif _valid_for(form, kind):
+            if courses is not None and course is None:
+                # No course picked: the case's open course that holds the execution date.
+                course = course_on(courses, form.executed_on.data)
             with refusals_flashed():
-                record = WriteRecord(_input_from_form(form, kind)).run()
+                if courses is not None and course is None:
+                    raise RecordError(gettext(
+                        "No open course of this case holds the execution date: choose the course."
+                    ))  # fmt: skip
+                data = _input_from_form(form, kind)
+                data.course_id = course.id if course is not None else form.course.data
+                record = WriteRecord(data).run()
                 flash(gettext("The treatment record was saved."), "success")
                 return redirect(url_for(".show", pk=record.id))
-        return self._render_form(form, kind, course)
+        return self._render_form(form, kind, course, case=case, courses=courses)
 
     @expose("/edit/<pk>", methods=["GET", "POST"])
     @has_access
     def edit(self, pk):
-        """Correct a record (its course stays); the change is kept in the audit trail."""
+        """Correct a record (its course and kind stay); the change is kept in the audit trail."""
         record = self._record(pk)
         kind = record.kind
-        form = record_form_class(kind)()
+        form = record_form_class()()
         if request.method == "GET":
-            form.course.data, form.executed_on.data = record.course_id, record.executed_on
+            form.course.data, form.executed_on.data = str(record.course_id), record.executed_on
+            form.kind.data = kind
             form.author.data, form.minutes.data = str(record.author_id), str(record.minutes or "")
             form.mode.data = "pdf" if record.stored_name else "structured"
             form.form_version.data = str(record.form_id or "")
             for spec in CONTENT_FIELDS.get(kind, ()):
                 getattr(form, f"c_{spec.name}").data = (record.content or {}).get(spec.name, "")
-            for entry, row in zip(getattr(form, "lab", []), record.lab_results, strict=False):
+            while len(form.lab.entries) < min(len(record.lab_results), MAX_LAB_ROWS):
+                form.lab.append_entry()  # every stored result, not only the first three
+            for entry, row in zip(form.lab, record.lab_results, strict=False):
                 entry.substance.data, entry.sampled_on.data = row.substance, row.sampled_on
                 entry.outcome.data, entry.value.data = row.outcome, row.value
-        elif form.validate_on_submit():
+        elif _valid_for(form, kind):
             with refusals_flashed():
                 data = _input_from_form(form, kind)
                 WriteRecord(data, record).run()
@@ -377,7 +466,8 @@ class RecordFormView(ScopedModelView):
 
 
 class CourseRecordsView(ScopedReportView):
-    """療程紀錄: a course's records in date order (the course page links here)."""
+    """/course/<id>/records, the old address of a course's records: the course page shows
+    them, so the old links (bookmarks, mails) land there."""
 
     route_base = "/course"
     default_view = "records"
@@ -387,15 +477,11 @@ class CourseRecordsView(ScopedReportView):
     @expose("/<pk>/records")
     @has_access
     def records(self, pk):
-        """Every record of a course in scope, oldest first; 404 for any other course."""
+        """Redirect to the course page (its records section) for a course in scope; 404 else."""
         course = _course_in_scope(pk)
         if course is None:
             abort(404)
-        return self.render_template(
-            "records/course.html", title=_l("Records of the course"), course=course,
-            rows=course_record_rows(course), kinds=list(TreatmentKind),
-            can_add=self.appbuilder.sm.has_access(f"can_{CAN_CREATE}", RECORD),
-        )  # fmt: skip
+        return redirect(url_for("CourseView.page", pk=course.id, _anchor="course-records"))
 
 
 class _Escaped(dict):
