@@ -113,6 +113,7 @@ def test_scope_a_facility_cannot_add_to_another_institution_by_form_or_rest(app,
     client = login_as("facility_tpe")
     response = post_form(app, client, "/practitionerview/join", _form(person, khh.id))
     assert response.status_code == 200 and not _assignments(db, person.id, khh.id)[1:]
+    assert "請選擇您所屬的機構" in visible_text(response.text) and khh.name not in response.text
     api, headers = api_as("facility_tpe")
     body = {"national_id": person.national_id, "name": person.name, "institution": khh.id,
             "start_date": "2025-03-01"}  # fmt: skip

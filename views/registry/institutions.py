@@ -158,7 +158,8 @@ class JoinPractitionerForm(DynamicForm):
     name = StringField(JOIN_LABELS["name"], widget=BS3TextFieldWidget(), validators=[DataRequired()])
     institution = QuerySelectField(
         JOIN_LABELS["institution"], query_func=_scoped_institutions, get_pk_func=lambda item: item.id,
-        widget=Select2Widget(), validators=[DataRequired()],
+        # A key outside the user's institutions reads as no choice: say what may be chosen.
+        widget=Select2Widget(), validators=[DataRequired(message=_l("Choose one of your own institutions."))],
     )  # fmt: skip
     start_date = RocDateField(JOIN_LABELS["start_date"], validators=[DataRequired()])
     end_date = RocDateField(JOIN_LABELS["end_date"])
