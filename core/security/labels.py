@@ -10,6 +10,8 @@ from flask import current_app
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
+from core.data.scope import ScopeKind
+
 ACTION_LABELS = {
     "can_read": _l("Read"),
     "can_list": _l("Read"),
@@ -111,3 +113,21 @@ def action_label(name: str) -> str:
 def permission_label(permission_view) -> str:
     """'讀取：特約機構' instead of FAB's raw 'can read on Institution'."""
     return f"{action_label(permission_view.permission.name)}：{resource_label(permission_view.view_menu.name)}"
+
+
+#: The stored scope kinds of an account (models/platform/user.py) as a person reads them: the
+#: admin's user form offers these, and the audit log shows a scope change with them.
+SCOPE_KIND_CHOICES = [
+    ("", _l("No scope (sees nothing)")),
+    (ScopeKind.NATIONAL, _l("National")),
+    (ScopeKind.COUNTY, _l("County")),
+    (ScopeKind.FACILITY, _l("Facility")),
+]
+
+
+def scope_kind_label(value) -> str:
+    """The zh_TW name of a stored scope kind ('county' is 縣市); an unknown one shows as stored."""
+    for key, label in SCOPE_KIND_CHOICES:
+        if key == (value or ""):
+            return str(label)
+    return str(value)

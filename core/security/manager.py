@@ -29,9 +29,10 @@ from core.data.scope import ScopeKind
 from core.data.versions import bump, request_memo, version
 from core.extensions import cache
 from core.security import sessions as accounts
+from core.security.labels import SCOPE_KIND_CHOICES, scope_kind_label
 from core.security.organisations import ORGANISATION_TYPES, OrganisationAllowed
 from core.security.passwords import check_password
-from core.security.roles import role_label
+from core.security.roles import ROLE_LABELS, role_label
 from core.web.openapi import fix_operation_spec
 from models.platform.user import ScopedUser
 
@@ -146,14 +147,6 @@ def token_revoked(payload: dict) -> bool:
     return issued <= tokens_valid_after(payload.get("sub"))
 
 
-SCOPE_KIND_CHOICES = [
-    ("", _l("No scope (sees nothing)")),
-    (ScopeKind.NATIONAL, _l("National")),
-    (ScopeKind.COUNTY, _l("County")),
-    (ScopeKind.FACILITY, _l("Facility")),
-]
-
-
 def _role_label(name: str) -> str:
     return role_label(name)
 
@@ -235,7 +228,7 @@ class ScopedUserDBModelView(UserDBModelView):
         ),
     }
     formatters_columns = {
-        "scope_kind": lambda v: dict(SCOPE_KIND_CHOICES).get(v or "", v),
+        "scope_kind": scope_kind_label,
         "roles": lambda roles: "、".join(_role_label(r.name) for r in roles or []),
         "active": lambda v: _l("Yes") if v else _l("No"),
     }
@@ -326,6 +319,35 @@ class ScopedRoleModelView(RoleModelView):
         super()._init_forms()
         for form in (self.add_form, self.edit_form):
             _relabel(form, "permissions", get_label=permission_label)
+
+    def prefill_form(self, form, pk):
+        """The edit form names the role as every screen does; a built-in role's stored name
+        (what domain/*/grants.py and `flask init` know it by) is shown read-only beside it."""
+        role = self.datamodel.get(pk)
+        if role is None:
+            return
+        form.name.label.text = gettext("System name of the role")
+        if role.name in ROLE_LABELS:
+            form.name.render_kw = {**(form.name.render_kw or {}), "readonly": True}
+            form.name.description = gettext(
+                "Shown to users as %(label)s. The system name ties the role to its permissions "
+                "and cannot be changed.", label=role_label(role.name),
+            )
+
+    def pre_update(self, item):
+        """Refuse renaming a built-in role: the permission sync would no longer find it."""
+        from sqlalchemy import inspect
+
+        history = inspect(item).attrs.name.history
+        old = history.deleted[0] if history.deleted else item.name
+        if old in ROLE_LABELS and item.name != old:
+            # FAB has already copied the form onto the row: undo it all (the permissions too),
+            # or the next commit of this request would save what was refused.
+            self.datamodel.session.rollback()
+            raise ValueError(gettext(
+                "The system name of the role %(label)s cannot be changed.", label=role_label(old)
+            ))
+        super().pre_update(item)
 
 
 class LockoutAwareAuthDBView(AuthDBView):

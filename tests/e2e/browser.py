@@ -129,12 +129,15 @@ def chromium_missing_message() -> str:
 class Journey:
     """One person's browser session against the live server; checks every visited page."""
 
-    def __init__(self, browser, server: LiveServer, name: str):
+    def __init__(self, browser, server: LiveServer, name: str, *, folder: Path | None = None,
+                 **context_options):
+        """`context_options` go to Playwright's new_context (a phone's viewport, touch …);
+        `folder` keeps the screenshots elsewhere than tests/e2e/screenshots/<name>."""
         self.server = server
         self.name = name
+        options = {"viewport": {"width": 1280, "height": 900}, **context_options}
         self.context = browser.new_context(
-            locale="zh-TW", timezone_id="Asia/Taipei", viewport={"width": 1280, "height": 900},
-            accept_downloads=True,
+            locale="zh-TW", timezone_id="Asia/Taipei", accept_downloads=True, **options,
         )  # fmt: skip
         self.context.set_default_timeout(15_000)
         self.page = self.context.new_page()
@@ -146,7 +149,7 @@ class Journey:
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda exc: self.problems.append(f"{self.page.url}: JS error {exc}"))
         self.page.on("response", self._response)
-        folder = SCREENSHOTS / name
+        folder = folder or SCREENSHOTS / name
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder

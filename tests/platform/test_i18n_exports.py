@@ -215,3 +215,73 @@ def test_audit_log_filters_take_hostile_input_without_an_error(login_as, value):
     for column in ("model", "institution", "username", "action"):
         response = admin.get("/auditlogview/list/", query_string={f"_flt_0_{column}": value})
         assert response.status_code in (200, 400), (column, response.status_code)
+
+
+def _reference_codes(db):
+    """The stored codes of levels and counties (medical_center, TPE): keys, never shown."""
+    from models.registry.reference import County, InstitutionLevel
+
+    codes = [c for (c,) in db.session.query(InstitutionLevel.code)]
+    codes += [c for (c,) in db.session.query(County.code)]
+    return re.compile(r"(?<![A-Za-z_])(" + "|".join(map(re.escape, codes)) + r")(?![A-Za-z_])")
+
+
+def test_exports_name_levels_and_counties_never_their_codes(app, db, login_as):
+    """Every exporting view's export (first 300 rows), by a role that may export it: a level
+    reads 醫學中心, a county 臺北市, never medical_center or TPE."""
+    codes = _reference_codes(db)
+    clients = {name: login_as(name) for name in EXPORTERS}
+    found = {}
+    for view in _exporting_views(app):
+        for client in clients.values():
+            response = client.get(f"{view.route_base}/export/xlsx")
+            if response.status_code == 200:
+                break
+        else:
+            continue
+        _collect_codes(found, type(view).__name__, response, codes)
+    # The yearly statistics (per level, per county) are an export of their own.
+    for url in ("/cessationstats/export?year=113", "/cessationstats/export?year=113&county=TPE"):
+        response = clients["office"].get(url)
+        assert response.status_code == 200, url
+        _collect_codes(found, url, response, codes)
+    assert found == {}
+
+
+def _collect_codes(found: dict, name: str, response, codes) -> None:
+    """Add to `found[name]` every level or county code in the export's cells (first 300 rows)."""
+    for sheet in load_workbook(io.BytesIO(response.data), read_only=True).worksheets:
+        for row in sheet.iter_rows(values_only=True, max_row=300):
+            hits = {m for cell in row if isinstance(cell, str) for m in codes.findall(cell)}
+            if hits:
+                found.setdefault(name, set()).update(hits)
+
+
+def test_the_code_checker_catches_a_level_or_county_code(db):
+    """The pattern the export test uses matches a code standing alone, not inside a word."""
+    codes = _reference_codes(db)
+    assert codes.findall("層級 medical_center") == ["medical_center"]
+    assert codes.findall("TPE") == ["TPE"] and codes.findall("TPEX 臺北市") == []
+
+
+@pytest.mark.parametrize("user", ["admin", "facility_tpe", "bureau_tpe"])
+def test_level_and_county_screens_show_names_not_codes(app, db, login_as, user):
+    """Lists, show pages and search dropdowns of institutions, levels and counties name them
+    (醫學中心, 臺北市); the code lives only in the admin's add and edit forms."""
+    from models.registry.reference import County, InstitutionLevel
+
+    codes = _reference_codes(db)
+    client = login_as(user)
+    level = db.session.query(InstitutionLevel).order_by(InstitutionLevel.id).first()
+    county = db.session.query(County).order_by(County.id).first()
+    pages = ["/institutionview/list/", "/institutionlevelview/list/", "/countyview/list/",
+             f"/institutionlevelview/show/{level.id}", f"/countyview/show/{county.id}",
+             f"/institutionview/list/?_flt_0_level={level.id}"]  # fmt: skip
+    for url in pages:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        text = visible_text(response.text)
+        assert codes.findall(text) == [], url
+        # The search form's dropdowns travel as JSON inside a script (\u003e name \u003c).
+        assert not re.search(r"\\u003e(" + codes.pattern + r")\\u003c", response.text), url
+    assert level.name in visible_text(client.get("/institutionlevelview/list/").text)

@@ -25,7 +25,9 @@ from core.data.rules import enum_label, field_rules
 from core.data.scope import current_scope
 from core.dates import to_roc
 from core.extensions import db
+from core.security.labels import scope_kind_label
 from core.security.permissions import AUDIT
+from core.security.roles import role_label
 from core.validators import mask_personal_id
 from core.web.views import CAN_EXPORT, CAN_READ, ScopedModelRestApi, ScopedModelView
 from models.platform.audit import AuditLog
@@ -58,6 +60,11 @@ ACTION_LABELS = {
 #: Keys of an account entry that are no column of the user table.
 ACCOUNT_KEYS = {"account": _l("User account"), "roles": _l("Roles"), "scope_kind": _l("Data scope"),
                 "scope_county_id": _l("County"), "scope_institutions": _l("Institutions")}  # fmt: skip
+
+
+#: Stored values of an account entry and the function that names each for a person
+#: ('Bureau' is 衛生局, 'county' is 縣市): the names stay stable, the screens translate them.
+ACCOUNT_VALUE_LABELS = {"roles": role_label, "scope_kind": scope_kind_label}
 
 
 def _model_class(name: str):
@@ -98,6 +105,10 @@ def display_value(model, key: str, value) -> str:
         return gettext("Yes") if value else gettext("No")
     if model is not None and is_personal_id(model, key) and sees_ids_masked():
         return mask_personal_id(str(value))
+    if model is ScopedUser and key in ACCOUNT_VALUE_LABELS:
+        # An account entry stores role names and the scope kind as the code keeps them.
+        label = ACCOUNT_VALUE_LABELS[key]
+        return "、".join(label(v) for v in value) if isinstance(value, list) else label(value)
     if isinstance(value, list):
         return "、".join(str(v) for v in value)
     if model is None:

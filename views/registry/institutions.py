@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from flask import g
+import datetime as dt
+
+from flask import flash, g, redirect, request, url_for
+from flask_appbuilder import expose, has_access
+from flask_appbuilder.api import protect, safe
 from flask_appbuilder.fields import QuerySelectField
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
+from flask_appbuilder.forms import DynamicForm
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from wtforms import SelectField, StringField
@@ -13,8 +18,16 @@ from wtforms.validators import DataRequired
 from core.data.datamodel import ScopedInterface
 from core.data.filters import institution_text_filter, practitioner_text_filter
 from core.data.rules import enum_label
+from core.errors import UserError
+from core.extensions import db
+from core.security.permissions import CAN_CREATE
 from core.web.fields import RocDateField
-from core.web.views import ScopedModelRestApi, ScopedModelView
+from core.web.views import (
+    API_METHOD_PERMISSIONS,
+    VIEW_METHOD_PERMISSIONS,
+    ScopedModelRestApi,
+    ScopedModelView,
+)
 from domain.registry.grants import (
     ASSIGNMENT,
     CONTRACT,
@@ -26,6 +39,7 @@ from domain.registry.persons import register_person, registering_institutions
 from models.registry.institution import ContractPeriod, Institution, InstitutionKind
 from models.registry.practitioner import Practitioner, Profession, ServiceAssignment
 from views.addiction.designations import DesignationView
+from views.registry.join import JOIN_LABELS, JoinPractitioner
 from views.registry.persons import PersonIdentityView, person_post
 
 INSTITUTION_LABELS = {
@@ -134,6 +148,23 @@ def _scoped_institutions():
     return ScopedInterface(Institution).scoped_query().order_by(Institution.nhi_code).all()
 
 
+class JoinPractitionerForm(DynamicForm):
+    """加入已登錄的醫事人員: national ID and name as the registry holds them, where and from when."""
+
+    national_id = StringField(
+        JOIN_LABELS["national_id"], widget=BS3TextFieldWidget(), validators=[DataRequired()],
+        description=_l("Both the national ID and the name must match the practitioner's registration."),
+    )  # fmt: skip
+    name = StringField(JOIN_LABELS["name"], widget=BS3TextFieldWidget(), validators=[DataRequired()])
+    institution = QuerySelectField(
+        JOIN_LABELS["institution"], query_func=_scoped_institutions, get_pk_func=lambda item: item.id,
+        # A key outside the user's institutions reads as no choice: say what may be chosen.
+        widget=Select2Widget(), validators=[DataRequired(message=_l("Choose one of your own institutions."))],
+    )  # fmt: skip
+    start_date = RocDateField(JOIN_LABELS["start_date"], validators=[DataRequired()])
+    end_date = RocDateField(JOIN_LABELS["end_date"])
+
+
 class PractitionerView(ScopedModelView):
     """Practitioners; adding one also records where they serve, so it stays in scope."""
 
@@ -142,6 +173,8 @@ class PractitionerView(ScopedModelView):
     list_title = show_title = _l("Practitioners")
     add_title = _l("Add practitioner")
     edit_title = _l("Edit practitioner")
+    list_template = "registry/practitioner_list.html"
+    method_permission_name = {**VIEW_METHOD_PERMISSIONS, "join": CAN_CREATE}
     list_columns = ["name", "national_id", "profession", "licence_number"]
     show_columns = ["name", "national_id", "profession", "licence_number"]
     add_columns = ["national_id", "name", "profession", "licence_number", "institution", "start_date"]
@@ -192,6 +225,31 @@ class PractitionerView(ScopedModelView):
                 ServiceAssignment(institution=institution, start_date=start)
             )
         super().pre_add(person)
+
+    @expose("/join", methods=["GET", "POST"])
+    @has_access
+    def join(self):
+        """Add a practitioner registered elsewhere to one's own institution by ID and name;
+        a refusal keeps the form as typed."""
+        form = JoinPractitionerForm.refresh() if request.method == "GET" else JoinPractitionerForm()
+        if request.method == "POST" and form.validate():
+            command = JoinPractitioner(form.national_id.data, form.name.data, form.institution.data,
+                                       form.start_date.data, form.end_date.data)  # fmt: skip
+            try:
+                assignment = command.run()
+            except UserError as exc:
+                db.session.rollback()
+                flash(str(exc), "danger")
+            else:
+                flash(gettext("%(person)s now serves at %(institution)s from %(start)s.",
+                              person=assignment.practitioner.name, institution=assignment.institution.name,
+                              start=form.start_date._value()), "success")  # fmt: skip
+                return redirect(url_for(".show", pk=assignment.practitioner_id))
+        widget = self.add_widget(form=form, include_cols=list(JOIN_LABELS), exclude_cols=[])
+        return self.render_template(
+            self.add_template, title=gettext("Add a practitioner registered at another institution"),
+            widgets={"add": widget}, form=form,
+        )  # fmt: skip
 
 
 class PractitionerIdentityView(PersonIdentityView):
@@ -292,8 +350,72 @@ class PractitionerApi(ScopedModelRestApi):
     label_columns = PRACTITIONER_LABELS
     personal_id_columns = ["national_id"]
 
+    method_permission_name = {**API_METHOD_PERMISSIONS, "join": CAN_CREATE}
+
     def post_headless(self):
         return person_post(self, Practitioner)
+
+    @expose("/join", methods=["POST"])
+    @protect()
+    @safe
+    def join(self):
+        """Add a registered practitioner to an institution in scope by national ID and name.
+        ---
+        post:
+          summary: Add a practitioner registered elsewhere to an institution by national ID and name
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [national_id, name, institution, start_date]
+                  properties:
+                    national_id: {type: string}
+                    name: {type: string}
+                    institution: {type: integer}
+                    start_date: {type: string, format: date}
+                    end_date: {type: string, format: date, nullable: true}
+          responses:
+            201:
+              description: The new service assignment (and the practitioner's id)
+            400:
+              $ref: '#/components/responses/400'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            409:
+              description: The practitioner already serves there in that period
+            422:
+              $ref: '#/components/responses/422'
+        """
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return self.response_400(message=gettext("The request body must be a JSON object."))
+        dates = {}
+        for key in ("start_date", "end_date"):
+            value = body.get(key)
+            if value in (None, ""):
+                dates[key] = None
+                continue
+            try:
+                dates[key] = dt.date.fromisoformat(value) if isinstance(value, str) else None
+            except ValueError:
+                dates[key] = None
+            if dates[key] is None:
+                return self.response_422(message={key: [gettext("Please enter a date such as 2025-04-01.")]})
+        text = {key: body.get(key) if isinstance(body.get(key), str) else "" for key in ("national_id", "name")}
+        institution = body.get("institution")
+        if isinstance(institution, bool) or not isinstance(institution, int | str):
+            institution = None
+
+        def save():
+            assignment = JoinPractitioner(text["national_id"], text["name"], institution,
+                                          dates["start_date"], dates["end_date"]).run()  # fmt: skip
+            return self.response(201, id=assignment.id, practitioner_id=assignment.practitioner_id)
+
+        return self._guarded(save)
 
 
 class ServiceAssignmentApi(ScopedModelRestApi):

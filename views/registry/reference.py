@@ -7,13 +7,16 @@ from core.web.views import ScopedModelRestApi, ScopedModelView
 from domain.registry.grants import COUNTY, LEVEL
 from models.registry.reference import County, InstitutionLevel
 
+#: Codes (TPE, medical_center) are keys for the API and the seeds, never shown to a person:
+#: lists, show pages, filters and exports name counties and levels; only the admin's own
+#: add and edit forms carry the code, under a label that says what it is for.
 COUNTY_LABELS = {
-    "code": _l("Code"),
+    "code": _l("System code (for data exchange)"),
     "name": _l("County"),
     "bureau_name": _l("Health bureau"),
     "sort_order": _l("Order"),
 }
-LEVEL_LABELS = {"code": _l("Code"), "name": _l("Level"), "sort_order": _l("Order")}
+LEVEL_LABELS = {"code": _l("System code (for data exchange)"), "name": _l("Level"), "sort_order": _l("Order")}
 
 
 class CountyView(ScopedModelView):
@@ -24,10 +27,11 @@ class CountyView(ScopedModelView):
     list_title = show_title = _l("Counties and health bureaus")
     add_title = _l("Add county")
     edit_title = _l("Edit county")
-    list_columns = ["code", "name", "bureau_name"]
-    show_columns = add_columns = edit_columns = ["code", "name", "bureau_name", "sort_order"]
-    search_columns = ["code", "name", "bureau_name"]
-    order_columns = ["sort_order", "code", "name"]
+    list_columns = ["name", "bureau_name"]
+    show_columns = export_columns = ["name", "bureau_name", "sort_order"]
+    add_columns = edit_columns = ["name", "bureau_name", "sort_order", "code"]
+    search_columns = ["name", "bureau_name"]
+    order_columns = ["sort_order", "name"]
     base_order = ("sort_order", "asc")
     label_columns = COUNTY_LABELS
     page_size = 25
@@ -41,9 +45,9 @@ class InstitutionLevelView(ScopedModelView):
     list_title = show_title = _l("Institution levels")
     add_title = _l("Add institution level")
     edit_title = _l("Edit institution level")
-    list_columns = ["name", "code", "sort_order"]
-    show_columns = add_columns = edit_columns = ["name", "code", "sort_order"]
-    search_columns = ["name", "code"]
+    list_columns = show_columns = export_columns = ["name", "sort_order"]
+    add_columns = edit_columns = ["name", "sort_order", "code"]
+    search_columns = ["name"]
     order_columns = ["sort_order", "name"]
     base_order = ("sort_order", "asc")
     label_columns = LEVEL_LABELS
