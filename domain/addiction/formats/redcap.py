@@ -69,7 +69,6 @@ HEADERS = ["Variable / Field Name", "Form Name", "Section Header", "Field Type",
            "Matrix Ranking?", "Field Annotation"]  # fmt: skip
 KEYS = ["field", "form", "section", "type", "label", "choices", "note", "validation", "min", "max", "identifier",
         "branching", "required", "alignment", "number", "matrix", "ranking", "annotation"]  # fmt: skip
-FILE_NAME = "REDCap data dictionary"
 #: REDCap's rule for a variable name, and for a choice code.
 FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 CODE = re.compile(r"^-?[A-Za-z0-9_.]{1,50}$")
@@ -250,7 +249,7 @@ class _Row:
     def refuse(self, key: str, reason: str) -> FormatRefused:
         """A refusal at this row and the column of `key`."""
         index = self.columns.get(key, 0)
-        return at_cell(FILE_NAME, self.number, f"{HEADERS[KEYS.index(key)]}（{column_letter(index)}）", reason)
+        return at_cell(gettext("REDCap data dictionary"), self.number, f"{HEADERS[KEYS.index(key)]}（{column_letter(index)}）", reason)
 
 
 def _records(data) -> list[_Row]:
@@ -276,13 +275,13 @@ def _records(data) -> list[_Row]:
             key = _BY_HEADER.get(_normal(name)) or (
                 "branching" if _normal(name).startswith("branching logic") else None)
             if key is None and _normal(name):
-                raise at_cell(FILE_NAME, 1, f"{str(name)[:40]}（{column_letter(index)}）",
+                raise at_cell(gettext("REDCap data dictionary"), 1, f"{str(name)[:40]}（{column_letter(index)}）",
                               gettext("this column is not one of REDCap's data dictionary."))  # fmt: skip
             if key is not None:
                 columns[key] = index
         for key in ("field", "form", "type", "label"):
             if key not in columns:
-                raise at_cell(FILE_NAME, 1, HEADERS[KEYS.index(key)], gettext("the file needs this column."))
+                raise at_cell(gettext("REDCap data dictionary"), 1, HEADERS[KEYS.index(key)], gettext("the file needs this column."))
         rows = []
         for number, record in enumerate(reader, start=2):
             if number > MAX_SHEET_ROWS + 1:
@@ -527,7 +526,7 @@ def _score(row: _Row, tags: dict, name: str) -> dict:
         return {"name": name, "label": label, "method": "sum", "items": links, "missing": "zero"}
     formula = re.sub(r"\[([A-Za-z][A-Za-z0-9_]*)\]", r"\1", calculation)
     if "[" in formula:
-        raise row.refuse("choices", gettext("a reference is written [name]."))
+        raise row.refuse("choices", gettext("a reference is written %(form)s.", form="[name]"))
     try:
         names = set(re.findall(r"[A-Za-z_]\w*", formula))
         check_formula(formula, names - {"min", "max", "abs", "round", "floor", "ceil"}, label)
@@ -542,8 +541,8 @@ _LOGIC = re.compile(rf"\[([A-Za-z][\w.-]*)(?:\(([A-Za-z0-9_.-]+)\))?\]\s*(>=|<=|
 
 def _branching_into(row: _Row, item: dict, known: dict, order: list) -> None:
     refuse = row.refuse("branching", gettext(
-        "branching is [item] = 'code', [item(code)] = '1', [item] >= n or [item] <> '', joined by all and or all "
-        "or, on earlier fields."))  # fmt: skip
+        "branching is %(forms)s, joined by all and or all or, on earlier items.",
+        forms="[item] = 'code', [item(code)] = '1', [item] >= n, [item] <> ''"))  # fmt: skip
     rest, conditions, joiners = row.get("branching"), [], set()
     while True:
         match = _LOGIC.match(rest)

@@ -512,7 +512,7 @@ def _constraint_into(survey, number, constraint: str, item: dict) -> None:
             rest = ""
         else:
             raise survey.where(number, "constraint",
-                               gettext("a constraint is . >= n, . <= n or regex(., '…'), joined by and."))
+                               gettext("a constraint is %(forms)s, joined by and.", forms=". >= n, . <= n, regex(., '…')"))
     if ("min" in item or "max" in item) and item["type"] not in ("integer", "decimal"):
         raise survey.where(number, "constraint", gettext("a range needs an integer or decimal item."))
     if "pattern" in item and item["type"] not in ("string", "text"):
@@ -532,8 +532,8 @@ def _relevant_into(survey, number, relevant: str, item: dict, known: dict) -> No
     """relevant → enableWhen; only the forms the export writes, on earlier items."""
     rest, conditions, joiners = relevant.strip(), [], set()
     refuse = survey.where(number, "relevant", gettext(
-        "branching is ${item} = 'code', selected(${item}, 'code'), ${item} >= n or string-length(${item}) > 0, "
-        "joined by all and or all or, on earlier items."))  # fmt: skip
+        "branching is %(forms)s, joined by all and or all or, on earlier items.",
+        forms="${item} = 'code', selected(${item}, 'code'), ${item} >= n, string-length(${item}) > 0"))  # fmt: skip
     while True:
         match, operator = next(((m, op) for pattern, op in _CONDITIONS if (m := re.match(pattern, rest))),
                                (None, None))  # fmt: skip
@@ -577,7 +577,7 @@ def _formula(sheet: _Sheet, number: int, column: str, text: str, names: set[str]
     """An XLSForm calculation as a score formula (${x} → x), checked before it is kept."""
     formula = re.sub(_REF, lambda m: m.group(1), text)
     if "$" in formula or "{" in formula:
-        raise sheet.where(number, column, gettext("a reference is written ${name}."))
+        raise sheet.where(number, column, gettext("a reference is written %(form)s.", form="${name}"))
     try:
         check_formula(formula, names, label)
     except DefinitionRefused as refusal:
@@ -616,7 +616,7 @@ def _scoring(sheet: _Sheet | None, survey: _Sheet, calculations, items: set[str]
                     try:
                         spec["weights"][link] = parse_number(weight)
                     except ValueError:
-                        raise sheet.where(number, "weights", gettext("weights are written item=number.")) from None
+                        raise sheet.where(number, "weights", gettext("weights are written %(form)s.", form="item=number")) from None
             if cells.get("max_missing") is not None:
                 spec["max_missing"] = _cell_number(sheet, number, cells, "max_missing")
             if _text(cells, "calculation"):
