@@ -315,7 +315,7 @@ CHOICES_COLUMN = "Choices, Calculations, OR Slider Labels（F）"
 def test_a4_redcap_broken_dictionaries_are_refused_naming_row_and_column(rows, where):
     """Each fault (a broken choices string first) is refused naming its row and column."""
     message = _refused(_dictionary(*rows), import_redcap)
-    assert message.startswith("工作表") and "REDCap" in message
+    assert message.startswith("檔案「REDCap 資料字典」"), message
     for part in where:
         assert part in message, message
 
@@ -328,6 +328,21 @@ def test_a4_redcap_files_that_are_not_dictionaries_are_refused():
     many = _dictionary(*[_field(f"q{n}", "text", "題") for n in range(6100)])
     assert "6000" in _refused(many, import_redcap)
     assert _refused(_dictionary(), import_redcap)
+
+
+@pytest.mark.parametrize("change", [
+    lambda d: d["items"][0].update(linkId="Q1"),
+    lambda d: d["scales"]["agree"][0].update(code="1,5"),
+    lambda d: d["scales"]["agree"][0].update(display="不同意 | 很不同意"),
+], ids=["uppercase-name", "comma-in-code", "pipe-in-label"])  # fmt: skip
+def test_a4_redcap_export_refuses_what_redcap_cannot_carry_naming_the_item(change):
+    """Rather than a dictionary that reads back wrong, the export names the item REDCap cannot carry."""
+    definition = copy.deepcopy(V1)
+    change(definition)
+    definition["scoring"]["scores"][0]["items"] = ["q2"] if definition["items"][0]["linkId"] == "Q1" else ["q1", "q2"]
+    with pytest.raises(FormatRefused) as refused:
+        export_redcap(definition)
+    assert ("Q1" if definition["items"][0]["linkId"] == "Q1" else "q1") in str(refused.value)
 
 
 def test_a4_redcap_weights_are_the_codes_when_numeric_and_a_plain_sum_is_read_as_a_sum():
@@ -514,3 +529,71 @@ def test_a4_cross_version_columns_are_stable_when_a_version_adds_items_in_the_mi
     v3 = _v2(c=lambda d: d["items"].pop(0))
     keys = [c.key for c in export_columns([V1, v2, v3])]
     assert keys == ["q1", "q1b", "q2", "used:alcohol", "used:meth", "used:k", "note", "score:total"]
+
+
+# ---------------------------------------------------------------- never a 500
+HOSTILE = ["", "=1+1", "%", "%(x)s", "１２", "٣", "1e999", "-0", "NaN", "x" * 5000, "a|b|,|", "[b1].__class__",
+           "@Q-SCORE={\"items\": 5}", "@Q-SCORE={\"weights\": [1]}", "@Q-FLAG={\"label\": \"x\", \"item\": [\"a\"]}",
+           "@Q-WEIGHTS=" + "[" * 3000, "@Q-SCORE={\"bands\": [{\"min\": 1e308, \"max\": \"x\", \"label\": 1}]}",
+           "sum([b1],[nope])", "${b1}.__class__", "selected(${b1}, 'x') and or", "regex(., '(')", ". >= 1e400",
+           "\u202e\u0000", "begin_repeat", "select_one", "select_one bsrs extra"]  # fmt: skip
+
+
+def test_a4_hostile_cells_anywhere_in_a_redcap_dictionary_are_refused_never_a_500():
+    """Every cell of an exported dictionary replaced in turn by hostile values: each import
+    succeeds or refuses with a zh_TW UserError; nothing else escapes."""
+    rows = list(csv.reader(io.StringIO(export_redcap(BSRS5.definition, "BSRS5"))))
+    outcomes = set()
+    for r in range(1, len(rows)):
+        for c in range(len(HEADERS)):
+            for value in HOSTILE[(r + c) % 5::5]:
+                mutated = [list(row) for row in rows]
+                mutated[r][c] = value
+                out = io.StringIO()
+                csv.writer(out).writerows(mutated)
+                try:
+                    import_redcap(out.getvalue().encode())
+                    outcomes.add("ok")
+                except (FormatRefused, DefinitionRefused) as refusal:
+                    assert str(refusal)
+                    outcomes.add("refused")
+    assert outcomes == {"ok", "refused"}
+
+
+def test_a4_hostile_cells_anywhere_in_an_xlsform_workbook_are_refused_never_a_500():
+    """The same for every cell of an exported workbook's survey, choices and scoring sheets."""
+    book = load_workbook(io.BytesIO(export_xlsform(BSRS5.definition, BSRS5.title, BSRS5.code)))
+    sheets = {s.title: [list(r) for r in s.iter_rows(values_only=True)] for s in book.worksheets}
+    outcomes = set()
+    for name in ("survey", "choices", "scoring"):
+        for r in range(1, len(sheets[name])):
+            for c in range(len(sheets[name][0])):
+                value = HOSTILE[(r * 7 + c) % len(HOSTILE)]
+                mutated = {k: [list(row) for row in v] for k, v in sheets.items()}
+                mutated[name][r][c] = value
+                buffer = io.BytesIO()
+                out = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False})
+                for title, rows in mutated.items():
+                    sheet = out.add_worksheet(title)
+                    for i, row in enumerate(rows):
+                        for j, cell in enumerate(row):
+                            if cell is not None:
+                                sheet.write_string(i, j, str(cell)) if isinstance(cell, str) else sheet.write(i, j, cell)
+                out.close()
+                try:
+                    import_xlsform(buffer.getvalue())
+                    outcomes.add("ok")
+                except (FormatRefused, DefinitionRefused) as refusal:
+                    assert str(refusal)
+                    outcomes.add("refused")
+    assert outcomes == {"ok", "refused"}
+
+
+def test_a4_numbers_in_files_read_unicode_digits_and_refuse_the_absurd():
+    """１２ reads as 12; 1e999 (which would overflow a score) is refused naming its cell."""
+    form = import_xlsform(_workbook([SURVEY_HEAD + ["constraint"], ["integer", "q1", "一", None, ". <= 30"]],
+                                    None))  # fmt: skip
+    assert form.definition["items"][0]["max"] == 30
+    data = _workbook([SURVEY_HEAD, ["select_one agree", "q1", "一"]],
+                     [["list_name", "name", "label", "score"], ["agree", "1", "一", "１２"], ["agree", "2", "二", "1e999"]])
+    assert "score（D）" in _refused(data) and "第 3 列" in _refused(data)

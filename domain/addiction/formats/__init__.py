@@ -29,6 +29,8 @@ MAX_ZIP_PARTS = 100
 MAX_SHEET_ROWS = 6000
 MAX_COLUMNS = 40
 MAX_CELL = 4000
+#: A weight, bound or range in a file is at most this large: 1e999 would overflow a score.
+MAX_NUMBER = 10**9
 
 
 class FormatRefused(UserError):
@@ -65,6 +67,14 @@ def at_cell(sheet: str, row: int, column: str, reason: str) -> FormatRefused:
     )  # fmt: skip
 
 
+def at_line(file: str, row: int, column: str, reason: str) -> FormatRefused:
+    """A refusal naming the file (a CSV has no sheets), the row and the column at fault."""
+    return FormatRefused(
+        gettext("File %(file)s, row %(row)d, column %(column)s: %(reason)s", file=file, row=row,
+                column=column, reason=reason)
+    )  # fmt: skip
+
+
 def canonical(definition: dict) -> dict:
     """The definition as a format can carry it: a yes/no item's options dropped when they are
     the engine's implied 是/否 ones (no file format tells "implied" from "written out"), keys
@@ -88,13 +98,16 @@ def drop_implied_boolean(item: dict) -> dict:
 
 
 def parse_number(value) -> int | float:
-    """A number from a cell (Unicode digits read as digits, 全形 too); ValueError otherwise."""
+    """A number from a cell (Unicode digits read as digits, 全形 too), at most MAX_NUMBER
+    either way; ValueError otherwise."""
     if isinstance(value, bool):
         raise ValueError(value)
     if isinstance(value, int):
+        if abs(value) > MAX_NUMBER:
+            raise ValueError(value)
         return value
     if isinstance(value, float):
-        if not math.isfinite(value):
+        if not math.isfinite(value) or abs(value) > MAX_NUMBER:
             raise ValueError(value)
         return int(value) if value == int(value) else value
     text = str(value).strip()
@@ -105,7 +118,7 @@ def parse_number(value) -> int | float:
         number = Decimal(text)
     except InvalidOperation:
         raise ValueError(value) from None
-    if not number.is_finite():
+    if not number.is_finite() or abs(number) > MAX_NUMBER:
         raise ValueError(value)
     return int(number) if number == number.to_integral_value() else float(number)
 

@@ -43,10 +43,11 @@ from flask_babel import gettext
 from domain.addiction.formats import (
     MAX_CELL,
     MAX_FILE_BYTES,
+    MAX_NUMBER,
     MAX_SHEET_ROWS,
     Form,
     FormatRefused,
-    at_cell,
+    at_line,
     column_letter,
     drop_implied_boolean,
     number_text,
@@ -160,7 +161,8 @@ def _calculation(definition: dict, spec: dict) -> str:
 
 def export_redcap(definition: dict, form_name: str = "instrument") -> str:
     """The definition as a REDCap data dictionary (CSV text); FormatRefused names an item
-    REDCap cannot carry (a name that is not lowercase letters, digits and _)."""
+    REDCap cannot carry (a name that is not lowercase letters, digits and _, a choice code
+    with a comma or space, a label with a pipe)."""
     check_definition(definition)
     form = re.sub(r"[^a-z0-9_]", "_", form_name.lower()).strip("_") or "instrument"
     if not form[0].isalpha():
@@ -196,6 +198,12 @@ def export_redcap(definition: dict, form_name: str = "instrument") -> str:
             row["type"] = "descriptive"
         elif kind in ("likert", "choice", "boolean", "multi"):
             options = options_of(definition, item)
+            for option in options:
+                # REDCap splits choices at | and a choice at its first comma.
+                if not CODE.match(option["code"]) or "|" in (option.get("display") or ""):
+                    raise FormatRefused(gettext(
+                        "Item %(id)s: REDCap choice codes are letters, digits, _ and ., and labels have no |.",
+                        id=link))  # fmt: skip
             row["type"] = "checkbox" if kind == "multi" else "radio"
             row["choices"] = _choices_text(options)
             if kind == "likert":
@@ -223,6 +231,9 @@ def export_redcap(definition: dict, form_name: str = "instrument") -> str:
         row["annotation"] = " ".join(tags)
         rows.append(row)
     for spec in (definition.get("scoring") or {}).get("scores") or []:
+        if not FIELD_NAME.match(spec["name"]):
+            raise FormatRefused(gettext("Item %(id)s: a REDCap variable name is lowercase letters, digits and _, "
+                                        "starting with a letter.", id=spec["name"]))  # fmt: skip
         rest = {k: v for k, v in spec.items() if k not in ("name", "label")}
         tags = [_tag("SCORE", rest)] + [_tag("FLAG", f) for f in flags.get(spec["name"], [])]
         rows.append({"field": spec["name"], "form": form, "type": "calc", "label": spec.get("label", spec["name"]),
@@ -249,7 +260,7 @@ class _Row:
     def refuse(self, key: str, reason: str) -> FormatRefused:
         """A refusal at this row and the column of `key`."""
         index = self.columns.get(key, 0)
-        return at_cell(gettext("REDCap data dictionary"), self.number, f"{HEADERS[KEYS.index(key)]}（{column_letter(index)}）", reason)
+        return at_line(gettext("REDCap data dictionary"), self.number, f"{HEADERS[KEYS.index(key)]}（{column_letter(index)}）", reason)
 
 
 def _records(data) -> list[_Row]:
@@ -275,13 +286,13 @@ def _records(data) -> list[_Row]:
             key = _BY_HEADER.get(_normal(name)) or (
                 "branching" if _normal(name).startswith("branching logic") else None)
             if key is None and _normal(name):
-                raise at_cell(gettext("REDCap data dictionary"), 1, f"{str(name)[:40]}（{column_letter(index)}）",
+                raise at_line(gettext("REDCap data dictionary"), 1, f"{str(name)[:40]}（{column_letter(index)}）",
                               gettext("this column is not one of REDCap's data dictionary."))  # fmt: skip
             if key is not None:
                 columns[key] = index
         for key in ("field", "form", "type", "label"):
             if key not in columns:
-                raise at_cell(gettext("REDCap data dictionary"), 1, HEADERS[KEYS.index(key)], gettext("the file needs this column."))
+                raise at_line(gettext("REDCap data dictionary"), 1, HEADERS[KEYS.index(key)], gettext("the file needs this column."))
         rows = []
         for number, record in enumerate(reader, start=2):
             if number > MAX_SHEET_ROWS + 1:
@@ -350,7 +361,7 @@ def _tags(row: _Row) -> dict[str, list]:
         if match.group(2):
             try:
                 value, position = decoder.raw_decode(text, position)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise row.refuse("annotation", gettext("the value of @Q-%(name)s is not valid JSON.", name=name)) \
                     from None  # fmt: skip
         found.setdefault(name, []).append(value)
@@ -373,6 +384,36 @@ def _weights(row: _Row, options: list[dict], tags: dict) -> list[dict]:
         if weight is not None:
             option["weight"] = weight
     return options
+
+
+# What a score's or flag's JSON may hold, key → the test of its value: the engine's
+# definition check expects these shapes, so a file's JSON is held to them first.
+def _strings(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and abs(value) <= MAX_NUMBER
+
+
+SCORE_SHAPE = {
+    "name": lambda v: isinstance(v, str), "label": lambda v: isinstance(v, str),
+    "method": lambda v: isinstance(v, str), "missing": lambda v: isinstance(v, str), "items": _strings,
+    "reverse": _strings, "formula": lambda v: isinstance(v, str), "max_missing": _number,
+    "weights": lambda v: isinstance(v, dict) and all(isinstance(k, str) and _number(w) for k, w in v.items()),
+    "bands": lambda v: isinstance(v, list) and all(
+        isinstance(b, dict) and set(b) <= {"min", "max", "label"} and _number(b.get("min"))
+        and _number(b.get("max")) and isinstance(b.get("label"), str) for b in v),
+}  # fmt: skip
+FLAG_SHAPE = {
+    "name": lambda v: isinstance(v, str), "label": lambda v: isinstance(v, str),
+    "item": lambda v: isinstance(v, str), "score": lambda v: isinstance(v, str),
+    "operator": lambda v: isinstance(v, str), "value": lambda v: v is None or _number(v),
+}  # fmt: skip
+
+
+def _shaped(value, shape: dict) -> bool:
+    return isinstance(value, dict) and all(k in shape and shape[k](v) for k, v in value.items())
 
 
 def _string_tag(row: _Row, tags: dict, name: str) -> str | None:
@@ -431,7 +472,7 @@ def import_redcap(data) -> Form:
         scoring["scores"] = scores
     if flags:
         for row, flag in flags:
-            if not isinstance(flag, dict):
+            if not _shaped(flag, FLAG_SHAPE):
                 raise row.refuse("annotation", gettext("@Q-FLAG describes one flag."))
         scoring["flags"] = [f for _r, f in flags]
     if scoring:
@@ -516,7 +557,10 @@ def _score(row: _Row, tags: dict, name: str) -> dict:
         spec = tags["SCORE"][0]
         if not isinstance(spec, dict):
             raise row.refuse("annotation", gettext("@Q-SCORE describes one score."))
-        return {"name": name, "label": label, **{k: v for k, v in spec.items() if k not in ("name", "label")}}
+        spec = {"name": name, "label": label, **{k: v for k, v in spec.items() if k not in ("name", "label")}}
+        if not _shaped(spec, SCORE_SHAPE):
+            raise row.refuse("annotation", gettext("@Q-SCORE describes one score."))
+        return spec
     calculation = row.get("choices")
     if not calculation:
         raise row.refuse("choices", gettext("a calc field needs its calculation."))
