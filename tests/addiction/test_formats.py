@@ -36,6 +36,7 @@ from domain.addiction.scoring import (
 
 @pytest.fixture(autouse=True)
 def _context(app):
+    """Every test inside a zh-TW request, so messages are in zh_TW."""
     with app.test_request_context(headers={"Accept-Language": "zh-TW"}):
         yield
 
@@ -110,6 +111,7 @@ def test_a4_xlsform_sheets_carry_weights_in_a_score_column_and_the_scoring_sheet
 
 def _workbook(survey: list[list], choices: list[list] | None = None, scoring: list[list] | None = None,
               formula: tuple | None = None) -> bytes:  # fmt: skip
+    """An .xlsx with the given sheets (and optionally one real formula cell)."""
     buffer = io.BytesIO()
     book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False})
     for name, rows in (("survey", survey), ("choices", choices), ("scoring", scoring)):
@@ -132,6 +134,7 @@ LIKERT = [["list_name", "name", "label", "score"], ["agree", "1", "非常不同�
 
 
 def _refused(data: bytes, importer=import_xlsform) -> str:
+    """The message of the refusal the importer must raise."""
     with pytest.raises(FormatRefused) as refused:
         importer(data)
     return str(refused.value)
@@ -228,6 +231,7 @@ def test_a4_xlsform_huge_and_foreign_files_are_refused_before_parsing():
 
 
 def _only_sheet(name: str) -> bytes:
+    """A workbook with one sheet of the given name."""
     buffer = io.BytesIO()
     book = xlsxwriter.Workbook(buffer, {"in_memory": True})
     book.add_worksheet(name).write(0, 0, "type")
@@ -277,6 +281,7 @@ def test_a4_redcap_choices_with_commas_in_labels_and_stray_pipes_are_parsed():
 
 
 def _dictionary(*rows: dict) -> bytes:
+    """A REDCap data dictionary of the given fields."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(HEADERS)
@@ -286,6 +291,7 @@ def _dictionary(*rows: dict) -> bytes:
 
 
 def _field(name, kind, label, choices="", **extra) -> dict:
+    """One REDCap field; eN=value sets the column HEADERS[N]."""
     row = {"Variable / Field Name": name, "Form Name": "mine", "Field Type": kind, "Field Label": label,
            "Choices, Calculations, OR Slider Labels": choices}  # fmt: skip
     row.update({HEADERS[int(k[1:])]: v for k, v in extra.items()})
@@ -360,6 +366,7 @@ def test_a4_redcap_weights_are_the_codes_when_numeric_and_a_plain_sum_is_read_as
 
 # ---------------------------------------------------------------- FHIR
 def _link_ids(items: list[dict]) -> set[str]:
+    """Every linkId of a FHIR item tree."""
     found = set()
     for item in items:
         found.add(item["linkId"])
@@ -387,12 +394,14 @@ def test_a4_fhir_questionnaire_of_every_builtin_validates_with_weights_and_branc
 
 
 def _all(items):
+    """Every node of a FHIR item tree."""
     for item in items:
         yield item
         yield from _all(item.get("item", []))
 
 
 def _options(items):
+    """Every answerOption of a FHIR item tree."""
     for item in _all(items):
         yield from item.get("answerOption", [])
 
@@ -453,6 +462,7 @@ V1 = {
 
 
 def _v2(**changes):
+    """A copy of V1 with the changes applied."""
     definition = copy.deepcopy(V1)
     for change in changes.values():
         change(definition)
@@ -460,6 +470,7 @@ def _v2(**changes):
 
 
 def _items(definition):
+    """A definition's items by linkId."""
     return {i["linkId"]: i for i in definition["items"]}
 
 

@@ -58,6 +58,7 @@ def _merge(order: list[str], sequence: list[str]) -> None:
 
 
 def _keys(definition: dict) -> list[str]:
+    """The column keys of one version: items, and a multi's item:code per choice."""
     keys = []
     for item in answerable(definition):
         if item["type"] == "multi":
@@ -144,12 +145,14 @@ class Change:
 
 
 def _name(item: dict) -> str:
+    """An item named for a message: its id and the start of its text."""
     text = str(item.get("text") or item["linkId"])
     text = text if len(text) <= 30 else text[:29] + "…"
     return gettext("Item %(id)s「%(text)s」", id=item["linkId"], text=text)
 
 
 def _range(definition: dict, item: dict) -> tuple[float, float] | None:
+    """The lowest and highest weight of an item's options."""
     weights = [o["weight"] for o in options_of(definition, item) if o.get("weight") is not None]
     return (min(weights), max(weights)) if weights else None
 
@@ -162,6 +165,7 @@ def classify_changes(old: dict, new: dict) -> list[Change]:
     reversed_links = {link for spec in (new.get("scoring") or {}).get("scores") or [] for link in spec.get("reverse") or []}
 
     def add(link, kind, safe, description):
+        """Record one change."""
         changes.append(Change(link, kind, safe, description))
 
     for link, item in after.items():
@@ -211,6 +215,7 @@ def classify_changes(old: dict, new: dict) -> list[Change]:
 
 
 def _check_changes(link: str, name: str, previous: dict, item: dict) -> list[Change]:
+    """Changes of an item's range and pattern, narrowed ones breaking."""
     out = []
     for bound, tighter in (("min", lambda a, b: b > a), ("max", lambda a, b: b < a)):
         a, b = previous.get(bound), item.get(bound)
@@ -228,6 +233,7 @@ def _check_changes(link: str, name: str, previous: dict, item: dict) -> list[Cha
 
 
 def _option_changes(link, name, old, previous, new, item, reversed_item) -> list[Change]:
+    """Changes of an item's choices: removed, recoded, reweighted, relabelled, added."""
     out = []
     was = {o["code"]: o for o in options_of(old, previous)}
     now = {o["code"]: o for o in options_of(new, item)}
@@ -270,10 +276,12 @@ def _option_changes(link, name, old, previous, new, item, reversed_item) -> list
 
 
 def _text(value) -> str:
+    """A weight for a message (— when none)."""
     return "—" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _scoring_changes(old: dict, new: dict) -> list[Change]:
+    """Changes of the scores and flags: any change of how a score is computed breaks."""
     out = []
     was = {s["name"]: s for s in (old.get("scoring") or {}).get("scores") or []}
     now = {s["name"]: s for s in (new.get("scoring") or {}).get("scores") or []}

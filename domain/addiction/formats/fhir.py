@@ -48,14 +48,17 @@ SCORES_GROUP = ":scores"
 
 
 def _decimal(value) -> int | float:
+    """A number as FHIR writes it: 2, not 2.0."""
     return int(value) if float(value) == int(value) else float(value)
 
 
 def _system(url: str, definition: dict, item: dict) -> str:
+    """The coding system of an item's options: the questionnaire's url + # + scale or item."""
     return f"{url}#{item.get('scale') if item.get('scale') and not item.get('options') else item['linkId']}"
 
 
 def _answer_options(definition: dict, item: dict, url: str) -> list[dict]:
+    """An item's options as answerOption, weights as itemWeight."""
     out = []
     for option in options_of(definition, item):
         entry: dict[str, Any] = {"valueCoding": {"system": _system(url, definition, item), "code": option["code"],
@@ -67,6 +70,7 @@ def _answer_options(definition: dict, item: dict, url: str) -> list[dict]:
 
 
 def _enable_when(definition: dict, item: dict, url: str) -> list[dict]:
+    """An item's enableWhen in FHIR's form, typed by the item it looks at."""
     items = {i["linkId"]: i for i in definition["items"]}
     out = []
     for c in item.get("enableWhen") or []:
@@ -88,6 +92,7 @@ def _enable_when(definition: dict, item: dict, url: str) -> list[dict]:
 
 
 def _question(definition: dict, item: dict, url: str) -> dict:
+    """One answerable or display item as a Questionnaire item."""
     kind = item["type"]
     out: dict[str, Any] = {"linkId": item["linkId"], "type": "choice" if kind in CHOICE_TYPES else kind}
     if item.get("text"):
@@ -134,10 +139,12 @@ def _fhirpath_sum(spec: dict) -> str | None:
 
 
 def _flag_id(index: int, flag: dict) -> str:
+    """The linkId of a flag's item."""
     return f"flag:{flag.get('name') or index}"
 
 
 def _score_items(definition: dict) -> list[dict]:
+    """The read-only items that carry scores, bands and flags."""
     scoring = definition.get("scoring") or {}
     out = []
     for spec in scoring.get("scores") or []:
@@ -189,6 +196,7 @@ def questionnaire(definition: dict, code: str, version: str = "1", title: str = 
         resource["title"] = title
 
     def build(item):
+        """One of our items as a FHIR node (None to leave it out)."""
         if item["type"] == "group":
             node = {"linkId": item["linkId"], "type": "group"}
             if item.get("text"):
@@ -207,6 +215,7 @@ def questionnaire(definition: dict, code: str, version: str = "1", title: str = 
 
 def _fill_empty_groups(items: list[dict]) -> None:
     # FHIR: a group must hold items (que-1); a heading with nothing after it becomes display text.
+    """Turn a heading with no items into display text (FHIR que-1)."""
     for node in items:
         if node["type"] == "group" and not node.get("item"):
             node["type"] = "display"
@@ -214,6 +223,7 @@ def _fill_empty_groups(items: list[dict]) -> None:
 
 
 def _answer_value(definition: dict, item: dict, value, url: str) -> list[dict]:
+    """A clean answer as QuestionnaireResponse answers."""
     kind = item["type"]
     if kind in CHOICE_TYPES:
         displays = {o["code"]: o.get("display") or o["code"] for o in options_of(definition, item)}
@@ -244,6 +254,7 @@ def questionnaire_response(definition: dict, answers: dict, scored: Scored | Non
         resource["authored"] = authored.isoformat()
 
     def build(item):
+        """One of our items as a FHIR node (None to leave it out)."""
         if item["type"] == "group":
             node = {"linkId": item["linkId"]}
             if item.get("text"):

@@ -79,6 +79,7 @@ VALIDATION = {"integer": "integer", "int": "integer", "number": "decimal", "floa
 
 
 def _normal(header: str) -> str:
+    """A header compared without case and extra spaces."""
     return re.sub(r"\s+", " ", str(header)).strip().lower()
 
 
@@ -89,6 +90,7 @@ _BY_HEADER["variable"] = "field"
 
 # ------------------------------------------------------------------ export
 def _default_weight(code: str):
+    """REDCap's own convention: a numeric code is its weight."""
     try:
         return parse_number(code) if re.fullmatch(r"-?\d+(\.\d+)?", code) else None
     except ValueError:
@@ -96,20 +98,24 @@ def _default_weight(code: str):
 
 
 def _choices_text(options: list[dict]) -> str:
+    """Options as a REDCap choices string."""
     return " | ".join(f"{o['code']}, {o.get('display', '')}" for o in options)
 
 
 def _tag(name: str, value=None) -> str:
+    """One of our action tags, its value as JSON."""
     return f"@Q-{name}" if value is None else f"@Q-{name}={json.dumps(value, ensure_ascii=False)}"
 
 
 def _weights_tag(options: list[dict]) -> str | None:
+    """@Q-WEIGHTS where the codes alone would not give the weights, else None."""
     if all(o.get("weight") == _default_weight(o["code"]) for o in options):
         return None
     return _tag("WEIGHTS", {o["code"]: o["weight"] for o in options if o.get("weight") is not None})
 
 
 def _branching(definition: dict, item: dict) -> str:
+    """An item's enableWhen as REDCap branching logic."""
     kinds = {i["linkId"]: i.get("type") for i in definition["items"]}
     parts = []
     for c in item.get("enableWhen") or []:
@@ -134,6 +140,7 @@ def _value_expression(definition: dict, item: dict, reverse: bool) -> str:
     top = (max(known) + min(known)) if reverse and known else None
 
     def weight(o):
+        """The option's weight, reversed where the score reverses the item."""
         return number_text(top - o["weight"] if top is not None else o["weight"])
 
     if item["type"] == "multi":
@@ -145,6 +152,7 @@ def _value_expression(definition: dict, item: dict, reverse: bool) -> str:
 
 
 def _calculation(definition: dict, spec: dict) -> str:
+    """A score as a REDCap calculation that agrees with the engine's."""
     if spec.get("formula") is not None:
         return re.sub(r"(?<![\w.\[])([A-Za-z_]\w*)\b(?!\s*\()", lambda m: f"[{m.group(1)}]", spec["formula"])
     items = {i["linkId"]: i for i in definition["items"]}
@@ -251,6 +259,7 @@ class _Row:
     """One record of the file: its row number (the header is row 1) and cells by key."""
 
     def __init__(self, number: int, cells: dict[str, str], columns: dict[str, int]):
+        """Keep the record's row number, cells and column positions."""
         self.number, self.cells, self.columns = number, cells, columns
 
     def get(self, key: str) -> str:
@@ -264,6 +273,7 @@ class _Row:
 
 
 def _records(data) -> list[_Row]:
+    """The file's records, bounded and checked cell by cell."""
     if isinstance(data, str):
         data = data.encode("utf-8")
     if not isinstance(data, bytes | bytearray):
@@ -321,6 +331,7 @@ def parse_choices(text: str, row: _Row | None = None, key: str = "choices") -> l
     """`1, 非常不同意 | 2, 不同意` → options; a label keeps its commas, an empty piece (a stray
     pipe) is skipped; a piece without a code, a bad or repeated code is refused."""
     def refuse(reason):
+        """A refusal at this row and the column of `key`."""
         if row is None:
             return FormatRefused(reason)
         return row.refuse(key, reason)
@@ -368,6 +379,7 @@ def _tags(row: _Row) -> dict[str, list]:
 
 
 def _weights(row: _Row, options: list[dict], tags: dict) -> list[dict]:
+    """Options weighted by @Q-WEIGHTS, or by their numeric codes."""
     if "WEIGHTS" in tags:
         weights = tags["WEIGHTS"][0]
         if not isinstance(weights, dict) or set(weights) - {o["code"] for o in options}:
@@ -389,10 +401,12 @@ def _weights(row: _Row, options: list[dict], tags: dict) -> list[dict]:
 # What a score's or flag's JSON may hold, key → the test of its value: the engine's
 # definition check expects these shapes, so a file's JSON is held to them first.
 def _strings(value) -> bool:
+    """A list of text values."""
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def _number(value) -> bool:
+    """A finite number within the bound (not a bool)."""
     return isinstance(value, int | float) and not isinstance(value, bool) and abs(value) <= MAX_NUMBER
 
 
@@ -413,10 +427,12 @@ FLAG_SHAPE = {
 
 
 def _shaped(value, shape: dict) -> bool:
+    """A JSON object whose every key is known and every value of the expected shape."""
     return isinstance(value, dict) and all(k in shape and shape[k](v) for k, v in value.items())
 
 
 def _string_tag(row: _Row, tags: dict, name: str) -> str | None:
+    """The text value of one of our tags, or None."""
     if name not in tags:
         return None
     value = tags[name][0]
@@ -482,6 +498,7 @@ def import_redcap(data) -> Form:
 
 
 def _item(row: _Row, tags: dict, link: str, kind: str, scales: dict) -> dict:
+    """One field as an item of the engine."""
     item: dict[str, Any] = {"linkId": link}
     label = row.get("label")
     if label:
@@ -552,6 +569,7 @@ def _item(row: _Row, tags: dict, link: str, kind: str, scales: dict) -> dict:
 
 
 def _score(row: _Row, tags: dict, name: str) -> dict:
+    """A calc field as a score: its @Q-SCORE, a plain sum, or a checked formula."""
     label = row.get("label") or name
     if "SCORE" in tags:
         spec = tags["SCORE"][0]
@@ -584,6 +602,7 @@ _LOGIC = re.compile(rf"\[([A-Za-z][\w.-]*)(?:\(([A-Za-z0-9_.-]+)\))?\]\s*(>=|<=|
 
 
 def _branching_into(row: _Row, item: dict, known: dict, order: list) -> None:
+    """REDCap branching logic read into the item's enableWhen."""
     refuse = row.refuse("branching", gettext(
         "branching is %(forms)s, joined by all and or all or, on earlier items.",
         forms="[item] = 'code', [item(code)] = '1', [item] >= n, [item] <> ''"))  # fmt: skip

@@ -93,6 +93,7 @@ def _scale_lists(definition: dict) -> dict[str, str]:
 
 
 def _relevant(definition: dict, item: dict) -> str:
+    """An item's enableWhen as an XLSForm relevant expression."""
     kinds = {i["linkId"]: i.get("type") for i in definition.get("items", [])}
     parts = []
     for c in item.get("enableWhen") or []:
@@ -111,10 +112,12 @@ def _relevant(definition: dict, item: dict) -> str:
 
 
 def _quote(text: str) -> str:
+    """A string literal for an XLSForm expression, in the quotes it does not contain."""
     return f'"{text}"' if "'" in text else f"'{text}'"
 
 
 def _constraint(item: dict) -> str:
+    """An item's range and pattern as an XLSForm constraint."""
     parts = []
     if item.get("min") is not None:
         parts.append(f". >= {number_text(item['min'])}")
@@ -192,6 +195,7 @@ def export_xlsform(definition: dict, title: str = "", code: str = "", version: s
 
 
 def _scoring_rows(definition: dict) -> list[list]:
+    """The scoring sheet's rows: each score, its bands after it, then the flags."""
     rows = []
     scoring = definition.get("scoring") or {}
     for spec in scoring.get("scores") or []:
@@ -218,6 +222,7 @@ class _Sheet:
     """One sheet read: its name, header (lowercase) and rows as (row number, {header: value})."""
 
     def __init__(self, name: str, header: list[str], rows: list[tuple[int, dict]]):
+        """Keep the sheet's name, lowercase header and non-empty rows."""
         self.name, self.header, self.rows = name, header, rows
 
     def where(self, row: int, column: str, reason: str) -> FormatRefused:
@@ -227,10 +232,12 @@ class _Sheet:
 
 
 def _not_xlsx() -> FormatRefused:
+    """The refusal of a file that is not an .xlsx workbook."""
     return FormatRefused(gettext("The file is not an Excel (.xlsx) workbook."))
 
 
 def _check_archive(data: bytes) -> None:
+    """Refuse before parsing: too many bytes, or a zip that would unpack too large."""
     if not isinstance(data, bytes | bytearray):
         raise _not_xlsx()
     if len(data) > MAX_FILE_BYTES:
@@ -245,11 +252,13 @@ def _check_archive(data: bytes) -> None:
 
 
 def _too_large(name: str) -> FormatRefused:
+    """The refusal of a sheet past the row or column bound."""
     return FormatRefused(gettext("Sheet %(sheet)s has more than %(n)d rows or %(m)d columns, so it was not read.",
                                  sheet=name, n=MAX_SHEET_ROWS, m=MAX_COLUMNS))  # fmt: skip
 
 
 def _read(data: bytes) -> dict[str, _Sheet]:
+    """The four sheets of a workbook, every cell checked, within the bounds."""
     _check_archive(data)
     try:
         # data_only=False: a formula cell reads as its formula text, refused below.
@@ -302,6 +311,7 @@ def _read(data: bytes) -> dict[str, _Sheet]:
 
 
 def _check_cell(sheet: _Sheet, row: int, column: str, value) -> None:
+    """Refuse a formula (or text starting with =) and an over-long cell."""
     if isinstance(value, str):
         if value.lstrip().startswith("="):
             raise sheet.where(row, column, gettext("a formula is not accepted; type the value itself."))
@@ -311,6 +321,7 @@ def _check_cell(sheet: _Sheet, row: int, column: str, value) -> None:
 
 # ------------------------------------------------------------------ import: the sheets
 def _text(cells: dict, key: str) -> str:
+    """A cell as stripped text (2.0 read as 2)."""
     value = cells.get(key)
     if value is None:
         return ""
@@ -405,6 +416,7 @@ def import_xlsform(data: bytes) -> Form:
 
 
 def _choice_lists(sheet: _Sheet | None) -> dict[str, list[dict]]:
+    """The choices sheet as lists of options by list name."""
     lists: dict[str, list[dict]] = {}
     if sheet is None:
         return lists
@@ -433,6 +445,7 @@ def _choice_lists(sheet: _Sheet | None) -> dict[str, list[dict]]:
 
 
 def _survey_item(survey, number, cells, parts, link, lists, uses, scales) -> dict:
+    """One survey row as an item of the engine."""
     base = parts[0].replace("begin group", "begin_group")
     appearance = _text(cells, "appearance").lower()
     engine = _text(cells, "item_type").lower()
@@ -500,6 +513,7 @@ _STRING = r"'[^']*'|\"[^\"]*\""
 
 
 def _constraint_into(survey, number, constraint: str, item: dict) -> None:
+    """An XLSForm constraint read into the item's min, max and pattern."""
     rest = constraint.strip()
     while rest:
         bound = re.match(rf"^\.\s*(>=|<=)\s*({_NUMBER})\s*(?:and\s+|$)", rest)
@@ -586,6 +600,7 @@ def _formula(sheet: _Sheet, number: int, column: str, text: str, names: set[str]
 
 
 def _scoring(sheet: _Sheet | None, survey: _Sheet, calculations, items: set[str]) -> dict:
+    """The scoring sheet and the survey's calculate rows as the scoring spec."""
     scores: list[dict] = []
     flags: list[dict] = []
     by_name: dict[str, dict] = {}
@@ -660,6 +675,7 @@ def _scoring(sheet: _Sheet | None, survey: _Sheet, calculations, items: set[str]
 
 
 def _cell_number(sheet: _Sheet, number: int, cells: dict, key: str):
+    """A cell read as a number, or a refusal naming it."""
     try:
         return parse_number(cells.get(key))
     except ValueError:
