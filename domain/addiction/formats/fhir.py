@@ -9,7 +9,7 @@ Mapping (the definition is kept close to FHIR, so this is a mapping, not a trans
   questionnaire's url + `#` + the scale or item), multi → `choice` with repeats; a weight is the
   itemWeight extension on its answerOption; display, integer, decimal, date, string, text → the
   same type names; min / max → the minValue / maxValue extensions, a pattern → regex, a check's
-  message → the SDC entryFormat extension's neighbour, a help text → a child display item with
+  message → the SDC validationMessage extension, a help text → a child display item with
   itemControl `help`;
 - enableWhen maps one to one (answerCoding for a choice item, answerInteger / answerDecimal /
   answerString otherwise, answerBoolean for exists), enableBehavior when there is more than one;
