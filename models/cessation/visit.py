@@ -197,7 +197,13 @@ def medication_code(value):
     text = " ".join(unicodedata.normalize("NFKC", value).split())
     if not text:
         return None
-    return _medication_names().get(text.casefold(), text)
+    names = _medication_names()
+    found = names.get(text.casefold())
+    if found is None and text.endswith(")") and "(" in text:
+        # 尼古丁貼片 (Nicotine patch): the name, or the bracketed one, names the medicine.
+        outer, inner = text[:-1].split("(", 1)
+        found = names.get(outer.strip().casefold()) or names.get(inner.strip().casefold())
+    return found or text
 
 
 def _medication_names() -> dict[str, str]:

@@ -8,7 +8,7 @@ import unicodedata
 
 from flask import flash, g, jsonify, redirect, request, url_for
 from flask_appbuilder import expose, has_access
-from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
 from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.urltools import get_filter_args
 from flask_appbuilder.widgets import FormWidget, ListWidget
@@ -246,10 +246,10 @@ class VisitView(ScopedModelView):
     add_form_extra_fields = {
         "quitter_national_id": StringField(VISIT_LABELS["quitter_national_id"], validators=form_validators(Quitter, "national_id"), widget=BS3TextFieldWidget()),
         "quitter_name": StringField(VISIT_LABELS["quitter_name"], validators=form_validators(Quitter, "name"), widget=BS3TextFieldWidget()),
-        "quitter_sex": SelectField(VISIT_LABELS["quitter_sex"], choices=[("", "")] + Sex.choices(), validators=[FromKnownQuitter("sex"), *form_validators(Quitter, "sex")],
+        "quitter_sex": SelectField(VISIT_LABELS["quitter_sex"], choices=[("", "")] + Sex.choices(), validators=[FromKnownQuitter("sex"), *form_validators(Quitter, "sex")], widget=Select2Widget(),
                                    description=_l("For a quitter already seen here, the ID and name are enough.")),
         "quitter_birth_date": RocDateField(VISIT_LABELS["quitter_birth_date"], validators=[FromKnownQuitter("birth_date"), *form_validators(Quitter, "birth_date")]),
-        "medication_name": SelectField(VISIT_LABELS["medication_name"], choices=_medication_choices(), validators=[MedicationRequired()]),
+        "medication_name": SelectField(VISIT_LABELS["medication_name"], choices=_medication_choices(), validators=[MedicationRequired()], widget=Select2Widget()),
         "medication_days": IntegerField(VISIT_LABELS["medication_days"], validators=[Optional()], widget=BS3TextFieldWidget()),
         "education_minutes": IntegerField(VISIT_LABELS["education_minutes"], validators=[Optional()], widget=BS3TextFieldWidget()),
     }
@@ -346,27 +346,28 @@ class VisitView(ScopedModelView):
             form.quitter_name.data = quitter.name
             form.quitter_sex.data = quitter.sex
             form.quitter_birth_date.data = quitter.birth_date
-        visit_date = _iso_date(args.get("visit_date"))
-        if visit_date is not None:
-            form.visit_date.data = visit_date
+        # Visits are expected the same day (C1): today unless the link names the date.
+        form.visit_date.data = _iso_date(args.get("visit_date")) or clock.today()
 
     @expose("/quitter_lookup")
     @has_access
     def quitter_lookup(self):
         """JSON: the quitters in the user's scope with this national ID, or whose name
-        contains this text (at most 10); a malformed ID is answered in zh_TW, status 400."""
+        contains this text (at most 10). Input it cannot read (a malformed ID, too long, blank)
+        is answered 200 with `error` and a zh_TW message: the form's script shows it beside the
+        box (a 4xx would also be a console error in the browser, for what is only a typo)."""
         text = " ".join(unicodedata.normalize("NFKC", request.args.get("q", "")).split())
         if not text:
-            return jsonify(message=gettext("Type a national ID or a name to look up."), results=[]), 400
+            return jsonify(error=True, message=gettext("Type a national ID or a name to look up."), results=[])
         if len(text) > LOOKUP_MAX:
-            return jsonify(message=gettext("Too long: type a national ID or a name of at most %(n)d characters.", n=LOOKUP_MAX), results=[]), 400
+            return jsonify(error=True, message=gettext("Too long: type a national ID or a name of at most %(n)d characters.", n=LOOKUP_MAX), results=[])
         query = ScopedInterface(Quitter).scoped_query()
         if re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", text):
             national_id = normalize_id(text)
             if not is_valid_personal_id(national_id):
-                return jsonify(message=gettext(
+                return jsonify(error=True, message=gettext(
                     "Invalid national ID or resident certificate number: check the letters and the check digit."
-                ), results=[]), 400
+                ), results=[])
             rows = query.filter(Quitter.national_id == national_id).order_by(Quitter.id).limit(10).all()
         else:
             pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -381,7 +382,7 @@ class VisitView(ScopedModelView):
             "birth_date": to_roc(q.birth_date),
         } for q in rows]  # fmt: skip
         message = "" if results else gettext("No quitter of yours matches: fill in sex and birth date for a new quitter.")
-        return jsonify(message=message, results=results)
+        return jsonify(error=False, message=message, results=results)
 
     # ----------------------------------------------------------- edit, show
     @expose("/edit/<pk>", methods=["GET", "POST"])
