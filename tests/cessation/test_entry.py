@@ -346,3 +346,37 @@ def test_batch_upload_accepts_the_zh_tw_label_or_the_code(app, db, login_as):
     assert response.status_code == 302, visible_text(response.text)[-400:]
     stored = [v.medication_name for national_id in ids for v in _visits(db, national_id)]
     assert stored == [Medication.NICOTINE_GUM.value, Medication.VARENICLINE.value]
+
+
+@pytest.mark.parametrize("given, stored, day", [("戒必適", "Varenicline", 1), ("Nicotine gum", "Nicotine gum", 10),
+                                               ("Aspirin", None, 20)])  # fmt: skip
+def test_visit_api_takes_the_medication_code_or_label_and_refuses_others(db, api_as, given, stored, day):
+    """The REST API meets the same code list as the form and the batch (one rule, every path)."""
+    from core import clock
+    from core.dates import TAIPEI
+
+    institution_id, practitioner_id = _setup(db, "facility_tpe")
+    quitter_id = db.session.scalar(select(Visit.quitter_id).where(Visit.institution_id == institution_id).limit(1))
+    client, headers = api_as("facility_tpe")
+    body = {"institution": institution_id, "practitioner": practitioner_id, "quitter": quitter_id,
+            "visit_date": f"2020-03-{day:02d}", "medication_name": given, "medication_days": 14}  # fmt: skip
+    with clock.frozen(dt.datetime(2020, 3, day + 1, 9, 0, tzinfo=TAIPEI)):
+        response = client.post("/api/v1/visit/", headers=headers, json=body)
+    if stored is None:
+        assert response.status_code == 422 and "medication_name" in response.json["message"], response.text
+    else:
+        assert response.status_code == 201, response.text
+        assert db.session.get(Visit, response.json["id"]).medication_name == stored
+
+
+def test_c3_bureau_reads_a_locked_record_without_a_correction_button(app, db, login_as):
+    """Only who may file a ticket is offered 申請更正 (the bureau reads its county's tickets)."""
+    institution_id, practitioner_id = _setup(db, "facility_tpe")
+    national_id = _new_id()
+    with _at(2025, 6, 3, 9, 0):
+        _enter(app, login_as("facility_tpe"), institution_id, practitioner_id, national_id, "114/05/02")
+    (visit,) = _visits(db, national_id)
+    with _at(2025, 6, 25, 9, 0):
+        show = login_as("bureau_tpe").get(f"/visitview/show/{visit.id}")
+    assert show.status_code == 200 and "已鎖定" in visible_text(show.text)
+    assert "visit-request-correction" not in show.text
