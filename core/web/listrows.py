@@ -25,11 +25,14 @@ def render_rows(
     delete_url,
     labels,
     nonce,
+    editable_column=None,
 ) -> Markup:
     """The <tr> elements of a list page (the begin_loop_values block of FAB's widget).
 
     URLs carry `__pk__` where each row's key goes (built once per page); labels holds the
-    translated button titles and texts and the delete question.
+    translated button titles and texts and the delete question. With `editable_column`,
+    a row whose value there has `editable` false is offered no edit or delete button (the
+    server refuses them regardless).
     """
     show_url = escape(show_url) if show_url else None
     edit_url = escape(edit_url) if edit_url else None
@@ -44,6 +47,7 @@ def render_rows(
     out: list[str] = []
     for item, pk in zip(value_columns, pks, strict=False):
         pk = escape(str(pk))
+        editable = editable_column is None or getattr(item[editable_column], "editable", True)
         out.append("<tr>")
         if actions:
             out.append(
@@ -58,13 +62,13 @@ def render_rows(
                     f'data-toggle="tooltip" rel="tooltip" title="{show_title}"><span '
                     f'class="sr-only">{show_text}</span><i class="fa fa-search"></i></a>'
                 )
-            if edit_url:
+            if edit_url and editable:
                 out.append(
                     f'<a href="{edit_url.replace(_PK, pk)}" class="btn btn-sm btn-default" '
                     f'data-toggle="tooltip" rel="tooltip" title="{edit_title}"><span '
                     f'class="sr-only">{edit_text}</span><i class="fa fa-edit"></i></a>'
                 )
-            if delete_url:
+            if delete_url and editable:
                 href = delete_url.replace(_PK, pk)
                 out.append(
                     f'<a id="btn-delete-{href}" href="#" class="btn btn-sm btn-default confirm" '

@@ -42,6 +42,7 @@ TEMPLATE_NOTES = [
     _l("One visit per row, from the second row on; keep the header row as it is."),
     _l("Dates: ROC (114/04/01 or 114/4/1) or ISO (2025-04-01)."),
     _l("Give medication (name and days), education (minutes) or both."),
+    _l("Medication: a medicine of the form's list, by its Chinese or its English name (e.g. Nicotine patch)."),
     _l("A new quitter needs name, sex (male or female) and birth date; a known one only the national ID and name."),
     _l("The same rules as the form apply: your own institutions, the entry deadline, the practitioner's assignment and the 5-day rule."),
     _l("If any row fails, nothing is imported: you get the file back with an error column."),

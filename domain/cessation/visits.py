@@ -26,6 +26,7 @@ from models.cessation.visit import (  # C1's calendar lives with the table it de
     Quitter,
     Visit,
     entry_deadline,
+    entry_open,
     timeliness,
 )
 from models.registry.institution import ContractPeriod
@@ -40,7 +41,7 @@ class VisitRuleError(UserError, ValueError):
 
 def is_open(visit_date: dt.date, at: dt.datetime | None = None) -> bool:
     """The institution may still add, change or delete a visit of this date itself (C2/C3)."""
-    return (at or clock.now()) <= entry_deadline(visit_date)
+    return entry_open(visit_date, at)
 
 
 def _correction_route() -> str:

@@ -52,6 +52,50 @@ def month_deadline(year: int, month: int) -> dt.datetime:
     return entry_deadline(dt.date(year, month, 1))
 
 
+def entry_open(visit_date: dt.date, at: dt.datetime | None = None) -> bool:
+    """The institution may still add, change or delete a visit of this date itself (C2/C3)."""
+    from core import clock
+
+    return (at or clock.now()) <= entry_deadline(visit_date)
+
+
+class LockState(LabelledEnum):
+    """Whether a record may still be changed by its institution (C2), or why not (C3, C5)."""
+
+    OPEN = "open", _l("Open for changes")
+    LOCKED = "locked", _l("Locked")
+    CORRECTED = "corrected", _l("Corrected")
+
+
+class LockStatus:
+    """A record's lock state as every screen shows it: a badge, and whether edit is offered."""
+
+    __slots__ = ("state", "until")
+
+    def __init__(self, state: LockState, until: dt.datetime | None = None):
+        self.state, self.until = state, until
+
+    @property
+    def editable(self) -> bool:
+        """Edit and delete are offered (the server checks again on every write)."""
+        return self.state is LockState.OPEN
+
+    def __str__(self) -> str:
+        from flask_babel import gettext
+
+        from core.dates import to_roc
+
+        if self.state is LockState.OPEN:
+            return gettext("Open for changes until %(date)s", date=to_roc(self.until.date()))
+        return str(self.state.label)
+
+    def __html__(self) -> str:
+        from markupsafe import escape
+
+        css = {"open": "label-success", "locked": "label-default", "corrected": "label-info"}[self.state.value]
+        return f'<span class="label {css} lock-status lock-{self.state.value}">{escape(str(self))}</span>'
+
+
 def _aware(entered_at: dt.datetime) -> dt.datetime:
     return entered_at if entered_at.tzinfo else entered_at.replace(tzinfo=dt.UTC)
 
@@ -130,9 +174,66 @@ class Quitter(PersonMixin, AuditColumnsMixin, AppModel):
         return f"{self.name}（{self.national_id_masked}）"
 
 
+class Medication(LabelledEnum):
+    """The programme's cessation medicines. The codes are the English names stored before the
+    list existed, so stored rows, exports and the API keep their values; people see zh_TW."""
+
+    VARENICLINE = "Varenicline", _l("Varenicline")
+    BUPROPION = "Bupropion", _l("Bupropion")
+    NICOTINE_PATCH = "Nicotine patch", _l("Nicotine patch")
+    NICOTINE_GUM = "Nicotine gum", _l("Nicotine gum")
+    NICOTINE_LOZENGE = "Nicotine lozenge", _l("Nicotine lozenge")
+    NICOTINE_INHALER = "Nicotine inhaler", _l("Nicotine inhaler")
+    NICOTINE_SPRAY = "Nicotine oral spray", _l("Nicotine oral spray")
+
+
+def medication_code(value):
+    """The code of a medication given as its code, its zh_TW label or its English name, in
+    any case and width (a batch file or an API caller may write either); else the value."""
+    import unicodedata
+
+    if not isinstance(value, str):
+        return value
+    text = " ".join(unicodedata.normalize("NFKC", value).split())
+    if not text:
+        return None
+    names = _medication_names()
+    found = names.get(text.casefold())
+    if found is None and text.endswith(")") and "(" in text:
+        # 尼古丁貼片 (Nicotine patch): the name, or the bracketed one, names the medicine.
+        outer, inner = text[:-1].split("(", 1)
+        found = names.get(outer.strip().casefold()) or names.get(inner.strip().casefold())
+    return found or text
+
+
+def _medication_names() -> dict[str, str]:
+    """Every accepted spelling (casefolded) → code: codes, zh_TW labels, labels without the
+    bracketed English name (戒必適 for 戒必適 (Varenicline))."""
+    import unicodedata
+
+    from flask_babel import force_locale
+
+    names = {m.value.casefold(): m.value for m in Medication}
+    try:
+        with force_locale("zh_TW"):
+            labels = {m.value: unicodedata.normalize("NFKC", str(m.label)) for m in Medication}
+    except RuntimeError:  # outside an app context there is no catalog to read
+        return names
+    for code, label in labels.items():
+        names.setdefault(label.casefold(), code)
+        names.setdefault(label.split("(")[0].strip().casefold(), code)
+    return names
+
+
+def _medication_rule():
+    from dataclasses import replace
+
+    return replace(rules.enum(_l("Medication"), Medication, required=False), normalise=medication_code)
+
+
 VISIT_RULES = {
     "visit_date": rules.date(_l("Visit date"), required=True),
-    "medication_name": rules.text(_l("Medication"), max_length=50),
+    "medication_name": _medication_rule(),
     "medication_days": rules.integer(_l("Medication days"), 1, 365),
     "education_minutes": rules.integer(_l("Education minutes"), 1, 600),
 }
@@ -211,6 +312,20 @@ class Visit(AuditColumnsMixin, AppModel):
         return entry_deadline(self.visit_date)
 
     @property
+    def lock_status(self) -> LockStatus:
+        """開放修改至… until the deadline (C2); then 已更正 if a ticket re-dated it, else 已鎖定 (C3)."""
+        if entry_open(self.visit_date):
+            return LockStatus(LockState.OPEN, entry_deadline(self.visit_date))
+        if self.corrected_by_ticket_id is not None:
+            return LockStatus(LockState.CORRECTED)
+        return LockStatus(LockState.LOCKED)
+
+    @property
+    def medication_label(self) -> str:
+        """The medication in zh_TW (a value from before the list shows as invalid, never raises)."""
+        return rules.enum_label(Medication, self.medication_name)
+
+    @property
     def timeliness(self):
         if self.corrected_by_ticket_id is not None:
             # A converted record keeps the classification the conversion gave it (C8).
@@ -236,7 +351,7 @@ class Visit(AuditColumnsMixin, AppModel):
 
         parts = []
         if self.medication_days is not None:
-            parts.append(gettext("Medication %(name)s %(days)d days", name=self.medication_name or "", days=self.medication_days))
+            parts.append(gettext("Medication %(name)s %(days)d days", name=self.medication_label, days=self.medication_days))
         if self.education_minutes is not None:
             parts.append(gettext("Education %(minutes)d min", minutes=self.education_minutes))
         return "、".join(parts)

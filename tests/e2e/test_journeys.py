@@ -43,7 +43,7 @@ def fill_visit(page, national_id: str, name: str, visit_date: dt.date) -> None:
     page.select_option("#quitter_sex", "F")
     page.fill("#quitter_birth_date", "70/05/12")
     page.fill("#visit_date", to_roc(visit_date))
-    page.fill("#medication_name", "尼古丁貼片")
+    page.select_option("#medication_name", label="尼古丁貼片")  # the code list (issue 15)
     page.fill("#medication_days", "14")
     page.fill("#education_minutes", "20")
 
@@ -60,7 +60,7 @@ def test_facility_enters_visits_uploads_a_batch_and_exports_the_month(journey, l
     person.goto("/visitview/add", shot="new visit form")
     fill_visit(page, quitter, "林小妤", today())
     person.submit("form [type=submit]", shot="visit saved")
-    assert "資料已新增" in person.flashes(), person.text()
+    assert "已儲存：林小妤" in person.flashes(), person.text()
 
     person.goto("/visitview/add", shot="second visit form")
     fill_visit(page, quitter, "林小妤", today() - dt.timedelta(days=2))
@@ -405,7 +405,7 @@ def test_a_person_registered_elsewhere_is_kept_apart_and_the_office_merges_it(jo
     person.goto("/visitview/add", shot="visit of a person registered elsewhere")
     fill_visit(person.page, national_id, "林美玲", today())
     person.submit("form [type=submit]", shot="saved under the typed name")
-    assert "資料已新增" in person.flashes(), person.text()
+    assert "已儲存：林美玲" in person.flashes(), person.text()
     person.goto(f"/quitterview/list/?_flt_0_national_id={national_id}", shot="own quitter list")
     listed = person.text()
     assert "林美玲" in listed and registered_name not in listed
