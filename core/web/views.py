@@ -195,6 +195,9 @@ class ScopedModelView(ModelView):
     search_widget = CachedSearchWidget
     #: Filters for a column searched through a text box (FAB's ModelView has no such hook).
     search_filters: dict | None = None
+    #: Query arguments under which a list that hides some rows by default (a queue's closed
+    #: tickets) lists every row in scope; the scope matrix lists with them.
+    list_all_args: dict[str, str] = {}
 
     def __init__(self, **kwargs):
         if not isinstance(self.datamodel, ScopedInterface):

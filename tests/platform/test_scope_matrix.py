@@ -79,7 +79,8 @@ def test_scope_matrix_views(app, db, login_as, username):
                 problems.append(f"{name}: list open without read permission")
             continue
         # list (one big page) shows exactly the visible rows
-        response = client.get(f"{base}/list/?psize_{name}={BIG_PAGE}")
+        every = "".join(f"&{key}={value}" for key, value in view.list_all_args.items())
+        response = client.get(f"{base}/list/?psize_{name}={BIG_PAGE}{every}")
         assert response.status_code == 200, f"{name} list: {response.status_code}"
         listed = show_ids(view, response.text)
         if listed - visible:

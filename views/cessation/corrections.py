@@ -249,6 +249,7 @@ class CorrectionTicketView(ScopedModelView):
     datamodel = ScopedInterface(CorrectionTicket)
     class_permission_name = CORRECTION
     route_base = "/corrections"
+    list_all_args = {"show": "all"}  # the queue hides closed tickets by default
     method_permission_name = {
         **VIEW_METHOD_PERMISSIONS,
         "start_review": CAN_REVIEW,
