@@ -426,6 +426,8 @@ class QuestionnaireDesignView(ScopedReportView):
         return self._page(
             "show", title=instrument.title, instrument=instrument, mine=mine, definition=definition,
             draft=draft_of(instrument), published=last_published(instrument), options_of=options_of,
+            reversed_links={link for spec in (definition.get("scoring") or {}).get("scores") or []
+                            for link in spec.get("reverse") or []},
             can_share=mine or current_scope().national, national=current_scope().national,
             can_edit=self.appbuilder.sm.has_access(f"can_{CAN_EDIT}", QUESTIONNAIRE_DESIGN),
         )  # fmt: skip
@@ -553,7 +555,10 @@ class QuestionnaireDesignView(ScopedReportView):
                 flash(gettext("Version %(n)d was published.", n=version.number), "success")
                 return redirect(url_for(".show", pk=instrument.id))
         changes = pending_changes(instrument)
+        draft = draft_of(instrument)
         return self._page("publish", title=instrument.title, instrument=instrument, changes=changes,
+                          items=len(answerable(draft.definition)) if draft else 0,
+                          scores=((draft.definition.get("scoring") or {}).get("scores") or []) if draft else [],
                           draft=draft_of(instrument), previous=last_published(instrument),
                           breaking=[c for c in changes if not c.safe])  # fmt: skip
 
