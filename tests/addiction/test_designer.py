@@ -256,3 +256,25 @@ def _csrf(app, client):
     from tests.conftest import csrf_token
 
     return csrf_token(app, client)
+
+
+def test_a4_move_delete_subscales_and_weighted_sum(app, db, login_as):
+    """A4: 上移 reorders the draft; 刪除 drops the item from the total and its reverse list;
+    a weighted total and a subscale score as computed by hand."""
+    client = login_as("psy_tpe")
+    instrument = _design(app, db, client)
+    assert post_form(app, client, f"/questionnaire/{instrument.id}/move",
+                     {"link": "q3", "direction": "up"}).status_code == 302  # fmt: skip
+    assert [i["linkId"] for i in _stored(db, instrument.id)[-1]["items"]] == ["q1", "q3", "q2", "q4", "q5"]
+    assert post_form(app, client, f"/questionnaire/{instrument.id}/delete_item", {"link": "q3"}).status_code == 302
+    definition = _stored(db, instrument.id)[-1]
+    total = definition["scoring"]["scores"][0]
+    assert "q3" not in total["items"] and "q3" not in total.get("reverse", [])
+    assert definition["scoring"].get("flags", []) == []  # the flag on q3 went with it
+    response = post_form(app, client, f"/questionnaire/{instrument.id}/scoring", {
+        "method": "weighted", "missing": "refuse", "items": ["q1", "q2", "q4", "q5"], "weights": "q1=2\nq2=0.5",
+        "subscales": "support|支持|q2 q4"})  # fmt: skip
+    assert response.status_code == 302, visible_text(response.text)
+    definition = _stored(db, instrument.id)[-1]
+    _clean, scored = score_response(definition, {"q1": "4", "q2": "2", "q4": "3", "q5": "5"})
+    assert scored.scores == {"total": 4 * 2 + 2 * 0.5 + 3 + 5, "support": 2 + 3}
