@@ -247,7 +247,8 @@ class ShareInstrument(Command):
             raise DesignRefused(
                 gettext("%(title)s belongs to another institution or is built in: it can be read, not changed.",
                         title=instrument.title), status=403)  # fmt: skip
-        if self.sharing == InstrumentSharing.NATIONAL.value and not national:
+        # Keeping the ministry's national sharing unchanged is no new national share.
+        if self.sharing == InstrumentSharing.NATIONAL.value and not national and instrument.sharing != self.sharing:
             raise DesignRefused(gettext("Only the ministry shares a questionnaire nationally."))
         self.instrument = instrument
 

@@ -278,3 +278,46 @@ def test_a4_move_delete_subscales_and_weighted_sum(app, db, login_as):
     definition = _stored(db, instrument.id)[-1]
     _clean, scored = score_response(definition, {"q1": "4", "q2": "2", "q4": "3", "q5": "5"})
     assert scored.scores == {"total": 4 * 2 + 2 * 0.5 + 3 + 5, "support": 2 + 3}
+
+
+def test_a4_imported_formula_reaching_class_is_refused_naming_the_cell(app, db, login_as):
+    """A4 hostile workbook: a scoring formula reaching __class__ is refused at import with
+    sheet, row and column named, and the draft stays as it was."""
+    import io
+
+    from openpyxl import Workbook
+
+    client = login_as("psy_tpe")
+    instrument = _design(app, db, client)
+    before = _stored(db, instrument.id)
+    book = Workbook()
+    survey = book.active
+    survey.title = "survey"
+    survey.append(["type", "name", "label"])
+    survey.append(["integer", "q1", "天數"])
+    scoring = book.create_sheet("scoring")
+    scoring.append(["kind", "name", "label", "calculation"])
+    scoring.append(["score", "hack", "駭", "${q1}.__class__"])
+    data = io.BytesIO()
+    book.save(data)
+    response = client.post(f"/questionnaire/{instrument.id}/import", data={
+        "file": (io.BytesIO(data.getvalue()), "hack.xlsx"), "csrf_token": _csrf(app, client)},
+        content_type="multipart/form-data", follow_redirects=True)  # fmt: skip
+    text = visible_text(response.text)
+    assert "alert-danger" in response.text and "scoring" in text and "calculation" in text, text[-400:]
+    assert _stored(db, instrument.id) == before
+
+
+def test_a4_owner_keeps_or_withdraws_the_ministrys_national_sharing(app, db, login_as):
+    """A4 sharing: once the ministry shared it nationally, the owner saving the form unchanged
+    keeps it national, and choosing the county withdraws the national share."""
+    owner = login_as("psy_tpe")
+    instrument = _design(app, db, owner)
+    assert post_form(app, login_as("ministry"), f"/questionnaire/{instrument.id}/share",
+                     {"sharing": "national"}).status_code == 302  # fmt: skip
+    kept = post_form(app, owner, f"/questionnaire/{instrument.id}/share", {"sharing": "national"},
+                     follow_redirects=True)  # fmt: skip
+    assert "分享設定已儲存" in visible_text(kept.text)
+    assert post_form(app, owner, f"/questionnaire/{instrument.id}/share", {"sharing": "county"}).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Instrument, instrument.id).sharing == "county"
