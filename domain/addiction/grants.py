@@ -25,6 +25,9 @@ STAFF_LICENCE = "StaffLicence"
 TRAINING = "Training"
 #: Staff short of their training hours or whose licence ends soon (A14), a report.
 STAFF_SHORTFALL = "StaffShortfall"
+#: The questionnaire designer (A4): an institution designs its own; the ministry shares
+#: nationally; a bureau reads its county's shared ones.
+QUESTIONNAIRE_DESIGN = "QuestionnaireDesign"
 
 #: Each part of the programme adds its resources here with the views that declare them
 #: (sync_roles refuses a grant on a resource no view declares).
@@ -47,6 +50,7 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         CASE: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
         COURSE: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
         DESIGNATION: READ_EXPORT,
+        QUESTIONNAIRE_DESIGN: READ | {CAN_CREATE, CAN_EDIT},
     },
     # Their county: designations of alcohol-treatment institutions, staff and training,
     # and (later issues) local schemes and claim approval. No record contents.
@@ -60,6 +64,7 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         STAFF_LICENCE: READ_EXPORT,
         TRAINING: READ_EXPORT,
         STAFF_SHORTFALL: READ_EXPORT,
+        QUESTIONNAIRE_DESIGN: READ,
     },
     # National: designations, every institution's blank record forms (seed Q15, no patient
     # data), staff and training; (later) central schemes and national reports.
@@ -72,5 +77,7 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         STAFF_LICENCE: READ_EXPORT,
         TRAINING: READ_EXPORT,
         STAFF_SHORTFALL: READ_EXPORT,
+        # Reads every questionnaire; edits only their sharing (national).
+        QUESTIONNAIRE_DESIGN: READ | {CAN_EDIT},
     },
 }

@@ -292,3 +292,46 @@ def test_a1_a14_the_bureau_and_the_ministry_open_their_addiction_screens(journey
         else:
             refused(person, "/recordform/list/", "no record forms", status=403)  # the Ministry's
         person.finish()
+
+
+def test_a4_psychologist_designs_and_publishes_a_likert_questionnaire(journey, live_server):
+    """A4: psy_tpe designs a 5-item Likert questionnaire (5-point agreement) with q3 reversed
+    and bands, previews it as a matrix, sees the publish confirmation and publishes v1; the
+    ministry then shares it nationally."""
+    person = journey("a4_designer")
+    page = person.page
+    person.login("psy_tpe")
+    person.goto("/questionnaire/list", shot="designer list")
+    page.fill("#create-form input[name=code]", "cope_e2e")
+    page.fill("#create-form input[name=title]", "因應自信量表")
+    person.click("#create-instrument", shot="new questionnaire")
+    assert "問卷已建立" in person.flashes(), person.flashes()
+    questions = ["我能拒絕別人遞來的酒", "我有可以求助的人", "我常想要使用藥物", "我知道壓力大時怎麼辦", "我對戒除有信心"]
+    for number, text in enumerate(questions, start=1):
+        person.click("#add-item", shot=f"item editor {number}")
+        assert page.input_value("#linkId") == f"q{number}" and page.input_value("#scale") == "agree5"
+        page.fill("#text", text)
+        person.click("#save-item", shot=f"item {number} saved")
+    assert page.locator("#item-table tr.designer-item").count() == 5
+    person.click("#edit-scoring", shot="scoring")
+    page.check("#reverse-q3")
+    page.fill("#bands", "5-12 低\n13-19 中\n20-25 高")
+    person.click("#save-scoring", shot="scoring saved")
+    assert "反向計分 q3" in person.text("#scoring-summary"), person.text("#scoring-summary")
+    person.click("#preview", shot="preview")
+    assert page.locator("table.likert-matrix tr").count() == 6 and "非常同意" in person.text("table.likert-matrix")
+    person.goto(page.url.replace("/preview", ""), shot="back to the draft")
+    person.click("#publish", shot="publish confirmation")
+    assert "第一個版本" in person.text("#designer-publish")
+    person.click("#confirm-publish", shot="published")
+    assert "第 1 版已發布" in person.flashes(), person.flashes()
+    pk = page.url.rstrip("/").split("/")[-1].split("?")[0]
+    person.finish()
+    ministry = journey("a4_designer_ministry")
+    ministry.login("ministry")
+    ministry.goto(f"/questionnaire/{pk}", shot="ministry sees it")
+    ministry.page.select_option("#sharing", "national")
+    ministry.click("#save-sharing", shot="shared nationally")
+    assert "分享設定已儲存" in ministry.flashes()
+    assert query(live_server, f"SELECT sharing FROM instrument WHERE id = {int(pk)}")[0][0] == "national"
+    ministry.finish()

@@ -10,12 +10,13 @@ CATEGORY_ICON = "fa-medkit"
 
 def register(appbuilder) -> None:
     """Each part of the programme registers its screens and APIs here, in menu order."""
-    from views.addiction import cases, records
+    from views.addiction import cases, designer, records
     from views.addiction.staff import register as register_staff
 
     cases.register(appbuilder)
     records.register(appbuilder, CATEGORY, CATEGORY_LABEL, CATEGORY_ICON)
     register_staff(appbuilder)
+    designer.register(appbuilder, CATEGORY, CATEGORY_LABEL, CATEGORY_ICON)
 
     from views.addiction.designations import DesignationApi, DesignationView
 
