@@ -25,6 +25,13 @@ STAFF_LICENCE = "StaffLicence"
 TRAINING = "Training"
 #: Staff short of their training hours or whose licence ends soon (A14), a report.
 STAFF_SHORTFALL = "StaffShortfall"
+#: Assessments of a course (A3, A4): responses to an instrument, written through the engine.
+ASSESSMENT = "Assessment"
+#: Courses whose initial or follow-up assessment is due or overdue (A3), a report.
+ASSESSMENT_DUE = "AssessmentDue"
+#: Recording the licence of a built-in whose licence is not free (FTND): Admin only, so
+#: granted to no role here (sync_roles gives Admin every permission).
+INSTRUMENT_LICENCE = "InstrumentLicence"
 
 #: Each part of the programme adds its resources here with the views that declare them
 #: (sync_roles refuses a grant on a resource no view declares).
@@ -47,6 +54,9 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         CASE: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
         COURSE: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
         DESIGNATION: READ_EXPORT,
+        # Their courses' assessments, and the courses whose assessments are due (A3, A4).
+        ASSESSMENT: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
+        ASSESSMENT_DUE: READ_EXPORT,
     },
     # Their county: designations of alcohol-treatment institutions, staff and training,
     # and (later issues) local schemes and claim approval. No record contents.
@@ -60,6 +70,8 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         STAFF_LICENCE: READ_EXPORT,
         TRAINING: READ_EXPORT,
         STAFF_SHORTFALL: READ_EXPORT,
+        # Which of their county's courses miss a required assessment (A3); no answers.
+        ASSESSMENT_DUE: READ_EXPORT,
     },
     # National: designations, every institution's blank record forms (seed Q15, no patient
     # data), staff and training; (later) central schemes and national reports.
@@ -72,5 +84,6 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         STAFF_LICENCE: READ_EXPORT,
         TRAINING: READ_EXPORT,
         STAFF_SHORTFALL: READ_EXPORT,
+        ASSESSMENT_DUE: READ_EXPORT,
     },
 }

@@ -16,6 +16,9 @@ def register(appbuilder) -> None:
     cases.register(appbuilder)
     records.register(appbuilder, CATEGORY, CATEGORY_LABEL, CATEGORY_ICON)
     register_staff(appbuilder)
+    from views.addiction.assessments import register as register_assessments
+
+    register_assessments(appbuilder)
 
     from views.addiction.designations import DesignationApi, DesignationView
 
