@@ -29,8 +29,8 @@ STAFF_SHORTFALL = "StaffShortfall"
 ASSESSMENT = "Assessment"
 #: Courses whose initial or follow-up assessment is due or overdue (A3), a report.
 ASSESSMENT_DUE = "AssessmentDue"
-#: Recording the licence of a built-in whose licence is not free (FTND): Admin only, so
-#: granted to no role here (sync_roles gives Admin every permission).
+#: Recording the licence of a built-in whose licence is not free (FTND): Admin only (edit is
+#: granted to no role here; sync_roles gives Admin every permission); the Ministry reads it.
 INSTRUMENT_LICENCE = "InstrumentLicence"
 
 #: Each part of the programme adds its resources here with the views that declare them
@@ -85,5 +85,7 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         TRAINING: READ_EXPORT,
         STAFF_SHORTFALL: READ_EXPORT,
         ASSESSMENT_DUE: READ_EXPORT,
+        # Which built-ins are licensed and enabled (recording a licence is the admin's).
+        INSTRUMENT_LICENCE: READ,
     },
 }

@@ -145,6 +145,8 @@ def test_a3_panel_lists_other_assessments_with_flags_in_words(app, db, login_as)
     first, second = (visible_text(r) for r in rows)
     assert first.startswith(to_roc(course.start_date + dt.timedelta(days=3))) and "5" in first
     assert "label-danger" in rows[1] and "自殺想法" in second and "label-danger" not in rows[0]
+    show = client.get(re.search(r'href="(/assessment/show/\d+)"', rows[1]).group(1)).text
+    assert "自殺想法" in visible_text(show.split('id="assessment-flags"', 1)[1].split("</div>", 1)[0])
 
 
 # ------------------------------------------------------------------ A4: the form
@@ -217,7 +219,7 @@ def test_a3_a4_refused_answers_keep_the_form_and_store_nothing(app, db, login_as
                          _form(db, course, answers, note="=HYPERLINK(\"x\")"))  # fmt: skip
     assert response.status_code == 200 and _responses(db) == before
     html = response.text
-    errors = re.findall(rf'<p class="help-block text-danger item-error" data-for="{item}">(.*?)</p>', html, re.S)
+    errors = re.findall(rf'<p class="help-block text-danger item-error" data-for="{item}"[^>]*>(.*?)</p>', html, re.S)
     assert errors and needle in visible_text(errors[0]), visible_text(html)[:2000]
     # Everything else as typed: a radio still checked, a text kept, the note kept.
     kept = [k for k in answers if k != item][0]
@@ -392,6 +394,11 @@ def test_a4_ftnd_is_refused_until_an_admin_records_its_licence(app, db, login_as
     assert psy.get(f"/instrumentlicence/show/{ftnd.id}").status_code in (302, 403, 404)
     assert post_form(app, psy, f"/instrumentlicence/licence/{ftnd.id}", {"enable": "1", "note": "x"}).status_code \
         in (302, 403, 404)  # fmt: skip
+    ministry = login_as("ministry")  # reads which built-ins are licensed, records none
+    assert "FTND" in ministry.get("/instrumentlicence/list/").text
+    assert "licence-form" not in ministry.get(f"/instrumentlicence/show/{ftnd.id}").text
+    assert post_form(app, ministry, f"/instrumentlicence/licence/{ftnd.id}", {"enable": "1", "note": "x"}) \
+        .status_code in (302, 403)  # fmt: skip
     db.session.expire_all()
     assert not db.session.get(Instrument, ftnd.id).enabled
     admin = login_as("admin")

@@ -292,3 +292,48 @@ def test_a1_a14_the_bureau_and_the_ministry_open_their_addiction_screens(journey
         else:
             refused(person, "/recordform/list/", "no record forms", status=403)  # the Ministry's
         person.finish()
+
+
+def test_a3_a4_psychologist_fills_bsrs5_sees_scores_and_the_course_waits_for_its_follow_up(journey, live_server):
+    """A3, A4: on a course without its follow-up assessment, 已完成 is refused naming 追蹤評估;
+    psy_tpe fills in BSRS-5 (a Likert matrix): the response page shows the server's total,
+    band and the suicidal-ideation flag in words, and the case page charts it; a PHQ-9 with
+    an item left empty is refused next to that item with every other answer kept."""
+    course_id, case_id, start, end = query(
+        live_server,
+        f"SELECT k.id, k.case_id, k.start_date, k.end_date FROM course k WHERE k.institution_id = ({HOSPITAL_TPE}) "
+        "AND k.status = 'active' AND k.start_date <= ? AND k.end_date >= ? AND NOT EXISTS (SELECT 1 FROM "
+        "assessment_response r JOIN instrument i ON i.id = r.instrument_id WHERE r.course_id = k.id "
+        "AND i.purpose = 'follow_up') ORDER BY k.id LIMIT 1",
+        today().isoformat(), today().isoformat(),
+    )[0]  # fmt: skip
+    before = query(live_server, "SELECT count(*) FROM assessment_response WHERE course_id = ?", course_id)[0][0]
+    person = journey("addiction_assessment")
+    person.login("psy_tpe")
+    person.goto(f"/course/{course_id}", shot="course page with its assessments")
+    panel = person.text("#course-assessments")
+    assert "追蹤評估" in panel and ("待完成" in panel or "逾期" in panel)
+    person.submit("#complete-course", shot="completed refused")
+    assert "追蹤評估" in person.flashes()
+    person.page.select_option("#pick-instrument", label="簡式健康量表（BSRS-5，心情溫度計）")
+    person.submit("#start-assessment", shot="BSRS-5 form")
+    assert person.page.locator("table.likert-matrix tr.assessment-item").count() == 6
+    for n, value in zip(range(1, 7), ("3", "2", "3", "2", "2", "2"), strict=True):
+        person.page.check(f"input[name=a_b{n}][value='{value}']")
+    person.submit("#save-assessment", shot="BSRS-5 saved")
+    scores = person.text("#assessment-scores")
+    assert "12" in scores and "中度情緒困擾" in scores
+    assert "自殺想法" in person.text("#assessment-flags") and "厲害" in person.text("#assessment-answers")
+    person.goto(f"/caseview/show/{case_id}", shot="case chart")
+    assert person.page.locator("svg.score-chart[data-instrument='BSRS5'] line.band-threshold").count() == 3
+    person.goto(f"/course/{course_id}", shot="course page again")
+    person.page.select_option("#pick-instrument", label="病人健康問卷（PHQ-9）")
+    person.submit("#start-assessment", shot="PHQ-9 form")
+    for n in range(1, 9):
+        person.page.check(f"input[name=a_p{n}][value='1']")
+    person.submit("#save-assessment", shot="PHQ-9 refused")
+    assert "p9" in person.text(".item-error[data-for='p9']")
+    assert person.page.locator("input[name=a_p3][value='1']").is_checked()
+    after = query(live_server, "SELECT count(*) FROM assessment_response WHERE course_id = ?", course_id)[0][0]
+    assert after == before + 1 and start <= today().isoformat() <= end
+    person.finish()

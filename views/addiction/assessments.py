@@ -633,8 +633,10 @@ class InstrumentLicenceView(ScopedModelView):
     def show(self, pk):
         """The instrument, its licence, and (not free) the form that records it."""
         item = self._instrument(pk)
-        return self.render_template(self.show_template, title=self.show_title, item=item,
-                                    labels=INSTRUMENT_LABELS, max_note=LICENCE_NOTE_MAX)  # fmt: skip
+        return self.render_template(
+            self.show_template, title=self.show_title, item=item, labels=INSTRUMENT_LABELS,
+            max_note=LICENCE_NOTE_MAX, can_edit=self.appbuilder.sm.has_access(f"can_{CAN_EDIT}", INSTRUMENT_LICENCE),
+        )  # fmt: skip
 
     @expose("/licence/<pk>", methods=["POST"])
     @has_access
