@@ -480,7 +480,8 @@ class AssessmentDueView(ScopedReportView):
         out = [row.county, row.institution_code, row.institution]
         if self.shows_patients():
             out.append(row.patient)
-        status = gettext("Overdue") if row.overdue or row.missing_initial else gettext("Due")
+        # As the course page says it: overdue once the follow-up's due date has passed.
+        status = gettext("Overdue") if row.overdue else gettext("Due")
         return out + [to_roc(row.start_date), row.missing, to_roc(row.follow_up_due), status]
 
     def _args(self):
