@@ -161,6 +161,8 @@ def test_a4_form_round_trip_with_a_likert_matrix(app, db, login_as):
     assert len(matrices) == 1
     assert len(re.findall(r'class="assessment-item', matrices[0])) == 9
     assert len(re.findall(r'type="radio"', matrices[0])) == 9 * 4 and "一半以上的天數" in matrices[0]
+    assert client.get("/assessment/add").status_code == 302  # the list's +: to the courses
+    assert client.get(f"/assessment/add?course={course.id}").status_code == 302
     assert "nonce=" in html and 'name="answered_on"' in html and to_roc(clock.today()) in html
     answers = {f"p{n}": "2" for n in range(1, 9)} | {"p9": "1"}
     before = _responses(db)

@@ -214,6 +214,13 @@ def answer_label(definition: dict, item: dict, value) -> str:
     return str(value)
 
 
+def _whole(value):
+    """A score as people write it: 9, not 9.0 (still a number in the export)."""
+    if value is None:
+        return ""
+    return int(value) if float(value).is_integer() else value
+
+
 class AssessmentView(ScopedModelView):
     """評估紀錄: a course's assessments, filled in on a form rendered from the version's
     definition, corrected on the same version; per-instrument Excel exports."""
@@ -236,7 +243,8 @@ class AssessmentView(ScopedModelView):
     base_order = ("answered_on", "desc")
     label_columns = ASSESSMENT_LABELS
     list_eager = ["instrument", "case", "case.patient", "author"]
-    formatters_columns = {"author": lambda author: author.name if author is not None else ""}
+    formatters_columns = {"author": lambda author: author.name if author is not None else "",
+                          "total": lambda total: _whole(total)}  # fmt: skip
     export_columns = ["answered_on", "institution.nhi_code", "institution.name", "instrument.title", "course_id",
                       "author.name", "total", "band", "spec"]  # fmt: skip
     export_labels = {"instrument.title": _l("Instrument"), "course_id": _l("Treatment course"),
@@ -279,9 +287,17 @@ class AssessmentView(ScopedModelView):
     def add(self):
         """A new assessment of a course (?course=<id>) on an instrument (?instrument=<id>):
         another institution's course or instrument answers 404, as if it did not exist."""
+        if not request.values.get("course"):
+            # The list's + button: an assessment belongs to a course, picked on its page.
+            flash(gettext("Open the treatment course and choose 新增評估 there."), "info")
+            return redirect(url_for("CourseView.list"))
         course = _course_in_scope(request.values.get("course"))
+        if course is None:
+            abort(404)
+        if not request.values.get("instrument"):
+            return redirect(url_for("CourseView.page", pk=course.id, _anchor="assessments"))
         instrument = _instrument_in_scope(request.values.get("instrument"))
-        if course is None or instrument is None:
+        if instrument is None:
             abort(404)
         version = published_version(instrument)
         if not instrument.enabled or version is None:
