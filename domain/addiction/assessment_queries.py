@@ -77,6 +77,7 @@ class DueRow:
 
 
 def _has(purpose: str):
+    """Whether the course has a response to an instrument of this purpose."""
     return exists().where(
         AssessmentResponse.course_id == Course.id,
         AssessmentResponse.instrument_id.in_(select(Instrument.id).where(Instrument.purpose == purpose)),
@@ -84,6 +85,7 @@ def _has(purpose: str):
 
 
 def _due_conditions(scope, today, county_id, institution_id):
+    """The due list's conditions: A3's query, the scope, the chosen county or institution."""
     conditions = [courses_due_query(today), Course.scope_clause(scope)]
     if county_id is not None:
         conditions.append(Institution.county_id == county_id)
@@ -254,9 +256,11 @@ class RecordLicence(Command):
     not free; an instrument free to use needs no licence and is not changed here."""
 
     def __init__(self, instrument_id, note, enable: bool):
+        """The instrument's id as given, the licence note as typed, enable or disable."""
         self.instrument_id, self.note, self.enable = instrument_id, note, enable
 
     def validate(self) -> None:
+        """A built-in in scope, not free to use; enabling needs a note."""
         text = str(self.instrument_id or "")
         pk = int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
         self.instrument = ScopedInterface(Instrument).get(pk) if pk else None
@@ -275,6 +279,7 @@ class RecordLicence(Command):
             raise LicenceRefused(gettext("The licence note is at most %(n)d characters.", n=LICENCE_NOTE_MAX))
 
     def execute(self) -> Instrument:
+        """Set enabled and record the note."""
         instrument = self.instrument
         instrument.enabled = self.enable
         if self.enable:

@@ -29,15 +29,18 @@ BSRS_ANSWERS = {"b1": "1", "b2": "2", "b3": "1", "b4": "0", "b5": "1", "b6": "0"
 
 
 def _institution_id(db, username: str) -> int:
+    """The first institution of a demo user's scope."""
     user = db.session.query(ScopedUser).filter_by(username=username).one()
     return user.scope_institutions[0].id
 
 
 def _builtin(db, code: str) -> Instrument:
+    """A shipped instrument by its code."""
     return db.session.scalar(select(Instrument).where(Instrument.institution_id.is_(None), Instrument.code == code))
 
 
 def _author(db, institution_id: int) -> int:
+    """A practitioner serving at the institution."""
     return db.session.scalar(select(ServiceAssignment.practitioner_id)
                              .where(ServiceAssignment.institution_id == institution_id).limit(1))  # fmt: skip
 
@@ -56,11 +59,13 @@ def _fresh_course(db, username: str = "psy_tpe") -> Course:
 
 
 def _responses(db) -> int:
+    """How many responses are stored."""
     db.session.expire_all()
     return db.session.scalar(select(func.count(AssessmentResponse.id)))
 
 
 def _form(db, course: Course, answers: dict, day: dt.date | None = None, **extra) -> dict:
+    """The assessment form as the browser posts it."""
     data = {"answered_on": to_roc(day or course.start_date + dt.timedelta(days=2)),
             "author": str(_author(db, course.institution_id)), "note": ""}  # fmt: skip
     for link, value in answers.items():
@@ -69,6 +74,7 @@ def _form(db, course: Course, answers: dict, day: dt.date | None = None, **extra
 
 
 def _add_url(course, instrument) -> str:
+    """The new-assessment URL of a course and instrument."""
     return f"/assessment/add?course={course.id}&instrument={instrument.id}"
 
 

@@ -179,14 +179,17 @@ def form_blocks(definition: dict, answers: dict, errors: dict) -> list[dict]:
 
 
 def _staff_choices(course: Course) -> list[tuple[str, str]]:
+    """The assessor choices: staff serving at the course's institution."""
     return [("", "")] + [(str(p.id), p.name) for p in serving_staff(course.institution_id)]
 
 
 def _course_in_scope(pk) -> Course | None:
+    """The course of this id if the user may see it; None for any other value."""
     return ScopedInterface(Course).get(int(pk)) if valid_pk(pk) else None
 
 
 def _instrument_in_scope(pk) -> Instrument | None:
+    """The instrument of this id if the user may see it; None for any other value."""
     return ScopedInterface(Instrument).get(int(pk)) if valid_pk(pk) else None
 
 
@@ -313,6 +316,7 @@ class AssessmentView(ScopedModelView):
         return self._save(form, course, version)
 
     def _response(self, pk) -> AssessmentResponse:
+        """The response of this id in scope, or 404."""
         item = self.datamodel.get(int(pk)) if valid_pk(pk) else None
         if item is None:
             abort(404)
@@ -384,9 +388,6 @@ def assessment_panel(course: Course) -> Markup:
     state = course_assessments(course)
     can_add = sm.has_access(f"can_{CAN_CREATE}", ASSESSMENT) and course.status == CourseStatus.ACTIVE.value
     instruments = usable_instruments() if can_add else []
-    counts = {}
-    for r in state.others:
-        counts[r.instrument_id] = counts.get(r.instrument_id, 0) + 1
     return Markup(render_template(
         "addiction/assessment_panel.html", course=course, state=state, today=clock.today(),
         instruments=instruments, can_add=can_add, to_roc=to_roc,
@@ -410,9 +411,11 @@ def score_chart(series) -> Markup:
     span = max((last - first).days, 1)
 
     def x(day):
+        """The horizontal position of a day."""
         return CHART_LEFT + (plot_w / 2 if first == last else (day - first).days * plot_w / span)
 
     def y(value):
+        """The vertical position of a score."""
         return CHART_TOP + plot_h - (value - low) * plot_h / (high - low)
 
     title = f"{series.instrument.title} {series.label}"
@@ -466,6 +469,7 @@ def assessment_charts(case) -> Markup:
 
 # ------------------------------------------------------------------ the due list
 def _int_arg(name: str) -> int | None:
+    """A query argument as an id, or None for anything else."""
     value = request.args.get(name, "")
     return int(value) if valid_pk(value) else None
 
@@ -501,11 +505,13 @@ class AssessmentDueView(ScopedReportView):
         return out + [to_roc(row.start_date), row.missing, to_roc(row.follow_up_due), status]
 
     def _args(self):
+        """The county and institution the list is narrowed to."""
         return {"county_id": _int_arg("county"), "institution_id": _int_arg("institution")}
 
     @expose("/")
     @has_access
     def index(self):
+        """The due list on screen: counts per county and institution, the first courses."""
         scope = current_scope()
         per_county, per_institution = due_counts(scope, **self._args())
         rows = list(due_rows(scope, limit=DUE_SCREEN_LIMIT, **self._args()))
@@ -527,6 +533,7 @@ class AssessmentDueView(ScopedReportView):
     @expose("/export")
     @has_access
     def export(self):
+        """The whole due list as .xlsx, streamed."""
         name, as_of = gettext("Assessments due"), gettext("As of")
         path, _ = write_xlsx(
             self.headers(), (self.cells(r) for r in due_rows(current_scope(), **self._args())), sheet_name=name,
@@ -565,14 +572,17 @@ class AssessmentApi(ScopedModelRestApi):
     label_columns = ASSESSMENT_LABELS
 
     def _write(self, given: AssessmentInput, response=None, status=201):
+        """Run WriteAssessment and answer the row as the API shows it."""
         item = WriteAssessment(given, response).run()
         return self.response(status, id=item.id, result=self.show_model_schema.dump(item))
 
     def _body(self):
+        """The JSON body, or None if it is not an object."""
         body = request.get_json(silent=True)
         return body if isinstance(body, dict) else None
 
     def post_headless(self):
+        """A new assessment: relations by id in scope, then WriteAssessment."""
         body = self._body()
         if body is None:
             return self.response_400(message=gettext("A value in the request is not valid."))
@@ -587,6 +597,7 @@ class AssessmentApi(ScopedModelRestApi):
         return self._guarded(self._write, given)
 
     def put_headless(self, pk):
+        """A correction on the response's own version: what the body omits is kept."""
         response = self.datamodel.get(int(pk)) if valid_pk(pk) else None
         if response is None:
             return self.response_404()
@@ -614,6 +625,7 @@ class BuiltinFilter(BaseFilter):
     arg_name = "builtin"
 
     def apply(self, query, value):
+        """Only the instruments with no institution."""
         return query.filter(Instrument.institution_id.is_(None))
 
 
@@ -640,6 +652,7 @@ class InstrumentLicenceView(ScopedModelView):
     show_template = "addiction/assessment_licence_show.html"
 
     def _instrument(self, pk) -> Instrument:
+        """The built-in of this id, or 404."""
         item = self.datamodel.get(int(pk), self._base_filters) if valid_pk(pk) else None
         if item is None:
             abort(404)
