@@ -28,6 +28,13 @@ STAFF_SHORTFALL = "StaffShortfall"
 #: The questionnaire designer (A4): an institution designs its own; the ministry shares
 #: nationally; a bureau reads its county's shared ones.
 QUESTIONNAIRE_DESIGN = "QuestionnaireDesign"
+#: Assessments of a course (A3, A4): responses to an instrument, written through the engine.
+ASSESSMENT = "Assessment"
+#: Courses whose initial or follow-up assessment is due or overdue (A3), a report.
+ASSESSMENT_DUE = "AssessmentDue"
+#: Recording the licence of a built-in whose licence is not free (FTND): Admin only (edit is
+#: granted to no role here; sync_roles gives Admin every permission); the Ministry reads it.
+INSTRUMENT_LICENCE = "InstrumentLicence"
 
 #: Each part of the programme adds its resources here with the views that declare them
 #: (sync_roles refuses a grant on a resource no view declares).
@@ -51,6 +58,9 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         COURSE: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
         DESIGNATION: READ_EXPORT,
         QUESTIONNAIRE_DESIGN: READ | {CAN_CREATE, CAN_EDIT},
+        # Their courses' assessments, and the courses whose assessments are due (A3, A4).
+        ASSESSMENT: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
+        ASSESSMENT_DUE: READ_EXPORT,
     },
     # Their county: designations of alcohol-treatment institutions, staff and training,
     # and (later issues) local schemes and claim approval. No record contents.
@@ -65,6 +75,8 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         TRAINING: READ_EXPORT,
         STAFF_SHORTFALL: READ_EXPORT,
         QUESTIONNAIRE_DESIGN: READ,
+        # Which of their county's courses miss a required assessment (A3); no answers.
+        ASSESSMENT_DUE: READ_EXPORT,
     },
     # National: designations, every institution's blank record forms (seed Q15, no patient
     # data), staff and training; (later) central schemes and national reports.
@@ -79,5 +91,8 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         STAFF_SHORTFALL: READ_EXPORT,
         # Reads every questionnaire; edits only their sharing (national).
         QUESTIONNAIRE_DESIGN: READ | {CAN_EDIT},
+        ASSESSMENT_DUE: READ_EXPORT,
+        # Which built-ins are licensed and enabled (recording a licence is the admin's).
+        INSTRUMENT_LICENCE: READ,
     },
 }

@@ -335,3 +335,47 @@ def test_a4_psychologist_designs_and_publishes_a_likert_questionnaire(journey, l
     assert "分享設定已儲存" in ministry.flashes()
     assert query(live_server, f"SELECT sharing FROM instrument WHERE id = {int(pk)}")[0][0] == "national"
     ministry.finish()
+
+
+def test_a3_a4_psychologist_fills_bsrs5_sees_scores_and_the_course_waits_for_its_follow_up(journey, live_server):
+    """A3, A4: on a course without its follow-up assessment, 已完成 is refused naming 追蹤評估;
+    psy_tpe fills in BSRS-5 (a Likert matrix): the response page shows the server's total,
+    band and the suicidal-ideation flag in words, and the case page charts it; a PHQ-9 with
+    an item left empty is refused next to that item with every other answer kept."""
+    start = today() - dt.timedelta(days=100)  # the follow-up (3 months) is overdue
+    case_id, _national_id, _name = free_case(live_server, start)
+    person = journey("addiction_assessment")
+    person.login("psy_tpe")
+    person.goto(f"/caseview/show/{case_id}", shot="the chart")
+    person.click("#start-course", shot="start a course")
+    person.page.fill("#start_date", to_roc(start))
+    person.submit("form [type=submit]", shot="course started")
+    course_id = query(live_server, "SELECT id FROM course WHERE case_id = ? AND start_date = ?", case_id,
+                      start.isoformat())[0][0]  # fmt: skip
+    person.goto(f"/course/{course_id}", shot="course page with its assessments")
+    panel = person.text("#course-assessments")
+    assert "初次評估" in panel and "待完成" in panel and "逾期" in panel
+    person.submit("#complete-course", shot="completed refused")
+    assert "初次評估" in person.flashes() and "追蹤評估" in person.flashes()
+    person.page.select_option("#pick-instrument", label="簡式健康量表（BSRS-5，心情溫度計）")
+    person.submit("#start-assessment", shot="BSRS-5 form")
+    assert person.page.locator("table.likert-matrix tr.assessment-item").count() == 6
+    for n, value in zip(range(1, 7), ("3", "2", "3", "2", "2", "2"), strict=True):
+        person.page.check(f"input[name=a_b{n}][value='{value}']")
+    person.submit("#save-assessment", shot="BSRS-5 saved")
+    scores = person.text("#assessment-scores")
+    assert "12" in scores and "中度情緒困擾" in scores
+    assert "自殺想法" in person.text("#assessment-flags") and "厲害" in person.text("#assessment-answers")
+    person.goto(f"/caseview/show/{case_id}", shot="case chart")
+    assert person.page.locator("svg.score-chart[data-instrument='BSRS5'] line.band-threshold").count() == 3
+    person.goto(f"/course/{course_id}", shot="course page again")
+    person.page.select_option("#pick-instrument", label="病人健康問卷（PHQ-9）")
+    person.submit("#start-assessment", shot="PHQ-9 form")
+    for n in range(1, 9):
+        person.page.check(f"input[name=a_p{n}][value='1']")
+    person.submit("#save-assessment", shot="PHQ-9 refused")
+    assert "p9" in person.text(".item-error[data-for='p9']")
+    assert person.page.locator("input[name=a_p3][value='1']").is_checked()
+    after = query(live_server, "SELECT count(*) FROM assessment_response WHERE course_id = ?", course_id)[0][0]
+    assert after == 1
+    person.finish()

@@ -17,6 +17,9 @@ def register(appbuilder) -> None:
     records.register(appbuilder, CATEGORY, CATEGORY_LABEL, CATEGORY_ICON)
     register_staff(appbuilder)
     designer.register(appbuilder, CATEGORY, CATEGORY_LABEL, CATEGORY_ICON)
+    from views.addiction.assessments import register as register_assessments
+
+    register_assessments(appbuilder)
 
     from views.addiction.designations import DesignationApi, DesignationView
 
