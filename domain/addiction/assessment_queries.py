@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from dateutil.relativedelta import relativedelta
 from flask import current_app
 from flask_babel import gettext
-from sqlalchemy import exists, func, select
+from sqlalchemy import func, select
 
 from core import clock
 from core.commands import Command
 from core.data.datamodel import ScopedInterface
 from core.errors import UserError
 from core.extensions import db
-from domain.addiction.assessments import DEFAULT_FOLLOW_UP_MONTHS, courses_due_query
+from domain.addiction.assessments import DEFAULT_FOLLOW_UP_MONTHS, courses_due_query, has_assessment
 from domain.addiction.scoring import answerable, options_of
 from models.addiction.case import Case, Patient
 from models.addiction.course import Course
@@ -76,14 +76,6 @@ class DueRow:
         return "、".join(labels)
 
 
-def _has(purpose: str):
-    """Whether the course has a response to an instrument of this purpose."""
-    return exists().where(
-        AssessmentResponse.course_id == Course.id,
-        AssessmentResponse.instrument_id.in_(select(Instrument.id).where(Instrument.purpose == purpose)),
-    )
-
-
 def _due_conditions(scope, today, county_id, institution_id):
     """The due list's conditions: A3's query, the scope, the chosen county or institution."""
     conditions = [courses_due_query(today), Course.scope_clause(scope)]
@@ -104,7 +96,7 @@ def due_rows(scope, today: dt.date | None = None, county_id: int | None = None,
     code = func.coalesce(Institution.nhi_code, Institution.registry_code)
     stmt = (
         select(Course.id, Course.case_id, County.name, code, Institution.name, Institution.id, Patient.name,
-               Course.start_date, _has(InstrumentPurpose.INITIAL.value), _has(InstrumentPurpose.FOLLOW_UP.value))
+               Course.start_date, has_assessment(InstrumentPurpose.INITIAL.value), has_assessment(InstrumentPurpose.FOLLOW_UP.value))
         .join(Institution, Institution.id == Course.institution_id)
         .join(County, County.id == Institution.county_id)
         .join(Case, Case.id == Course.case_id)

@@ -241,7 +241,8 @@ def check_course_can_complete(course: Course) -> None:
             "This course cannot be completed yet: its %(missing)s is missing.", missing="、".join(missing)))  # fmt: skip
 
 
-def _has(purpose: str):
+def has_assessment(purpose: str):
+    """Whether the course (correlated on Course.id) has a response to an instrument of this purpose."""
     return exists().where(
         AssessmentResponse.course_id == Course.id,
         AssessmentResponse.instrument_id.in_(select(Instrument.id).where(Instrument.purpose == purpose)),
@@ -255,8 +256,8 @@ def courses_due_query(today: dt.date | None = None):
     months = int(current_app.config.get("ADDICTION_FOLLOW_UP_MONTHS", DEFAULT_FOLLOW_UP_MONTHS))
     started_before = today - relativedelta(months=months)
     return (Course.status == CourseStatus.ACTIVE.value) & (
-        ~_has(InstrumentPurpose.INITIAL.value)
-        | ((Course.start_date <= started_before) & ~_has(InstrumentPurpose.FOLLOW_UP.value))
+        ~has_assessment(InstrumentPurpose.INITIAL.value)
+        | ((Course.start_date <= started_before) & ~has_assessment(InstrumentPurpose.FOLLOW_UP.value))
     )
 
 
