@@ -206,6 +206,31 @@ def test_c4_refusal_at_save_time_keeps_what_was_typed(app, db, login_as, monkeyp
     assert len(_visits(db, national_id)) == 1
 
 
+def test_c4_refusal_at_save_time_on_the_edit_form_keeps_what_was_typed(app, db, login_as, monkeypatch):
+    """The edit form too: a C4 refusal raised while saving (the form's own check skipped, as
+    when another entry lands in between) shows the edit form again with what was typed, and
+    the record is unchanged."""
+    from views.cessation.visits import VisitRules
+
+    institution_id, practitioner_id = _setup(db, "facility_tpe")
+    client = login_as("facility_tpe")
+    national_id = _new_id()
+    with _at(2025, 6, 12, 9, 0):
+        _enter(app, client, institution_id, practitioner_id, national_id, "114/06/02")
+        _enter(app, client, institution_id, practitioner_id, national_id, "114/06/10")
+        first, second = _visits(db, national_id)
+        monkeypatch.setattr(VisitRules, "__call__", lambda self, form, field: None)
+        refused = post_form(app, client, f"/visitview/edit/{second.id}", {
+            "practitioner": str(practitioner_id), "visit_date": "114/06/04", "medication_name": "Varenicline",
+            "medication_days": "28", "education_minutes": "",
+        })  # fmt: skip
+    assert refused.status_code == 200 and "不符 5 日規定" in visible_text(refused.text)
+    for typed in ('value="114/06/04"', 'value="28"'):
+        assert typed in refused.text, typed
+    db.session.expire_all()
+    assert [v.visit_date for v in _visits(db, national_id)] == [dt.date(2025, 6, 2), dt.date(2025, 6, 10)]
+
+
 def test_name_mismatch_outside_the_window_is_saved_apart_not_thrown_away(app, db, login_as):
     institution_id, practitioner_id = _setup(db, "facility_tpe")
     client = login_as("facility_tpe")

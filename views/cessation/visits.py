@@ -6,8 +6,9 @@ import datetime as dt
 import re
 import unicodedata
 
-from flask import flash, g, jsonify, redirect, request, url_for
+from flask import abort, flash, g, jsonify, redirect, request, url_for
 from flask_appbuilder import expose, has_access
+from flask_appbuilder.exceptions import DatabaseException
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
 from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.urltools import get_filter_args
@@ -314,6 +315,35 @@ class VisitView(ScopedModelView):
                 ".add", institution=item.institution_id, practitioner=item.practitioner_id,
                 visit_date=item.visit_date.isoformat(),
             )  # fmt: skip
+        return None
+
+    def _edit(self, pk):
+        """FAB's edit, except that a refusal raised while saving (C2–C4 at save time, the
+        scope) shows the form again with what was typed, as the add form does."""
+        if request.method != "POST":
+            return super()._edit(pk)
+        get_filter_args(self._filters, disallow_if_not_in_search=False)
+        exclude_cols = self._filters.get_relation_cols()
+        item = self.datamodel.get(pk, self._base_filters) if valid_pk(pk) else None
+        if item is None:
+            abort(404)
+        form = self.edit_form.refresh(request.form)
+        self._fill_form_exclude_cols(exclude_cols, form)
+        form._id = self.datamodel.get_pk_value(item)
+        if not form.validate():
+            return self._get_edit_widget(form=form, exclude_cols=exclude_cols)
+        self.process_form(form, False)
+        try:
+            form.populate_obj(item)
+            self.pre_update(item)
+            self.datamodel.edit(item)
+            self.post_update(item)
+        except (UserError, SQLAlchemyError, DatabaseException) as exc:
+            db.session.rollback()
+            cause = exc.__cause__ if isinstance(exc, DatabaseException) else exc
+            flash(str(exc) if isinstance(exc, UserError) else _integrity_message(cause), "danger")
+            return self._get_edit_widget(form=form, exclude_cols=exclude_cols)
+        flash(self.edit_row_message, "success")
         return None
 
     def post_add_redirect(self):
