@@ -382,6 +382,19 @@ class AppSecurityManager(SecurityManager):
 
     security_api = DocumentedSecurityApi
 
+    def get_user_by_id(self, pk):
+        """The signed-in user with their roles in one statement: every page reads the roles
+        (permissions, menu, site name), which FAB's session.get loaded lazily as a second
+        statement per request (measured on the course page: 9 statements → 8)."""
+        from sqlalchemy.orm import joinedload
+
+        if pk is None:
+            return None
+        model = self.user_model
+        return self.session.execute(
+            select(model).options(joinedload(model.roles)).where(model.id == pk)
+        ).unique().scalar_one_or_none()
+
     def create_jwt_manager(self, app):
         """A malformed or forged token is a 401 like a missing one (flask-jwt-extended
         answers 422 by default, which no client reads as "sign in again"); so is a revoked

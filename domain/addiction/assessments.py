@@ -18,6 +18,7 @@ from dateutil.relativedelta import relativedelta
 from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import exists, func, select
+from sqlalchemy.orm import joinedload
 
 from core import clock
 from core.commands import Command
@@ -225,6 +226,7 @@ def course_assessments(course: Course) -> CourseAssessments:
     """A3 for one course, from its responses in date order."""
     responses = db.session.scalars(
         select(AssessmentResponse).where(AssessmentResponse.course_id == course.id)
+        .options(joinedload(AssessmentResponse.instrument))
         .order_by(AssessmentResponse.answered_on, AssessmentResponse.id)
     ).all()  # fmt: skip
     initial = next((r for r in responses if r.instrument.purpose == InstrumentPurpose.INITIAL.value), None)

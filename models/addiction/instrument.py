@@ -75,14 +75,15 @@ class Instrument(AuditColumnsMixin, AppModel):
     institution_id: Mapped[int | None] = mapped_column(ForeignKey("institution.id"), index=True)
     code: Mapped[str] = mapped_column(String(40), nullable=False)
     title: Mapped[str] = mapped_column(String(200), nullable=False)
-    purpose: Mapped[str | None] = mapped_column(String(12))
+    purpose: Mapped[str | None] = mapped_column(String(12), info={"label": _l("Purpose")})
     source: Mapped[str | None] = mapped_column(String(500))
     licence: Mapped[str | None] = mapped_column(String(500))
     #: False where the licence does not allow free use: enabled only once a licence is recorded.
     free_use: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     licence_note: Mapped[str | None] = mapped_column(String(500))
-    sharing: Mapped[str] = mapped_column(String(10), nullable=False, default=InstrumentSharing.PRIVATE.value)
+    sharing: Mapped[str] = mapped_column(String(10), nullable=False, default=InstrumentSharing.PRIVATE.value,
+                                         info={"label": _l("Sharing")})
 
     institution: Mapped[Institution | None] = relationship()
     versions: Mapped[list[InstrumentVersion]] = relationship(
@@ -134,14 +135,15 @@ class InstrumentVersion(AuditColumnsMixin, AppModel):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     instrument_id: Mapped[int] = mapped_column(ForeignKey("instrument.id"), nullable=False)
-    number: Mapped[int] = mapped_column(Integer, nullable=False)
-    status: Mapped[str] = mapped_column(String(10), nullable=False, default=VersionStatus.DRAFT.value)
-    definition: Mapped[dict] = mapped_column(JSON, nullable=False)
+    number: Mapped[int] = mapped_column(Integer, nullable=False, info={"label": _l("Version number")})
+    status: Mapped[str] = mapped_column(String(10), nullable=False, default=VersionStatus.DRAFT.value,
+                                        info={"label": _l("Version status")})
+    definition: Mapped[dict] = mapped_column(JSON, nullable=False, info={"label": _l("Items and scoring")})
     #: The fingerprint of the scoring spec (domain/addiction/scoring.py spec_fingerprint).
-    spec: Mapped[str] = mapped_column(String(16), nullable=False)
-    published_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    spec: Mapped[str] = mapped_column(String(16), nullable=False, info={"label": _l("Scoring fingerprint")})
+    published_at: Mapped[dt.datetime | None] = mapped_column(DateTime, info={"label": _l("Published at")})
     #: What publishing this version changed against the previous one (safe / breaking).
-    changes: Mapped[list | None] = mapped_column(JSON)
+    changes: Mapped[list | None] = mapped_column(JSON, info={"label": _l("Changes from the previous version")})
 
     instrument: Mapped[Instrument] = relationship(back_populates="versions")
 
@@ -180,8 +182,8 @@ class AssessmentResponse(AuditColumnsMixin, AppModel):
     institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), nullable=False)
     answered_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
     author_id: Mapped[int] = mapped_column(ForeignKey("practitioner.id"), nullable=False)
-    answers: Mapped[dict] = mapped_column(JSON, nullable=False)
-    result: Mapped[dict] = mapped_column(JSON, nullable=False)
+    answers: Mapped[dict] = mapped_column(JSON, nullable=False, info={"label": _l("Answers")})
+    result: Mapped[dict] = mapped_column(JSON, nullable=False, info={"label": _l("Scores, bands and flags")})
     spec: Mapped[str] = mapped_column(String(16), nullable=False)
     #: The total score (the first score of the spec), repeated for lists and charts.
     total: Mapped[float | None] = mapped_column(Float)

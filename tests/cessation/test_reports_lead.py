@@ -229,9 +229,10 @@ def test_ticket_queue_defaults_to_open_tickets_longest_wait_first(app, db, login
 
 # -------------------------------------------------------------------- demo data
 def test_demo_tickets_arrived_over_the_last_weeks(app, db):
-    """Issue 15 item 7: the demo's tickets were received over about six weeks, not all today."""
+    """Issue 15 item 7: the demo's tickets were received over about six weeks, not all today
+    (other tests add tickets of their own, of any date: the demo's spread is what is read)."""
     received = db.session.scalars(select(CorrectionTicket.received_on)).all()
     today = clock.today()
     ages = sorted({(today - day).days for day in received})
-    assert len(ages) >= 5 and ages[0] >= 1 and 35 <= ages[-1] <= 45, ages
-    assert any(7 < a <= 14 for a in ages) and any(a > 14 for a in ages)
+    assert len(ages) >= 5 and any(1 <= a <= 7 for a in ages) and any(35 <= a <= 45 for a in ages), ages
+    assert any(7 < a <= 14 for a in ages) and any(14 < a < 35 for a in ages)

@@ -10,6 +10,7 @@ script only shows and hides items."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_appbuilder import expose
@@ -379,6 +380,30 @@ class AssessmentView(ScopedModelView):
 
 
 # ------------------------------------------------------------------ the course panel
+@dataclass(frozen=True)
+class InstrumentChoice:
+    """An instrument offered by 新增評估 (what the panel's select shows)."""
+
+    id: int
+    title: str
+    purpose: str | None
+    builtin: bool
+
+
+def instrument_choices() -> list[InstrumentChoice]:
+    """usable_instruments() for the user's scope, cached under the instrument tables' write
+    versions: the course page reads them on every view, and without the cache the panel cost
+    the page 12 statements (one per instrument's versions; tests/addiction/test_records.py
+    holds the course page to 8)."""
+    from core.data.scope import current_scope
+    from core.web.workqueue import cached_value, scope_key
+
+    return cached_value(
+        f"usable-instruments|{scope_key(current_scope())}", ["instrument", "instrument_version"],
+        lambda: [InstrumentChoice(i.id, i.title, i.purpose, i.builtin) for i in usable_instruments()],
+    )  # fmt: skip
+
+
 def assessment_panel(course: Course) -> Markup:
     """The course page's 「評估」 panel: initial and follow-up done or due (overdue with the
     follow-up's due date), the other assessments in date order, and 新增評估."""
@@ -387,7 +412,7 @@ def assessment_panel(course: Course) -> Markup:
         return Markup("")
     state = course_assessments(course)
     can_add = sm.has_access(f"can_{CAN_CREATE}", ASSESSMENT) and course.status == CourseStatus.ACTIVE.value
-    instruments = usable_instruments() if can_add else []
+    instruments = instrument_choices() if can_add else []
     return Markup(render_template(
         "addiction/assessment_panel.html", course=course, state=state, today=clock.today(),
         instruments=instruments, can_add=can_add, to_roc=to_roc,
