@@ -102,7 +102,7 @@ class ScopedUser(User):
         if self.scope_kind == ScopeKind.COUNTY and self.scope_county is not None:
             return self.scope_county.bureau_name
         if self.scope_kind == ScopeKind.FACILITY and self.scope_institutions:
-            return "、".join(f"{i.nhi_code} {i.name}" for i in self.scope_institutions)
+            return "、".join(str(i) for i in self.scope_institutions)
         return gettext("No scope")
 
     @classmethod

@@ -443,7 +443,7 @@ class RecordFormView(ScopedModelView):
         if request.method == "GET" and is_kind(request.args.get("kind")):
             form.kind.data = request.args["kind"]  # from a record form that found none of its kind
         institutions = ScopedInterface(Institution).scoped_query().order_by(Institution.nhi_code).limit(200).all()
-        form.institution.choices = [(str(i.id), f"{i.nhi_code} {i.name}") for i in institutions]
+        form.institution.choices = [(str(i.id), str(i)) for i in institutions]
         if form.validate_on_submit():
             upload = form.pdf.data
             with refusals_flashed():
