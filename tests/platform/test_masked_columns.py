@@ -178,7 +178,7 @@ def test_no_prefix_recovery_through_filters(app, db, login_as, api_as, username)
     partial value exactly as a wrong one (nothing, for operators that include), on every
     view and API and every operator; the exact full ID still finds the row."""
     assert not sees_full_ids(app, username)
-    user = user_view(db, username)
+    user = user_view(db, username, frozen=True)  # reads only
     fields = personal_id_fields(app)
     assert fields, "no view declares personal_id_columns"
     problems, probed = [], 0
@@ -211,7 +211,7 @@ def test_no_prefix_recovery_through_filters(app, db, login_as, api_as, username)
 def test_starts_with_answers_alike_for_correct_and_wrong_prefix(app, db, login_as, api_as, username):
     """issue 12 class 2 (scope matrix): `national_id sw <correct prefix>` and `sw <wrong
     prefix>` give the same answer on every list and API with a masked national-ID column."""
-    user = user_view(db, username)
+    user = user_view(db, username, frozen=True)  # reads only
     fields = personal_id_fields(app)
     problems, checked = [], 0
     for view, lister in _lists(app, login_as, api_as, username):
@@ -235,7 +235,7 @@ def test_starts_with_answers_alike_for_correct_and_wrong_prefix(app, db, login_a
 def test_full_id_roles_keep_prefix_search(app, db, login_as, api_as, username):
     """Roles that see IDs in full still find a person by the first digits of the ID."""
     assert sees_full_ids(app, username)
-    user = user_view(db, username)
+    user = user_view(db, username, frozen=True)  # reads only
     fields = personal_id_fields(app)
     checked = 0
     for view, lister in _lists(app, login_as, api_as, username):
@@ -401,3 +401,39 @@ def test_no_sort_link_on_a_masked_column(app, db, login_as, monkeypatch):
             assert link not in login_as("ministry").get(f"{view.route_base}/list/").text
             checked += 1
     assert checked
+
+
+def test_masked_id_rule_holds_on_the_api_before_anyone_reads_the_openapi_document(app, db):
+    """issue 12 class 2 (found again): the APIs put their filters under the personal-ID rule
+    when the OpenAPI document was built, so in a fresh process a masked viewer found
+    quitters by an ID prefix through the API (`national_id sw A` answered 258 rows) until
+    someone had asked for /api/v1/_openapi. A fresh app over the same database, no document
+    built: every API with personal-ID columns refuses the prefix from its first request."""
+    from app import create_app
+    from core.data.filters import PersonalIdFilters
+    from tests.conftest import PASSWORD
+
+    fresh = create_app({**app.config})
+    apis = [a for a in registered(fresh, ScopedModelRestApi) if a.personal_id_columns]
+    assert apis, "no API declares personal_id_columns"
+    assert all(type(api._filters) is PersonalIdFilters for api in apis), [
+        type(api).__name__ for api in apis if type(api._filters) is not PersonalIdFilters
+    ]
+    client = fresh.test_client()
+    login = client.post(
+        "/api/v1/security/login",
+        json={"username": "ministry", "password": PASSWORD, "provider": "db"},
+    )
+    assert login.status_code == 200, login.text
+    headers = {"Authorization": f"Bearer {login.json['access_token']}"}
+    probed = 0
+    for api in apis:
+        for column in api.personal_id_columns:
+            if "." in column or column not in api.search_columns:
+                continue
+            query = prison.dumps({"filters": [{"col": column, "opr": "sw", "value": "A"}]})
+            answer = client.get(f"/api/v1/{api.resource_name}/?q={query}", headers=headers)
+            if answer.status_code == 200:  # 404: the other programme's API (A1)
+                probed += 1
+                assert answer.json["count"] == 0, f"{api.resource_name}: {answer.json['count']} rows"
+    assert probed
