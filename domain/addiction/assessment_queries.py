@@ -177,9 +177,36 @@ def answer_text(column: ExportColumn, value) -> str | int | float:
     return value
 
 
-def instrument_export_rows(scope, instrument: Instrument, columns: list[ExportColumn]):
+def _cell_of(column: ExportColumn):
+    """answer_text for one column as the fastest function that gives the same cell (the
+    export calls it for every item of every response: 3,000,000 times for 100,000
+    30-item responses)."""
+    if column.multi or not column.labels:
+        return lambda value: answer_text(column, value)
+    labels = {code: str(label) for code, label in column.labels.items()}
+
+    def cell(value):
+        if value is None:
+            return ""
+        if value.__class__ is str:
+            return labels.get(value, value)
+        return answer_text(column, value)
+
+    return cell
+
+
+def count_instrument_responses(scope, instrument: Instrument) -> int:
+    """How many of the instrument's responses `scope` sees (the export's size)."""
+    return db.session.scalar(
+        select(func.count(AssessmentResponse.id))
+        .where(AssessmentResponse.instrument_id == instrument.id, AssessmentResponse.scope_clause(scope))
+    ) or 0  # fmt: skip
+
+
+def instrument_export_rows(scope, instrument: Instrument, columns: list[ExportColumn], batch: int = 5000):
     """The instrument's responses in `scope`, oldest first: the fixed columns, then one cell
-    per item column (a generator for the streamed export)."""
+    per item column (a generator for the streamed export: plain rows, never ORM objects,
+    read `batch` at a time from one cursor, so memory stays flat whatever the count)."""
     code = func.coalesce(Institution.nhi_code, Institution.registry_code)
     stmt = (
         select(AssessmentResponse.id, AssessmentResponse.answered_on, code, Institution.name,
@@ -194,13 +221,15 @@ def instrument_export_rows(scope, instrument: Instrument, columns: list[ExportCo
         .where(AssessmentResponse.instrument_id == instrument.id, AssessmentResponse.scope_clause(scope))
         .order_by(AssessmentResponse.answered_on, AssessmentResponse.id)
     )  # fmt: skip
+    cells = [(c.link, _cell_of(c)) for c in columns]
     for rid, day, inst_code, inst, course_id, patient, author, number, total, band, result, spec, answers in (
-        db.session.execute(stmt.execution_options(yield_per=2000))
+        db.session.execute(stmt.execution_options(yield_per=batch))
     ):
-        flags = "、".join(f.get("label", "") for f in (result or {}).get("flags") or [])
-        answers = answers or {}
+        flags = result.get("flags") if result else None
+        flags = "、".join(f.get("label", "") for f in flags) if flags else ""
+        get = (answers or {}).get
         yield (rid, day, inst_code or "", inst, course_id, patient, author, number, total, band or "", flags,
-               spec, *(answer_text(c, answers.get(c.link)) for c in columns))  # fmt: skip
+               spec, *[cell(get(link)) for link, cell in cells])  # fmt: skip
 
 
 # ------------------------------------------------------------------ a case's scores over time
