@@ -682,7 +682,7 @@ class AssessmentApi(ScopedModelRestApi):
                       note: {type: string, nullable: true}
           responses:
             201:
-              description: Every response stored; their ids in the order given
+              description: Every response stored; the new ids, ascending
               content:
                 application/json:
                   schema:
