@@ -262,6 +262,8 @@ def main(argv=None) -> int:
                            content_type="multipart/form-data")  # fmt: skip
     workbook_seconds = time.perf_counter() - began
     workbook_statements = counted[0]
+    n_api = args.responses
+    print(f"# bulk API {n_api:,} in {api_seconds:.2f} s, workbook in {workbook_seconds:.2f} s", flush=True)
     if response.status_code != 302:
         import re
 
@@ -275,7 +277,9 @@ def main(argv=None) -> int:
     from models.addiction.instrument import AssessmentResponse
 
     with app.test_request_context():
-        login_user(db.session.query(ScopedUser).filter_by(username="psy_tpe").one())
+        user = db.session.query(ScopedUser).filter_by(username="psy_tpe").one()
+        login_user(user)
+        g.user = user
         stored = db.session.scalar(select(func.count(AssessmentResponse.id))
                                    .where(AssessmentResponse.instrument_id == instrument_id))  # fmt: skip
         print(f"# topping up to {args.export_rows:,} responses ...", flush=True)

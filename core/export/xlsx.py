@@ -137,41 +137,59 @@ class StreamedSheet:
         self.rows = 0
         self.width = 0
         self.freeze = 0
+        self._bodies: dict = {}
 
     def _refs(self, width: int) -> list[str]:
+        """Each column's cell opening up to its row number: '<c r="A'."""
         while len(self._letters) < width:
-            self._letters.append(_column_letters(len(self._letters)))
+            self._letters.append(f'<c r="{_column_letters(len(self._letters))}')
         return self._letters
+
+    @staticmethod
+    def _body(value) -> str | None:
+        """What follows a cell's reference for one value (None: nothing to write): a text
+        cut to Excel's limit, XML specials escaped, kept with its spaces; a number."""
+        if value.__class__ is str:
+            if not value:
+                return None
+            if len(value) > EXCEL_MAX_CHARS:
+                value = value[:EXCEL_MAX_CHARS]
+            if _XML_SPECIAL.search(value):
+                value = _XML_SPECIAL.sub(_escape_match, value)
+            space = ' xml:space="preserve"' if value[0] in " \n" or value[-1] in " \n" else ""
+            return f' t="inlineStr"><is><t{space}>{value}</t></is></c>'
+        if value.__class__ is int:
+            return f"><v>{value}</v></c>"
+        if value is None or value != value or value in (math.inf, -math.inf):
+            return None  # no number to write (None, NaN, infinity)
+        return f"><v>{value:.16G}</v></c>"
 
     def write_row(self, values, style: int = 0) -> bool:
         """Append one row of already converted values (str, int or float); False once the
-        sheet is full (Excel's row limit)."""
+        sheet is full (Excel's row limit).
+
+        A cell is its reference plus a body that depends on its value only, so the body of
+        each distinct value is made once (a choice label, a date, a score repeat on many
+        rows) and kept in a bounded memo."""
         if self.rows >= EXCEL_MAX_ROWS:
             return False
         self.rows += 1
-        number = str(self.rows)
-        letters = self._refs(len(values))
-        styled = f' s="{style}"' if style else ""
-        parts = [f'<row r="{number}">']
+        refs = self._refs(len(values))
+        tail = f'{self.rows}" s="{style}"' if style else f'{self.rows}"'
+        bodies = self._bodies
+        parts = [f'<row r="{self.rows}">']
         append = parts.append
         for col, value in enumerate(values):
-            if value.__class__ is str:
-                if not value:
+            if value is None or value == "":
+                continue
+            body = bodies.get(value)
+            if body is None:
+                body = self._body(value)
+                if body is None:
                     continue
-                if len(value) > EXCEL_MAX_CHARS:
-                    value = value[:EXCEL_MAX_CHARS]
-                if _XML_SPECIAL.search(value):
-                    value = _XML_SPECIAL.sub(_escape_match, value)
-                space = ' xml:space="preserve"' if value[0] in " \n" or value[-1] in " \n" else ""
-                append(
-                    f'<c r="{letters[col]}{number}"{styled} t="inlineStr"><is><t{space}>{value}</t></is></c>'
-                )
-            elif value is None or value != value or value in (math.inf, -math.inf):
-                continue  # no number to write (None, NaN, infinity)
-            elif value.__class__ is int:
-                append(f'<c r="{letters[col]}{number}"{styled}><v>{value}</v></c>')
-            else:
-                append(f'<c r="{letters[col]}{number}"{styled}><v>{value:.16G}</v></c>')
+                if len(bodies) < 50_000 and len(body) < 1000:
+                    bodies[value] = body
+            append(f"{refs[col]}{tail}{body}")
         append("</row>")
         self._rows.write("".join(parts))
         if len(values) > self.width:
@@ -229,8 +247,12 @@ def write_xlsx(
     max_rows: int | None = None,
     progress=None,
     title: str | None = None,
+    ready: bool = False,
 ) -> tuple[str, int]:
     """Write rows into a temporary .xlsx in constant memory; returns (path, row count).
+
+    `ready`: the rows already hold cell values (texts made by cell_text, numbers), so they
+    are not converted again (an export that converts its own cells once per distinct value).
 
     A `title` (the list and its filter or month, as a person reads them) goes in the first
     row, above the headers, so a printed or forwarded file says what it holds. Rows past
@@ -250,11 +272,12 @@ def write_xlsx(
     count = 0
     try:
         for count, row in enumerate(_limit(rows, max_rows), start=1):
-            cells = (
-                [c(v) for c, v in zip(converters, row, strict=False)]
-                if converters
-                else [*map(cell_text, row)]
-            )
+            if ready:
+                cells = row
+            elif converters:
+                cells = [c(v) for c, v in zip(converters, row, strict=False)]
+            else:
+                cells = [*map(cell_text, row)]
             if not write_row(cells):
                 count -= 1
                 break

@@ -31,7 +31,7 @@ from core.data.scope import current_scope
 from core.dates import DateFormatError, parse_date, to_roc
 from core.errors import UserError
 from core.export.xlsx import export_file_name, send_xlsx, write_xlsx
-from core.extensions import db
+from core.extensions import db, without_sqlite_mmap
 from core.web.fields import RocDateField
 from core.web.views import (
     API_METHOD_PERMISSIONS,
@@ -387,11 +387,12 @@ class AssessmentView(ScopedModelView):
                    str(ASSESSMENT_LABELS["author"]), str(ASSESSMENT_LABELS["version"]),
                    str(ASSESSMENT_LABELS["total"]), str(ASSESSMENT_LABELS["band"]), gettext("Flags"),
                    str(ASSESSMENT_LABELS["spec"]), *(f"{c.link} {c.header}" for c in columns)]  # fmt: skip
-        path, count = write_xlsx(
-            headers, instrument_export_rows(current_scope(), instrument, columns), sheet_name=instrument.code,
-            title=f"{instrument.title}（{gettext('As of')} {to_roc(clock.today())}）",
-            max_rows=current_app.config.get("EXPORT_MAX_ROWS"), progress=progress,
-        )  # fmt: skip
+        with without_sqlite_mmap(db.session):  # mapped pages would count in the export's memory
+            path, count = write_xlsx(
+                headers, instrument_export_rows(current_scope(), instrument, columns), sheet_name=instrument.code,
+                title=f"{instrument.title}（{gettext('As of')} {to_roc(clock.today())}）",
+                max_rows=current_app.config.get("EXPORT_MAX_ROWS"), progress=progress, ready=True,
+            )  # fmt: skip
         return path, count, export_file_name(f"{gettext('Assessments')}-{instrument.title}")
 
     def write_export(self, progress=None) -> tuple[str, int, str]:
