@@ -524,11 +524,16 @@ def item_value(definition: dict, item: dict, answer, reverse: bool = False) -> f
         return float(answer)
     compiled = _compiled(definition)
     weights = compiled.weights.get(item["linkId"], {})
-    chosen = answer if isinstance(answer, list) else [answer]
-    values = [weights.get(code) for code in chosen]
-    if any(v is None for v in values):
-        return None
-    value = float(sum(values))
+    if answer.__class__ is str:  # one choice: the common case, without a list
+        weight = weights.get(answer)
+        if weight is None:
+            return None
+        value = float(weight)
+    else:
+        values = [weights.get(code) for code in (answer if isinstance(answer, list) else [answer])]
+        if any(v is None for v in values):
+            return None
+        value = float(sum(values))
     if reverse:
         value = compiled.reverse_sum[item["linkId"]] - value
     return value

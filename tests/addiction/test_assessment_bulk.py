@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 import zipfile
 
 import openpyxl
@@ -337,6 +338,31 @@ def test_a4_hostile_workbook_formulas_are_values_and_huge_sheets_are_refused(app
     wb.close()
     response = _upload(app, client, bsrs, far.getvalue())
     assert response.status_code == 200 and ("最多" in response.text or "欄位" in response.text)
+    # A sheet whose cells carry no position (measured by the slow pass) is read alike, and a
+    # DOCTYPE (entity expansion) in any part refuses the file.
+    def rewrite(transform) -> bytes:
+        source, target = zipfile.ZipFile(io.BytesIO(buffer.getvalue())), io.BytesIO()
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out:
+            for part in source.infolist():
+                body = source.read(part)
+                out.writestr(part, transform(body) if part.filename == "xl/worksheets/sheet1.xml" else body)
+        return target.getvalue()
+
+    unpositioned = rewrite(lambda body: re.sub(rb'<c r="[A-Z]+\d+"', b"<c", body))
+    response = _upload(app, client, bsrs, unpositioned)
+    # Read cell by cell as they come (its empty cells gave no position): checked row by row.
+    assert response.status_code == 200 and 'id="error-report"' in response.text
+    entity = rewrite(lambda body: body.replace(b"<worksheet", b'<!DOCTYPE x [<!ENTITY a "aaaa">]><worksheet', 1))
+    response = _upload(app, client, bsrs, entity)
+    assert response.status_code == 200 and "xlsx" in response.text and 'id="upload-errors"' not in response.text
+    # The time budget of reading and checking (BATCH_TIME_BUDGET) refuses the whole file.
+    budget = app.config["BATCH_TIME_BUDGET"]
+    app.config["BATCH_TIME_BUDGET"] = 0
+    try:
+        response = _upload(app, client, bsrs, buffer.getvalue())
+    finally:
+        app.config["BATCH_TIME_BUDGET"] = budget
+    assert response.status_code == 200 and "秒" in response.text
     # Not a workbook, and a zip that would unpack too large.
     response = _upload(app, client, bsrs, b"PK\x03\x04 not really")
     assert response.status_code == 200 and "xlsx" in response.text
