@@ -149,6 +149,13 @@ class Config:
     BATCH_MAX_UNPACKED_BYTES = int(os.environ.get("BATCH_MAX_UNPACKED_BYTES", str(20 * 1024 * 1024)))
     BATCH_MAX_PARTS = 100
     BATCH_TIME_BUDGET = float(os.environ.get("BATCH_TIME_BUDGET", "20"))
+    #: Bulk import of assessments (API and workbook): responses per batch, and the workbook's
+    #: size packed and unpacked (10,000 rows of a 30-item instrument: ~1.1 MB and ~16 MB).
+    ASSESSMENT_BULK_MAX_ROWS = int(os.environ.get("ASSESSMENT_BULK_MAX_ROWS", "10000"))
+    ASSESSMENT_BULK_MAX_BYTES = int(os.environ.get("ASSESSMENT_BULK_MAX_BYTES", str(8 * 1024 * 1024)))
+    ASSESSMENT_BULK_MAX_UNPACKED_BYTES = int(
+        os.environ.get("ASSESSMENT_BULK_MAX_UNPACKED_BYTES", str(96 * 1024 * 1024))
+    )
     #: Addiction staff (A14): yearly hours of addiction training required per profession
     #: (models/addiction/staff.py StaffProfession values; a profession not listed needs none),
     #: how far ahead the shortfall list warns of a licence ending, and the largest certificate.

@@ -189,3 +189,28 @@ def install(session) -> None:
     if not event.contains(session, "before_flush", before_flush):
         event.listen(session, "before_flush", before_flush)
         event.listen(session, "after_flush", after_flush)
+
+
+def audit_bulk_insert(session, model, rows: list[dict]) -> None:
+    """The audit rows of rows inserted in bulk: an insert through `session.execute(insert(...))`
+    flushes no object, so after_flush never sees it. One "insert" row per inserted row, in the
+    shape after_flush writes (every column, the row's key, its institution), in one statement;
+    each of `rows` must hold every column, its primary key included."""
+    if not rows:
+        return
+    user_id, username, ip = _actor()
+    reference = g.get("audit_reference") if has_app_context() else None
+    now = utcnow()
+    keys = [prop.key for prop in inspect(model).column_attrs]
+    pk = [column.key for column in inspect(model).primary_key]
+    name = model.__name__
+    entries = [
+        {
+            "at": now, "user_id": user_id, "username": username, "action": "insert", "model": name,
+            "row_key": ",".join(str(row[k]) for k in pk), "before": None,
+            "after": {k: _json_value(row.get(k)) for k in keys}, "source_ip": ip, "reference": reference,
+            "institution_id": row.get("institution_id") if isinstance(row.get("institution_id"), int) else None,
+        }  # fmt: skip
+        for row in rows
+    ]
+    session.execute(AuditLog.__table__.insert(), entries)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_appbuilder import expose
+from flask_appbuilder.api import protect, safe
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.security.decorators import has_access
 from flask_babel import gettext
@@ -30,9 +31,10 @@ from core.data.scope import current_scope
 from core.dates import DateFormatError, parse_date, to_roc
 from core.errors import UserError
 from core.export.xlsx import export_file_name, send_xlsx, write_xlsx
-from core.extensions import db
+from core.extensions import db, without_sqlite_mmap
 from core.web.fields import RocDateField
 from core.web.views import (
+    API_METHOD_PERMISSIONS,
     CAN_CREATE,
     CAN_EDIT,
     CAN_EXPORT,
@@ -44,11 +46,13 @@ from core.web.views import (
     flash_refusal,
     valid_pk,
 )
+from domain.addiction.assessment_bulk import BulkEntry, BulkRefused, ImportAssessments
 from domain.addiction.assessment_queries import (
     DUE_SCREEN_LIMIT,
     LICENCE_NOTE_MAX,
     RecordLicence,
     case_score_series,
+    count_instrument_responses,
     due_counts,
     due_rows,
     export_columns,
@@ -361,22 +365,44 @@ class AssessmentView(ScopedModelView):
     @has_access
     def export_instrument(self, pk):
         """One instrument's responses in scope: one row per response, one column per item of
-        every version (an answer never moves into another item's column)."""
+        every version (an answer never moves into another item's column). Above
+        EXPORT_ASYNC_THRESHOLD responses it runs as a background job with a progress page."""
         instrument = _instrument_in_scope(pk)
         if instrument is None:
             abort(404)
+        total = count_instrument_responses(current_scope(), instrument)
+        if total > current_app.config["EXPORT_ASYNC_THRESHOLD"]:
+            from core.export.background import queue_export
+
+            job = queue_export(self, total, f"instrument={instrument.id}", g.user.id)
+            return redirect(url_for("ExportJobView.progress", job_id=job.id))
+        path, _count, name = self.write_instrument_export(instrument)
+        return send_xlsx(path, name)
+
+    def write_instrument_export(self, instrument: Instrument, progress=None) -> tuple[str, int, str]:
+        """The instrument's export, streamed into a temporary .xlsx: (path, rows, file name)."""
         columns = export_columns(instrument)
         headers = [gettext("Assessment id"), str(ASSESSMENT_LABELS["answered_on"]), gettext("Institution code"),
                    gettext("Institution name"), gettext("Treatment course"), gettext("Patient"),
                    str(ASSESSMENT_LABELS["author"]), str(ASSESSMENT_LABELS["version"]),
                    str(ASSESSMENT_LABELS["total"]), str(ASSESSMENT_LABELS["band"]), gettext("Flags"),
                    str(ASSESSMENT_LABELS["spec"]), *(f"{c.link} {c.header}" for c in columns)]  # fmt: skip
-        path, _count = write_xlsx(
-            headers, instrument_export_rows(current_scope(), instrument, columns), sheet_name=instrument.code,
-            title=f"{instrument.title}（{gettext('As of')} {to_roc(clock.today())}）",
-            max_rows=current_app.config.get("EXPORT_MAX_ROWS"),
-        )  # fmt: skip
-        return send_xlsx(path, export_file_name(f"{gettext('Assessments')}-{instrument.title}"))
+        with without_sqlite_mmap(db.session):  # mapped pages would count in the export's memory
+            path, count = write_xlsx(
+                headers, instrument_export_rows(current_scope(), instrument, columns), sheet_name=instrument.code,
+                title=f"{instrument.title}（{gettext('As of')} {to_roc(clock.today())}）",
+                max_rows=current_app.config.get("EXPORT_MAX_ROWS"), progress=progress, ready=True,
+            )  # fmt: skip
+        return path, count, export_file_name(f"{gettext('Assessments')}-{instrument.title}")
+
+    def write_export(self, progress=None) -> tuple[str, int, str]:
+        """A background export job: the instrument export (?instrument=<id>), else the list's."""
+        if request.args.get("instrument"):
+            instrument = _instrument_in_scope(request.args["instrument"])
+            if instrument is None:
+                abort(404)
+            return self.write_instrument_export(instrument, progress)
+        return super().write_export(progress)
 
 
 # ------------------------------------------------------------------ the course panel
@@ -585,7 +611,8 @@ class AssessmentApi(ScopedModelRestApi):
     resource_name = "assessment"
     datamodel = ScopedInterface(AssessmentResponse)
     class_permission_name = ASSESSMENT
-    include_route_methods = {"get", "get_list", "info", "post", "put"}
+    include_route_methods = {"get", "get_list", "info", "post", "put", "bulk"}
+    method_permission_name = {**API_METHOD_PERMISSIONS, "bulk": CAN_CREATE}
     list_columns = show_columns = ["id", "course.id", "case.id", "institution.id", "instrument.id", "version.id",
                                    "version.number", "answered_on", "author.id", "answers", "result", "total",
                                    "band", "spec", "note"]  # fmt: skip
@@ -620,6 +647,108 @@ class AssessmentApi(ScopedModelRestApi):
             answers=body.get("answers"), note=body.get("note") if isinstance(body.get("note"), str) else None,
         )  # fmt: skip
         return self._guarded(self._write, given)
+
+    @expose("/bulk", methods=["POST"])
+    @protect()
+    @safe
+    def bulk(self):
+        """Import a batch of responses: all stored, every score computed, or none.
+        ---
+        post:
+          summary: Import a batch of assessment responses (all or nothing)
+          description: >-
+            Each response names its course, its instrument (id, or code) and optionally a
+            published version number (default the newest), the assessment date (ISO or ROC),
+            the assessor (practitioner id, or national ID) and the answers by linkId. The
+            server checks and scores every response with the engine of single saves; one bad
+            response refuses the batch with each line's problems. At most
+            ASSESSMENT_BULK_MAX_ROWS responses (default 10,000).
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  type: array
+                  items:
+                    type: object
+                    properties:
+                      course: {type: integer}
+                      instrument: {type: integer}
+                      instrument_code: {type: string}
+                      version: {type: integer, nullable: true}
+                      answered_on: {type: string, format: date}
+                      author: {type: integer}
+                      author_national_id: {type: string}
+                      answers: {type: object, additionalProperties: true}
+                      note: {type: string, nullable: true}
+          responses:
+            201:
+              description: Every response stored; the new ids, ascending
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    properties:
+                      imported: {type: integer}
+                      ids: {type: array, items: {type: integer}}
+            400:
+              $ref: '#/components/responses/400'
+            413:
+              description: More responses than one batch may hold; nothing stored
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    properties:
+                      message: {type: string}
+            422:
+              description: Some responses were refused (line = position in the list, from 1); nothing stored
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    properties:
+                      message: {type: string}
+                      lines:
+                        type: array
+                        items:
+                          type: object
+                          properties:
+                            line: {type: integer}
+                            errors: {type: object, additionalProperties: {type: string}}
+        """
+        body = request.get_json(silent=True)
+        if isinstance(body, dict) and isinstance(body.get("responses"), list):
+            body = body["responses"]
+        if not isinstance(body, list):
+            return self.response_400(message=gettext("The request body must be a JSON list of responses."))
+        entries, malformed = [], []
+        for line, item in enumerate(body, start=1):
+            if not isinstance(item, dict):
+                malformed.append({"line": line, "errors": {"": gettext("Each response must be a JSON object.")}})
+                continue
+            note = item.get("note")
+            entries.append(BulkEntry(
+                line=line, course=item.get("course"), instrument=item.get("instrument"),
+                instrument_code=item.get("instrument_code") if isinstance(item.get("instrument_code"), str) else None,
+                version=item.get("version"), answered_on=item.get("answered_on"),
+                author=item.get("author"),
+                author_national_id=item.get("author_national_id") if isinstance(item.get("author_national_id"), str)
+                else None,
+                answers=item.get("answers"), note=note if isinstance(note, str) or note is None else str(note),
+            ))  # fmt: skip
+        try:
+            if malformed:
+                raise BulkRefused(gettext("%(bad)d of %(n)d responses have errors, so nothing was imported.",
+                                          bad=len(malformed), n=len(body)), malformed)  # fmt: skip
+            ids = ImportAssessments(entries).run()
+        except BulkRefused as exc:
+            db.session.rollback()
+            return self.response(exc.status, message=exc.message, **({"lines": exc.lines} if exc.lines else {}))
+        except UserError as exc:
+            db.session.rollback()
+            return self.response(exc.status, message=exc.answer())
+        return self.response(201, imported=len(ids), ids=ids)
 
     def put_headless(self, pk):
         """A correction on the response's own version: what the body omits is kept."""
@@ -720,6 +849,10 @@ def register(appbuilder) -> None:
                         **menu)  # fmt: skip
     appbuilder.add_view(InstrumentLicenceView, "Instrument licences", label=_l("Instrument licences"),
                         icon="fa-key", **menu)  # fmt: skip
+    from views.addiction.assessment_upload import AssessmentUploadView
+
+    appbuilder.add_view(AssessmentUploadView, "Assessment upload", label=_l("Batch upload of assessments"),
+                        icon="fa-upload", **menu)  # fmt: skip
     appbuilder.add_api(AssessmentApi)
     if assessment_panel not in course_page_sections:
         # Before the records: the required assessments are what a course is checked against.
