@@ -68,7 +68,7 @@ from domain.addiction.grants import (
     INSTRUMENT_LICENCE,
 )
 from domain.addiction.records import serving_staff
-from domain.addiction.scoring import AnswersRefused, options_of, shown
+from domain.addiction.scoring import AnswersRefused, battery_key, options_of, shown
 from models.addiction.course import Course, CourseStatus
 from models.addiction.instrument import AssessmentResponse, Instrument, InstrumentVersion
 from models.registry.institution import Institution
@@ -155,7 +155,7 @@ def _typed(answers: dict, link: str, kind: str):
 
 def form_blocks(definition: dict, answers: dict, errors: dict) -> list[dict]:
     """The definition as blocks to render: headings, text, one matrix per battery of
-    consecutive Likert items on the same scale, and single items, each with what was
+    consecutive items on the same scale (scoring.battery_key), and single items, each with what was
     typed, its error and whether it shows for these answers."""
     visible = shown(definition, answers)
     blocks: list[dict] = []
@@ -168,15 +168,17 @@ def form_blocks(definition: dict, answers: dict, errors: dict) -> list[dict]:
             "when": item.get("enableWhen") or [], "behavior": item.get("enableBehavior", "all"),
         }  # fmt: skip
         last = blocks[-1] if blocks else None
-        if kind == "likert":
-            if last and last["kind"] == "matrix" and last["scale"] == (item.get("scale") or id(item)):
+        key = battery_key(definition, item)
+        if key is not None:
+            if last and last["kind"] == "matrix" and last["scale"] == key:
                 last["rows"].append(entry)
                 continue
-            blocks.append({"kind": "matrix", "scale": item.get("scale") or id(item), "options": entry["options"],
-                           "rows": [entry]})  # fmt: skip
+            blocks.append({"kind": "matrix", "scale": key, "options": entry["options"], "rows": [entry]})
             continue
         blocks.append(entry)
-    return blocks
+    # A lone single-choice item on a scale is no battery: its own radio buttons.
+    return [b["rows"][0] if b["kind"] == "matrix" and len(b["rows"]) == 1 and b["rows"][0]["kind"] != "likert"
+            else b for b in blocks]  # fmt: skip
 
 
 def _staff_choices(course: Course) -> list[tuple[str, str]]:
