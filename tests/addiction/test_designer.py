@@ -554,3 +554,94 @@ def test_a4_batteries_on_one_scale_render_as_one_matrix(app, db):
     lone = {"scales": {"s": [{"code": "1", "display": "是"}]},
             "items": [{"linkId": "x", "type": "choice", "text": "單題", "scale": "s"}]}  # fmt: skip
     assert [b["kind"] for b in form_blocks(lone, {}, {})] == ["choice"]
+
+
+# ------------------------------------------------------------------ sharing, every role
+def _published_questionnaire(app, db, username, code, sharing=None):
+    """A one-item questionnaire of the user's institution, published, shared as asked."""
+    client = login_as_cached(app, username)
+    response = post_form(app, client, "/questionnaire/create", {"code": code, "title": f"分享測試 {code}"})
+    assert response.status_code == 302, visible_text(response.text)
+    db.session.expire_all()
+    instrument = db.session.scalar(select(Instrument).where(Instrument.code == code))
+    post_form(app, client, f"/questionnaire/{instrument.id}/item",
+              {"linkId": "q1", "type": "likert", "text": "我有信心", "required": "y", "scale": "agree5"})
+    assert post_form(app, client, f"/questionnaire/{instrument.id}/publish", {"confirm": "yes"}).status_code == 302
+    if sharing == "county":
+        assert post_form(app, client, f"/questionnaire/{instrument.id}/share", {"sharing": "county"}).status_code == 302
+    if sharing == "national":
+        ministry = login_as_cached(app, "ministry")
+        assert post_form(app, ministry, f"/questionnaire/{instrument.id}/share",
+                         {"sharing": "national"}).status_code == 302  # fmt: skip
+    db.session.expire_all()
+    return db.session.get(Instrument, instrument.id)
+
+
+def login_as_cached(app, username):
+    """A fresh signed-in client (the fixture's cache is per test; this one is plain)."""
+    from tests.conftest import login
+
+    client = app.test_client()
+    login(app, client, username)
+    return client
+
+
+def test_a4_sharing_every_role_reaches_exactly_the_oracles_questionnaires(app, db, login_as):
+    """A4 sharing × scope, every demo role: a private questionnaire (臺北市 hospital), one
+    its owner shared with the county (臺北市 clinic), one the ministry shared nationally
+    (高雄市 hospital) and a private 高雄市 one. The designer's list, show and preview, and
+    the fill form for the user's own course, answer exactly as tests/scope_oracle.py says
+    (visible: 200, else 404); a questionnaire shared with someone is read-only for them
+    (no edit, nothing stored)."""
+    from domain.addiction.grants import QUESTIONNAIRE_DESIGN
+    from tests.addiction.test_assessments import _fresh_course
+    from tests.conftest import USERNAMES
+    from tests.platform.test_scope_matrix import can
+    from tests.scope_oracle import expected_split, user_view
+
+    tag = next(_codes)
+    made = [
+        _published_questionnaire(app, db, "psy_tpe", f"priv_tpe{tag}"),
+        _published_questionnaire(app, db, "psy_clinic", f"county_tpe{tag}", "county"),
+        _published_questionnaire(app, db, "cm_khh", f"nation_khh{tag}", "national"),
+        _published_questionnaire(app, db, "cm_khh", f"priv_khh{tag}"),
+    ]
+    assert [i.sharing for i in made] == ["private", "county", "national", "private"]
+    problems = []
+    for username in USERNAMES:
+        client = login_as(username)
+        visible, _hidden = expected_split(db, Instrument, user_view(db, username))
+        readable = can(app, username, "read", QUESTIONNAIRE_DESIGN)
+        listing = client.get("/questionnaire/list")
+        for instrument in made:
+            expected = 200 if readable and instrument.id in visible else 404
+            for url in ("", "/preview"):
+                status = client.get(f"/questionnaire/{instrument.id}{url}").status_code
+                if status != expected and not (not readable and status in (302, 403)):
+                    problems.append(f"{username} {instrument.code}{url}: {status}, expected {expected}")
+            if readable and (instrument.code in listing.text) != (instrument.id in visible):
+                problems.append(f"{username} list: {instrument.code} shown={instrument.code in listing.text}")
+    assert not problems, "\n".join(problems)
+    # the fill form of the user's own course: the shared ones are usable like a built-in
+    for username in ("psy_tpe", "cm_khh"):
+        client = login_as(username)
+        visible, _hidden = expected_split(db, Instrument, user_view(db, username))
+        course, _author = _fresh_course(app, db, username)
+        for instrument in made:
+            status = client.get(f"/assessment/add?course={course.id}&instrument={instrument.id}").status_code
+            assert status == (200 if instrument.id in visible else 404), (username, instrument.code, status)
+    # the course page's 新增評估 says whose a custom questionnaire is
+    course, _author = _fresh_course(app, db, "psy_tpe")
+    panel = visible_text(login_as("psy_tpe").get(f"/course/{course.id}").text)
+    assert f"分享測試 priv_tpe{tag}（本機構自訂）" in panel and f"分享測試 county_tpe{tag}（他機構分享）" in panel
+    # read-only for whom it is shared with: no edit, nothing stored
+    county = made[1]
+    before = _stored(db, county.id)
+    psy_tpe = login_as("psy_tpe")
+    assert "add-item" not in psy_tpe.get(f"/questionnaire/{county.id}").text
+    for url, data in (("/item", {"linkId": "q9", "type": "boolean", "text": "x"}), ("/scales", {"name_0": "s"}),
+                      ("/scoring", {"method": "sum"}), ("/publish", {"confirm": "yes"}),
+                      ("/share", {"sharing": "private"})):  # fmt: skip
+        assert post_form(app, psy_tpe, f"/questionnaire/{county.id}{url}", data).status_code in (302, 403, 404), url
+    db.session.expire_all()
+    assert _stored(db, county.id) == before and db.session.get(Instrument, county.id).sharing == "county"

@@ -390,6 +390,8 @@ class InstrumentChoice:
     title: str
     purpose: str | None
     builtin: bool
+    #: The owner of a custom one: the course's institution (our own) or another that shared it.
+    institution_id: int | None = None
 
 
 def instrument_choices() -> list[InstrumentChoice]:
@@ -402,7 +404,7 @@ def instrument_choices() -> list[InstrumentChoice]:
 
     return cached_value(
         f"usable-instruments|{scope_key(current_scope())}", ["instrument", "instrument_version"],
-        lambda: [InstrumentChoice(i.id, i.title, i.purpose, i.builtin) for i in usable_instruments()],
+        lambda: [InstrumentChoice(i.id, i.title, i.purpose, i.builtin, i.institution_id) for i in usable_instruments()],
     )  # fmt: skip
 
 
