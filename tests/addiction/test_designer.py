@@ -645,3 +645,17 @@ def test_a4_sharing_every_role_reaches_exactly_the_oracles_questionnaires(app, d
         assert post_form(app, psy_tpe, f"/questionnaire/{county.id}{url}", data).status_code in (302, 403, 404), url
     db.session.expire_all()
     assert _stored(db, county.id) == before and db.session.get(Instrument, county.id).sharing == "county"
+
+
+def test_a4_save_and_add_the_next_item_keeps_the_battery_scale(app, db, login_as):
+    """A4, no retyping: 儲存並新增下一題 opens the next item's editor with the next code and
+    the previous item's type, scale and required mark already chosen."""
+    client = login_as("psy_tpe")
+    instrument = _create(app, client)
+    post_form(app, client, f"/questionnaire/{instrument.id}/scales", {
+        "name_0": "freq4", "options_0": "0|從不|0\n1|偶爾|1\n2|經常|2\n3|總是|3"})  # fmt: skip
+    response = post_form(app, client, f"/questionnaire/{instrument.id}/item", {
+        "linkId": "q1", "type": "likert", "text": "想要使用", "required": "y", "scale": "freq4", "next": "1"})  # fmt: skip
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/questionnaire/{instrument.id}/item")
+    editor = client.get(f"/questionnaire/{instrument.id}/item").text
+    assert 'value="q2"' in editor and '<option value="freq4" selected>' in editor and 'name="required" value="y" checked' in editor

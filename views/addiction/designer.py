@@ -363,9 +363,15 @@ def item_form_values(definition: dict, item: dict | None) -> dict:
         taken = {i["linkId"] for i in definition.get("items", [])}
         while f"q{number}" in taken:
             number += 1
-        return {"linkId": f"q{number}", "type": "likert", "text": "", "help": "", "required": "y",
-                "scale": next(iter(definition.get("scales") or {}), AGREE5), "options": "", "min": "", "max": "",
-                "when_question": "", "when_operator": "=", "when_answer": ""}  # fmt: skip
+        # The next item of a battery is like the last one: its type, scale and required mark.
+        previous = next((i for i in reversed(definition.get("items", [])) if i["type"] not in NO_ANSWER), None)
+        like = previous if previous is not None and previous["type"] in ("likert", "choice") and previous.get("scale") \
+            else None  # fmt: skip
+        return {"linkId": f"q{number}", "type": like["type"] if like else "likert", "text": "", "help": "",
+                "required": "y" if not like or like.get("required") else "",
+                "scale": like["scale"] if like else next(iter(definition.get("scales") or {}), AGREE5),
+                "options": "", "min": "", "max": "", "when_question": "", "when_operator": "=",
+                "when_answer": ""}  # fmt: skip
     condition = (item.get("enableWhen") or [{}])[0]
     fmt = lambda v: "" if v is None else f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
     return {
@@ -519,6 +525,8 @@ class QuestionnaireDesignView(ScopedReportView):
                 flash_refusal(exc)
             else:
                 flash(gettext("The item was saved in the draft."), "success")
+                if request.form.get("next") and original is None:  # 儲存並新增下一題
+                    return redirect(url_for(".item", pk=instrument.id))
                 return redirect(url_for(".show", pk=instrument.id))
         earlier = [i for i in definition.get("items", []) if i["linkId"] != original and i["type"] not in NO_ANSWER]
         if original is not None:
