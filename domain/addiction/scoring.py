@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import functools
 import hashlib
 import json
 import math
@@ -355,12 +356,18 @@ def _bounded_power(base, exponent):
 FORMULA_OPERATORS = {**DEFAULT_OPERATORS, ast.Pow: _bounded_power}
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed(formula: str):
+    """A formula's syntax tree, parsed once (parsing was 0.5 of a formula score's 0.8 ms)."""
+    return ast.parse(formula.strip(), mode="eval").body
+
+
 def evaluate_formula(formula: str, names: dict[str, float]) -> float | None:
     """A (checked) formula's value over the named numbers; None when it has none (a name
     unanswered, a division by zero, a result that is not a finite number)."""
     evaluator = SimpleEval(names=dict(names), functions=FORMULA_FUNCTIONS, operators=FORMULA_OPERATORS)
     try:
-        value = evaluator.eval(formula)
+        value = evaluator.eval(formula, previously_parsed=_parsed(formula))
     except Exception:  # noqa: BLE001 - a name left unanswered, a division by zero: no score
         return None
     return _rounded(value) if _is_number(value) else None
