@@ -1,8 +1,10 @@
 """Questionnaires an institution designs itself (A4): create one, edit its draft, publish the
 draft (its changes against the previous published version classified and kept), and share it.
 
-- A custom instrument belongs to the user's institution, never one named in the input; its
-  code is unique per institution.
+- A custom instrument belongs to one of the user's institutions: the only one, or the one a
+  member of several picks (an institution outside the user's scope is refused as not
+  found, nothing stored); its code is unique per institution, also when two saves race
+  (the unique index's IntegrityError becomes the same "code already used" message).
 - A published version never changes: the first edit after publishing starts a new draft,
   copied from the latest published version, so every answer stays pinned to what was asked.
 - Publishing runs classify_changes (domain/addiction/formats/columns.py) against the previous
@@ -21,6 +23,7 @@ import re
 from dataclasses import asdict
 
 from flask_babel import gettext
+from sqlalchemy.exc import IntegrityError
 
 from core.commands import Command
 from core.data.datamodel import ScopedInterface
@@ -126,20 +129,48 @@ def check_draft(definition) -> dict:
     return definition
 
 
-class CreateInstrument(Command):
-    """A new questionnaire of the user's institution with an empty (or imported) draft v1."""
+def _code_taken(code: str) -> DesignRefused:
+    return DesignRefused(gettext("Your institution already has a questionnaire with the code %(code)s.", code=code))
 
-    def __init__(self, code, title, definition: dict | None = None):
+
+def _unique_violation(exc: IntegrityError, constraint: str, columns: str) -> bool:
+    """Whether an IntegrityError is this unique constraint's (PostgreSQL names the
+    constraint, SQLite the columns)."""
+    text = str(exc.orig)
+    return constraint in text or columns in text
+
+
+def owner_choices() -> list[int]:
+    """The institutions the current user may make a questionnaire for (their own)."""
+    return sorted(current_scope().institution_ids)
+
+
+class CreateInstrument(Command):
+    """A new questionnaire of one of the user's institutions with an empty (or imported) draft v1."""
+
+    def __init__(self, code, title, definition: dict | None = None, institution_id=None):
         self.code = str(code or "").strip()
         self.title = str(title or "").strip()
         self.definition = definition if definition is not None else {"items": []}
+        self.chosen = institution_id
 
     def validate(self) -> None:
-        scope = current_scope()
-        if not scope.institution_ids:
+        from core.web.views import valid_pk
+
+        mine = owner_choices()
+        if not mine:
             raise DesignRefused(gettext("Only an institution's staff design questionnaires."), status=403)
-        # The first institution the user serves at: never one named in the input.
-        self.institution_id = min(scope.institution_ids)
+        if self.chosen in (None, ""):
+            if len(mine) > 1:
+                raise DesignRefused(gettext("Choose which of your institutions owns the questionnaire."))
+            self.institution_id = mine[0]
+        elif not valid_pk(self.chosen) or int(self.chosen) not in mine:
+            # Another institution named in the form, URL or API: as if it did not exist.
+            raise DesignRefused(
+                gettext("The selected %(what)s does not exist or is outside your data scope.",
+                        what=gettext("Treatment institution")), status=404)  # fmt: skip
+        else:
+            self.institution_id = int(self.chosen)
         if not CODE.match(self.code):
             raise DesignRefused(gettext(
                 "The code is 1–40 letters, digits, _ . or - and starts with a letter."))  # fmt: skip
@@ -147,18 +178,25 @@ class CreateInstrument(Command):
             raise DesignRefused(gettext("The title is 1–%(n)d characters.", n=MAX_TITLE))
         if formula_like(self.title):
             raise DesignRefused(gettext("The title cannot start with %(signs)s.", signs="=、+、@"))
-        taken = db.session.query(Instrument.id).filter(
-            Instrument.institution_id == self.institution_id, Instrument.code == self.code).first()  # fmt: skip
-        if taken is not None:
-            raise DesignRefused(gettext("Your institution already has a questionnaire with the code %(code)s.",
-                                        code=self.code))  # fmt: skip
+        if self.code_in_use():
+            raise _code_taken(self.code)
         check_draft(self.definition)
+
+    def code_in_use(self) -> bool:
+        """The friendly check before the insert; the unique index decides when saves race."""
+        return db.session.query(Instrument.id).filter(
+            Instrument.institution_id == self.institution_id, Instrument.code == self.code).first() is not None  # fmt: skip
 
     def execute(self) -> Instrument:
         instrument = Instrument(institution_id=self.institution_id, code=self.code, title=self.title,
                                 sharing=InstrumentSharing.PRIVATE.value, enabled=True, free_use=True)  # fmt: skip
         db.session.add(instrument)
-        db.session.flush()
+        try:
+            db.session.flush()
+        except IntegrityError as exc:  # another save took the code between the check and the insert
+            if _unique_violation(exc, "uq_instrument_code", "instrument.institution_id, instrument.code"):
+                raise _code_taken(self.code) from None
+            raise
         db.session.add(InstrumentVersion(instrument=instrument, number=1, status=VersionStatus.DRAFT.value,
                                          definition=self.definition, spec=spec_fingerprint(self.definition)))
         db.session.flush()
@@ -188,7 +226,14 @@ class SaveDraft(Command):
             db.session.add(draft)
         draft.definition = definition  # a new dict: the JSON column sees the change
         draft.spec = spec_fingerprint(definition)
-        db.session.flush()
+        try:
+            db.session.flush()
+        except IntegrityError as exc:  # two first edits after publishing, both making the next draft
+            if _unique_violation(exc, "uq_instrument_version", "instrument_version.instrument_id"):
+                raise DesignRefused(gettext(
+                    "Someone else changed this questionnaire at the same moment: open it again and repeat "
+                    "your change."), status=409) from None  # fmt: skip
+            raise
         return draft
 
 

@@ -379,3 +379,136 @@ def test_a3_a4_psychologist_fills_bsrs5_sees_scores_and_the_course_waits_for_its
     after = query(live_server, "SELECT count(*) FROM assessment_response WHERE course_id = ?", course_id)[0][0]
     assert after == 1
     person.finish()
+
+
+#: Every required item of a form answered with its first option (numbers 1): enough for the
+#: built-in 初次評估表 / 追蹤評估表, whose first options hide the items that follow them.
+FILL_FIRST_OPTIONS = """form => {
+  for (let round = 0; round < 3; round++) {
+    form.querySelectorAll('.assessment-item:not([hidden])').forEach(box => {
+      if (!box.querySelector('span.text-danger')) { return; }  // the required mark
+      const radios = box.querySelectorAll('input[type=radio]:not(:disabled)');
+      const names = [...new Set([...radios].map(r => r.name))];
+      names.forEach(name => { const first = box.querySelector(`input[name="${name}"]:not(:disabled)`);
+                              if (!box.querySelector(`input[name="${name}"]:checked`)) { first.click(); } });
+      const boxes = box.querySelectorAll('input[type=checkbox]:not(:disabled)');
+      if (boxes.length && !box.querySelector('input[type=checkbox]:checked')) { boxes[0].click(); }
+      box.querySelectorAll('input.assessment-number:not(:disabled)').forEach(i => {
+        if (!i.value) { i.value = '1'; i.dispatchEvent(new Event('input', {bubbles: true})); } });
+    });
+  }
+}"""
+
+
+def fill_required_assessment(person, course_id: int, label: str, shot: str) -> None:
+    """From the course page: 新增評估 of the instrument by its label, every item answered."""
+    person.goto(f"/course/{course_id}", shot=f"course page before {shot}")
+    person.page.select_option("#pick-instrument", label=label)
+    person.submit("#start-assessment", shot=f"{shot} form")
+    person.page.eval_on_selector("#assessment-form", FILL_FIRST_OPTIONS)
+    person.submit("#save-assessment", shot=f"{shot} saved")
+    assert "/assessment/show/" in person.page.url, person.flashes() + person.text()[:500]
+
+
+def test_a3_a4_psychologist_designs_a_likert_questionnaire_fills_it_for_a_course_and_the_course_waits(
+    journey, live_server, browser
+):
+    """Issue 16's journey (A3, A4): psy_tpe designs a 5-item Likert questionnaire (5-point
+    agreement) with q3 reverse-scored and bands, tries the scoring in the preview, publishes
+    it, fills it in for a course: the response page shows the server's total (q3 reversed)
+    and band, the case page charts it with the band thresholds; 已完成 is refused naming both
+    required assessments, then (initial done) naming 追蹤評估 only, then accepted once the
+    follow-up is done. The fill forms of BSRS-5, PHQ-9, AUDIT and this questionnaire each
+    show their battery as one matrix and fit a laptop and a phone without sideways scroll."""
+    from tests.e2e.browser import Journey
+    from tests.e2e.test_phone import PHONE, _layout_problems
+
+    person = journey("a4_design_fill_complete")
+    page = person.page
+    person.login("psy_tpe")
+    person.goto("/questionnaire/list", shot="designer list")
+    page.fill("#create-form input[name=code]", "conf_journey")
+    page.fill("#create-form input[name=title]", "戒癮信心量表")
+    person.click("#create-instrument", shot="new questionnaire")
+    questions = ["我能拒絕別人遞來的藥物", "我有可以求助的人", "我常想要使用藥物", "我知道壓力大時怎麼辦", "我對戒除有信心"]
+    for number, text in enumerate(questions, start=1):
+        person.click("#add-item", shot=f"item editor {number}")
+        page.fill("#text", text)
+        person.click("#save-item", shot=f"item {number} saved")
+    person.click("#edit-scoring", shot="scoring")
+    page.check("#reverse-q3")
+    page.fill("#bands", "5-12 低\n13-19 中\n20-25 高")
+    person.click("#save-scoring", shot="scoring saved")
+    assert "反向計分 q3" in person.text("#scoring-summary")
+    person.click("#preview", shot="preview")
+    assert page.locator("table.likert-matrix tr.assessment-item").count() == 5
+    for n, value in zip(range(1, 6), ("4", "5", "2", "3", "4"), strict=True):
+        page.check(f"input[name=a_q{n}][value='{value}']")
+    person.submit("#try-scoring", shot="preview scored")
+    assert "20" in person.text("#preview-scores") and "高" in person.text("#preview-scores")
+    person.goto(page.url.split("/preview")[0], shot="back to the draft")
+    person.click("#publish", shot="publish confirmation")
+    person.click("#confirm-publish", shot="published")
+    assert "第 1 版已發布" in person.flashes(), person.flashes()
+    instrument_id = int(page.url.rstrip("/").split("/")[-1].split("?")[0])
+
+    start = today() - dt.timedelta(days=100)
+    case_id, _national_id, _name = free_case(live_server, start)
+    person.goto(f"/caseview/show/{case_id}", shot="the chart")
+    person.click("#start-course", shot="start a course")
+    page.fill("#start_date", to_roc(start))
+    person.submit("form [type=submit]", shot="course started")
+    course_id = query(live_server, "SELECT id FROM course WHERE case_id = ? AND start_date = ?", case_id,
+                      start.isoformat())[0][0]  # fmt: skip
+    person.goto(f"/course/{course_id}", shot="course page")
+    page.select_option("#pick-instrument", label="戒癮信心量表（本機構自訂）")
+    person.submit("#start-assessment", shot="our questionnaire's form")
+    assert page.locator("table.likert-matrix tr.assessment-item").count() == 5
+    for n, value in zip(range(1, 6), ("4", "5", "2", "3", "4"), strict=True):
+        page.check(f"input[name=a_q{n}][value='{value}']")
+    person.submit("#save-assessment", shot="our questionnaire saved")
+    scores = person.text("#assessment-scores")
+    assert "20" in scores and "高" in scores, scores  # 4 + 5 + (6 − 2) + 3 + 4
+    assert query(live_server, "SELECT total, band FROM assessment_response WHERE course_id = ? AND instrument_id = ?",
+                 course_id, instrument_id)[0] == (20.0, "高")  # fmt: skip
+    person.goto(f"/caseview/show/{case_id}", shot="case chart")
+    chart = "svg.score-chart[data-instrument='conf_journey']"
+    assert page.locator(chart).count() == 1 and page.locator(f"{chart} line.band-threshold").count() == 3
+
+    person.goto(f"/course/{course_id}", shot="course before completing")
+    person.submit("#complete-course", shot="completed refused: both")
+    assert "初次評估" in person.flashes() and "追蹤評估" in person.flashes(), person.flashes()
+    fill_required_assessment(person, course_id, "初次評估表", "initial assessment")
+    person.goto(f"/course/{course_id}", shot="course with its initial assessment")
+    person.submit("#complete-course", shot="completed refused: follow-up")
+    refusal = person.flashes()
+    assert "追蹤評估" in refusal and "初次評估" not in refusal, refusal
+    assert query(live_server, "SELECT status FROM course WHERE id = ?", course_id)[0][0] == "active"
+    fill_required_assessment(person, course_id, "追蹤評估表", "follow-up assessment")
+    person.goto(f"/course/{course_id}", shot="course with both assessments")
+    person.submit("#complete-course", shot="completed")
+    assert "療程已完成" in person.flashes() or "已完成" in person.text("#course-status"), person.flashes()
+    assert query(live_server, "SELECT status FROM course WHERE id = ?", course_id)[0][0] == "completed"
+    person.finish()
+
+    # The fill forms on a laptop and on a phone: one matrix per battery, no sideways scroll.
+    other_course, _start = active_course(live_server)
+    ids = dict(query(live_server, "SELECT code, id FROM instrument WHERE code IN ('BSRS5', 'PHQ-9', 'AUDIT') "
+                                  f"OR id = {instrument_id}"))  # fmt: skip
+    matrices = {"BSRS5": [6], "PHQ-9": [9], "AUDIT": [6], "conf_journey": [5]}
+    for device, options in (("laptop", {"viewport": {"width": 1366, "height": 768}}), ("phone", PHONE)):
+        viewer = Journey(browser, live_server, f"a4_forms_{device}", **options)
+        viewer.login("psy_tpe")
+        problems = []
+        for code, rows in matrices.items():
+            viewer.goto(f"/assessment/add?course={other_course}&instrument={ids[code]}", shot=f"{code} {device}")
+            counts = viewer.page.eval_on_selector_all(
+                "table.likert-matrix", "ts => ts.map(t => t.querySelectorAll('tr.assessment-item').length)")
+            assert counts == rows, (code, device, counts)
+            width = viewer.page.evaluate("document.documentElement.scrollWidth")
+            limit = options["viewport"]["width"]
+            assert width <= limit, (code, device, width)
+            if device == "phone":
+                problems += _layout_problems(viewer)
+        assert problems == [], problems
+        viewer.finish()

@@ -72,7 +72,7 @@ from domain.addiction.grants import (
     INSTRUMENT_LICENCE,
 )
 from domain.addiction.records import serving_staff
-from domain.addiction.scoring import AnswersRefused, options_of, shown
+from domain.addiction.scoring import AnswersRefused, battery_key, options_of, shown
 from models.addiction.course import Course, CourseStatus
 from models.addiction.instrument import AssessmentResponse, Instrument, InstrumentVersion
 from models.registry.institution import Institution
@@ -159,7 +159,7 @@ def _typed(answers: dict, link: str, kind: str):
 
 def form_blocks(definition: dict, answers: dict, errors: dict) -> list[dict]:
     """The definition as blocks to render: headings, text, one matrix per battery of
-    consecutive Likert items on the same scale, and single items, each with what was
+    consecutive items on the same scale (scoring.battery_key), and single items, each with what was
     typed, its error and whether it shows for these answers."""
     visible = shown(definition, answers)
     blocks: list[dict] = []
@@ -172,15 +172,17 @@ def form_blocks(definition: dict, answers: dict, errors: dict) -> list[dict]:
             "when": item.get("enableWhen") or [], "behavior": item.get("enableBehavior", "all"),
         }  # fmt: skip
         last = blocks[-1] if blocks else None
-        if kind == "likert":
-            if last and last["kind"] == "matrix" and last["scale"] == (item.get("scale") or id(item)):
+        key = battery_key(definition, item)
+        if key is not None:
+            if last and last["kind"] == "matrix" and last["scale"] == key:
                 last["rows"].append(entry)
                 continue
-            blocks.append({"kind": "matrix", "scale": item.get("scale") or id(item), "options": entry["options"],
-                           "rows": [entry]})  # fmt: skip
+            blocks.append({"kind": "matrix", "scale": key, "options": entry["options"], "rows": [entry]})
             continue
         blocks.append(entry)
-    return blocks
+    # A lone single-choice item on a scale is no battery: its own radio buttons.
+    return [b["rows"][0] if b["kind"] == "matrix" and len(b["rows"]) == 1 and b["rows"][0]["kind"] != "likert"
+            else b for b in blocks]  # fmt: skip
 
 
 def _staff_choices(course: Course) -> list[tuple[str, str]]:
@@ -414,6 +416,8 @@ class InstrumentChoice:
     title: str
     purpose: str | None
     builtin: bool
+    #: The owner of a custom one: the course's institution (our own) or another that shared it.
+    institution_id: int | None = None
 
 
 def instrument_choices() -> list[InstrumentChoice]:
@@ -426,7 +430,7 @@ def instrument_choices() -> list[InstrumentChoice]:
 
     return cached_value(
         f"usable-instruments|{scope_key(current_scope())}", ["instrument", "instrument_version"],
-        lambda: [InstrumentChoice(i.id, i.title, i.purpose, i.builtin) for i in usable_instruments()],
+        lambda: [InstrumentChoice(i.id, i.title, i.purpose, i.builtin, i.institution_id) for i in usable_instruments()],
     )  # fmt: skip
 
 

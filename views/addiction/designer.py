@@ -12,12 +12,14 @@ from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from core.data.datamodel import ScopedInterface
 from core.data.scope import current_scope
 from core.dates import to_roc
 from core.errors import UserError
+from core.extensions import db
 from core.web.views import CAN_CREATE, CAN_EDIT, CAN_READ, ScopedReportView, flash_refusal
 from domain.addiction.formats import FormatRefused
 from domain.addiction.formats.xlsform import export_xlsform, import_xlsform
@@ -34,21 +36,28 @@ from domain.addiction.instruments import (
     formula_like,
     instrument_in_scope,
     last_published,
+    owner_choices,
     owns,
     pending_changes,
     working_definition,
 )
 from domain.addiction.scoring import (
     CHOICE_TYPES,
+    FORMULA_FUNCTIONS,
     ITEM_TYPES,
     METHODS,
     MISSING_RULES,
     NO_ANSWER,
     NUMBER_TYPES,
+    AnswersRefused,
     answerable,
+    check_definition,
     options_of,
+    score_response,
 )
 from models.addiction.instrument import Instrument, InstrumentSharing, VersionStatus
+from models.registry.institution import Institution
+from views.addiction.assessments import answers_from_form, form_blocks
 
 TYPE_LABELS = {
     "group": _l("Section heading"), "display": _l("Explanatory text"), "likert": _l("Likert item (shared scale)"),
@@ -66,7 +75,7 @@ FLAG = re.compile(r"^([A-Za-z][A-Za-z0-9_.-]{0,49})\s*(>=|<=|!=|=|>|<)\s*(-?[0-9
 MAX_FIELD = 20_000
 PERMISSIONS = {"list": CAN_READ, "show": CAN_READ, "preview": CAN_READ, "xlsform": CAN_READ,
                "create": CAN_CREATE, "item": CAN_EDIT, "move": CAN_EDIT, "delete_item": CAN_EDIT,
-               "scoring": CAN_EDIT, "publish": CAN_EDIT, "share": CAN_EDIT, "import_xlsform": CAN_EDIT}  # fmt: skip
+               "scoring": CAN_EDIT, "scales": CAN_EDIT, "publish": CAN_EDIT, "share": CAN_EDIT, "import_xlsform": CAN_EDIT}  # fmt: skip
 
 
 def _number(text: str, what: str):
@@ -240,17 +249,7 @@ def _scoring_from_form(definition: dict) -> dict:
     max_missing = _field("max_missing", 20).strip()
     if missing == "prorate" and max_missing:
         total["max_missing"] = int(_number(max_missing, gettext("At most this many missing")))
-    bands = []
-    for number, line in enumerate(_field("bands").splitlines(), start=1):
-        if not line.strip():
-            continue
-        match = BAND.match(line.strip())
-        if not match:
-            raise DesignRefused(gettext(
-                "Bands, line %(n)d「%(line)s」: write it as 最低-最高 標籤, with digits 0–9.", n=number,
-                line=line.strip()[:40]))  # fmt: skip
-        low, high = _number(match[1], ""), _number(match[2], "")
-        bands.append({"min": low, "max": high, "label": _plain(match[3].strip()[:100], gettext("A band's label"))})
+    bands = _bands(_field("bands").splitlines(), gettext("Bands of the total"))
     if bands:
         total["bands"] = bands
     scores = [total] if chosen else []
@@ -258,8 +257,9 @@ def _scoring_from_form(definition: dict) -> dict:
         if not line.strip():
             continue
         parts = [p.strip() for p in line.split("|")]
-        if len(parts) != 3:
-            raise DesignRefused(gettext("Subscales, line %(n)d: write it as 名稱|標籤|題號 題號 ….", n=number))
+        if len(parts) not in (3, 4):
+            raise DesignRefused(gettext("Subscales, line %(n)d: write it as %(form)s.", n=number,
+                                        form="名稱|標籤|題號 題號 …|最低-最高 標籤; …"))  # fmt: skip
         links = parts[2].replace(",", " ").split()
         unknown = [x for x in links if x not in scored]
         if unknown or not links:
@@ -270,7 +270,22 @@ def _scoring_from_form(definition: dict) -> dict:
         sub_reverse = [x for x in reverse if x in links]
         if sub_reverse:
             sub["reverse"] = sub_reverse
+        if len(parts) == 4 and parts[3]:
+            sub["bands"] = _bands(re.split(r"[;；]", parts[3]), gettext("Subscales, line %(n)d", n=number))
         scores.append(sub)
+    for number, line in enumerate(_field("formulas").splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) not in (3, 4) or not parts[0] or not parts[2]:
+            raise DesignRefused(gettext("Formula scores, line %(n)d: write it as %(form)s.", n=number,
+                                        form="名稱|標籤|公式|最低-最高 標籤; …"))  # fmt: skip
+        label_text = _plain(parts[1][:100] or parts[0][:50], gettext("A formula score's label"))
+        formula = {"name": parts[0][:50], "label": label_text, "formula": parts[2]}
+        if len(parts) == 4 and parts[3]:
+            formula["bands"] = _bands(re.split(r"[;；]", parts[3]),
+                                      gettext("Formula scores, line %(n)d", n=number))  # fmt: skip
+        scores.append(formula)
     flags = []
     for number, line in enumerate(_field("flags").splitlines(), start=1):
         if not line.strip():
@@ -295,11 +310,32 @@ def _scoring_from_form(definition: dict) -> dict:
     return new
 
 
+def _bands(lines, where: str) -> list[dict]:
+    """Bands typed as 「最低-最高 標籤」, one a line (or separated by ;), in ASCII digits."""
+    bands = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        match = BAND.match(line.strip())
+        if not match:
+            raise DesignRefused(gettext(
+                "%(where)s, band %(n)d「%(line)s」: write it as 最低-最高 標籤, with digits 0–9.", where=where,
+                n=number, line=line.strip()[:40]))  # fmt: skip
+        low, high = _number(match[1], ""), _number(match[2], "")
+        bands.append({"min": low, "max": high, "label": _plain(match[3].strip()[:100], gettext("A band's label"))})
+    return bands
+
+
+def _bands_text(bands, separator: str) -> str:
+    fmt = lambda v: f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731 - a one-line formatter
+    return separator.join(f"{fmt(b['min'])}-{fmt(b['max'])} {b['label']}" for b in bands or [])
+
+
 def scoring_form_values(definition: dict) -> dict:
     """The scoring form's fields from a definition (what the form shows before an edit)."""
     scoring = definition.get("scoring") or {}
     scores = scoring.get("scores") or []
-    total = scores[0] if scores else {}
+    total = scores[0] if scores and scores[0].get("name") == "total" and scores[0].get("items") else {}
     fmt = lambda v: f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731 - a one-line formatter
     return {
         "label": total.get("label", gettext("Total score")), "method": total.get("method", "sum"),
@@ -308,9 +344,13 @@ def scoring_form_values(definition: dict) -> dict:
                                         if i["type"] in CHOICE_TYPES + NUMBER_TYPES],
         "reverse": total.get("reverse") or [],
         "weights": "\n".join(f"{k}={fmt(v)}" for k, v in (total.get("weights") or {}).items()),
-        "bands": "\n".join(f"{fmt(b['min'])}-{fmt(b['max'])} {b['label']}" for b in total.get("bands") or []),
+        "bands": _bands_text(total.get("bands"), "\n"),
         "subscales": "\n".join(f"{s['name']}|{s.get('label', '')}|{' '.join(s.get('items') or [])}"
-                               for s in scores[1:] if s.get("items")),
+                               + (f"|{_bands_text(s['bands'], '; ')}" if s.get("bands") else "")
+                               for s in scores if s is not total and s.get("items") and s.get("formula") is None),
+        "formulas": "\n".join(f"{s['name']}|{s.get('label', '')}|{s['formula']}"
+                              + (f"|{_bands_text(s['bands'], '; ')}" if s.get("bands") else "")
+                              for s in scores if s.get("formula") is not None),
         "flags": "\n".join(f"{f['item']} {f['operator']} {fmt(f.get('value'))} {f['label']}"
                            for f in scoring.get("flags") or [] if f.get("item")),
     }  # fmt: skip
@@ -323,9 +363,15 @@ def item_form_values(definition: dict, item: dict | None) -> dict:
         taken = {i["linkId"] for i in definition.get("items", [])}
         while f"q{number}" in taken:
             number += 1
-        return {"linkId": f"q{number}", "type": "likert", "text": "", "help": "", "required": "y",
-                "scale": next(iter(definition.get("scales") or {}), AGREE5), "options": "", "min": "", "max": "",
-                "when_question": "", "when_operator": "=", "when_answer": ""}  # fmt: skip
+        # The next item of a battery is like the last one: its type, scale and required mark.
+        previous = next((i for i in reversed(definition.get("items", [])) if i["type"] not in NO_ANSWER), None)
+        like = previous if previous is not None and previous["type"] in ("likert", "choice") and previous.get("scale") \
+            else None  # fmt: skip
+        return {"linkId": f"q{number}", "type": like["type"] if like else "likert", "text": "", "help": "",
+                "required": "y" if not like or like.get("required") else "",
+                "scale": like["scale"] if like else next(iter(definition.get("scales") or {}), AGREE5),
+                "options": "", "min": "", "max": "", "when_question": "", "when_operator": "=",
+                "when_answer": ""}  # fmt: skip
     condition = (item.get("enableWhen") or [{}])[0]
     fmt = lambda v: "" if v is None else f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
     return {
@@ -339,22 +385,44 @@ def item_form_values(definition: dict, item: dict | None) -> dict:
     }  # fmt: skip
 
 
-def preview_blocks(definition: dict) -> list[dict]:
-    """The form as it will be filled, in blocks: a battery of Likert items on one scale is
-    one matrix; every other item is a block of its own."""
-    blocks: list[dict] = []
-    for item in definition.get("items", []):
-        options = options_of(definition, item)
-        last = blocks[-1] if blocks else None
-        if (item["type"] == "likert" and last is not None and last["kind"] == "matrix"
-                and last["scale"] == item.get("scale")):  # fmt: skip
-            last["items"].append(item)
+def _options_text(options: list[dict]) -> str:
+    fmt = lambda v: "" if v is None else f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
+    return "\n".join(f"{o['code']}|{o.get('display', '')}|{fmt(o.get('weight'))}".rstrip("|") for o in options)
+
+
+SCALE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,29}$")
+
+
+def _scales_from_form(definition: dict, names: list[str], texts: list[str]) -> dict:
+    """The definition with the shared scales the scales form posted (a blank row is no
+    scale; a scale an item still uses cannot be removed)."""
+    scales: dict = {}
+    for number, (name, text) in enumerate(zip(names, texts, strict=True), start=1):
+        name = name.strip()
+        if not name and not text.strip():
             continue
-        if item["type"] == "likert":
-            blocks.append({"kind": "matrix", "scale": item.get("scale"), "options": options, "items": [item]})
-        else:
-            blocks.append({"kind": "item", "item": item, "options": options})
-    return blocks
+        what = gettext("Shared scale %(name)s", name=name[:30] or number)
+        if not SCALE_NAME.match(name):
+            raise DesignRefused(gettext("%(what)s: the name is 1–30 letters, digits or _ and starts with a letter.",
+                                        what=what))  # fmt: skip
+        if name in scales:
+            raise DesignRefused(gettext("%(what)s: the name is used twice.", what=what))
+        options = parse_options(text, what)
+        if not options:
+            raise DesignRefused(gettext("%(what)s: write its options, one a line: 代碼|標籤|分數.", what=what))
+        scales[name] = options
+    for item in definition.get("items", []):
+        if item.get("scale") and item["scale"] not in scales:
+            raise DesignRefused(gettext("%(item)s uses the scale %(scale)s: give the item another scale first.",
+                                        item=gettext("Item %(id)s「%(text)s」", id=item["linkId"],
+                                                     text=str(item.get("text", ""))[:20]),
+                                        scale=item["scale"]))  # fmt: skip
+    new = dict(definition)
+    if scales:
+        new["scales"] = scales
+    else:
+        new.pop("scales", None)
+    return new
 
 
 class QuestionnaireDesignView(ScopedReportView):
@@ -394,9 +462,11 @@ class QuestionnaireDesignView(ScopedReportView):
         shared = [i for i in rows if not owns(i)]
         can_create = bool(current_scope().institution_ids) and self.appbuilder.sm.has_access(
             f"can_{CAN_CREATE}", QUESTIONNAIRE_DESIGN)  # fmt: skip
+        owners = db.session.scalars(select(Institution).where(Institution.id.in_(owner_choices()))
+                                    .order_by(Institution.name)).all()  # fmt: skip
         return self._page("list", title=gettext("Questionnaire designer"), own=own, shared=shared,
                           can_create=can_create, form=request.form, draft_of=draft_of,
-                          last_published=last_published)  # fmt: skip
+                          last_published=last_published, owners=owners)  # fmt: skip
 
     @expose("/create", methods=["POST"])
     @has_access
@@ -407,10 +477,11 @@ class QuestionnaireDesignView(ScopedReportView):
             definition = None
             if upload is not None and upload.filename:
                 definition = import_xlsform(upload.read(2 * 1024 * 1024 + 1)).definition
-            instrument = CreateInstrument(_field("code", 100), _field("title", 1000), definition).run()
+            instrument = CreateInstrument(_field("code", 100), _field("title", 1000), definition,
+                                          institution_id=request.values.get("institution", "")[:20] or None).run()
         except UserError as exc:
-            flash_refusal(exc)
-            return self.list()
+            flash_refusal(exc)  # another institution named in the form: 404, as if it did not exist
+            return self.list(), 404 if exc.status == 404 else 200
         flash(gettext("The questionnaire was created: add its items."), "success")
         return redirect(url_for(".show", pk=instrument.id))
 
@@ -454,6 +525,8 @@ class QuestionnaireDesignView(ScopedReportView):
                 flash_refusal(exc)
             else:
                 flash(gettext("The item was saved in the draft."), "success")
+                if request.form.get("next") and original is None:  # 儲存並新增下一題
+                    return redirect(url_for(".item", pk=instrument.id))
                 return redirect(url_for(".show", pk=instrument.id))
         earlier = [i for i in definition.get("items", []) if i["linkId"] != original and i["type"] not in NO_ANSWER]
         if original is not None:
@@ -520,17 +593,20 @@ class QuestionnaireDesignView(ScopedReportView):
                 return redirect(url_for(".show", pk=instrument.id, _anchor="scoring"))
         scored = [i for i in answerable(definition) if i["type"] in CHOICE_TYPES + NUMBER_TYPES]
         return self._page("scoring", title=instrument.title, instrument=instrument, values=values, scored=scored,
-                          methods=METHODS, missing_rules=MISSING_RULES)  # fmt: skip
+                          methods=METHODS, missing_rules=MISSING_RULES,
+                          formula_functions="、".join(FORMULA_FUNCTIONS))  # fmt: skip
 
-    @expose("/<pk>/preview")
+    @expose("/<pk>/preview", methods=["GET", "POST"])
     @has_access
     def preview(self, pk):
-        """The form as it will be filled (read-only): the draft for its institution, the
-        published version (or ?version=<n>) otherwise."""
+        """The form exactly as it will be filled in: the draft for its institution, the
+        published version (or ?version=<n>) otherwise. 試算 (POST) scores the answers typed
+        with the server's engine and shows the scores, bands and flags; nothing is saved."""
         instrument = self._instrument(pk)
         version = None
-        if request.args.get("version", "").isdigit():
-            version = next((v for v in instrument.versions if str(v.number) == request.args["version"]), None)
+        number = request.values.get("version", "")
+        if number.isascii() and number.isdigit():
+            version = next((v for v in instrument.versions if str(v.number) == number), None)
         if version is not None and (version.status == VersionStatus.PUBLISHED.value or owns(instrument)):
             definition = version.definition
         elif owns(instrument):
@@ -538,8 +614,45 @@ class QuestionnaireDesignView(ScopedReportView):
         else:
             published = last_published(instrument)
             definition = published.definition if published else {"items": []}
+        answers, errors, scored = {}, {}, None
+        if request.method == "POST":
+            answers = answers_from_form(definition, request.form)
+            try:
+                check_definition(definition)
+                _clean, scored = score_response(definition, answers)
+            except AnswersRefused as refused:
+                errors = refused.errors
+            except UserError as exc:
+                flash_refusal(exc)
+        labels = {s["name"]: s.get("label") or s["name"] for s in (definition.get("scoring") or {}).get("scores") or []}
         return self._page("preview", title=instrument.title, instrument=instrument, definition=definition,
-                          blocks=preview_blocks(definition))  # fmt: skip
+                          blocks=form_blocks(definition, answers, errors), scored=scored, labels=labels,
+                          version=number if version is not None else "",
+                          general_errors=[m for k, m in errors.items() if k not in {i["linkId"] for i in
+                                                                                    definition.get("items", [])}])  # fmt: skip
+
+    @expose("/<pk>/scales", methods=["GET", "POST"])
+    @has_access
+    def scales(self, pk):
+        """共用量尺: the draft's shared Likert scales, each a name and its options (代碼|標籤|分數);
+        a change reaches every item on the scale; a scale still used cannot be removed."""
+        instrument = self._own(pk)
+        definition = working_definition(instrument)
+        current = dict(definition.get("scales") or {})
+        values = {"scales": [{"name": n, "options": _options_text(o)} for n, o in current.items()]}
+        values["scales"].append({"name": "", "options": ""})
+        if request.method == "POST":
+            names = [request.form.get(f"name_{n}", "")[:60] for n in range(len(current) + 1)]
+            texts = [request.form.get(f"options_{n}", "")[:MAX_FIELD] for n in range(len(current) + 1)]
+            values["scales"] = [{"name": a, "options": b} for a, b in zip(names, texts, strict=True)]
+            try:
+                SaveDraft(instrument.id, _scales_from_form(definition, names, texts)).run()
+            except UserError as exc:
+                flash_refusal(exc)
+            else:
+                flash(gettext("The shared scales were saved in the draft."), "success")
+                return redirect(url_for(".show", pk=instrument.id))
+        return self._page("scales", title=instrument.title, instrument=instrument, values=values)
 
     @expose("/<pk>/publish", methods=["GET", "POST"])
     @has_access
