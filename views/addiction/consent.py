@@ -87,7 +87,7 @@ ACCESS_LABELS = {
     "institution.name": _l("Viewed from"),
     "patient.name": _l("Patient"),
 }
-CHANNELS = {"page": _l("Case page"), "api": _l("API")}
+CHANNELS = {"page": _l("Case page"), "api": _l("Web API")}
 
 
 def _yes_no(value) -> str:
@@ -296,26 +296,38 @@ def _timeline_rows(timeline) -> tuple[Markup, Markup, Markup]:
     def place(name, own):
         return f'{e(name)}<span class="label label-default own">{own_mark}</span>' if own else e(name)
 
+    # Each row is its date cell and a tail shared by every row of the same institution,
+    # kind and profession, built once: 1,000 rows cost a dict lookup and an f-string each.
+    tails: dict = {}
+
+    def tail(*key) -> str:
+        text = tails.get(key)
+        if text is None:
+            name, own, *cells = key
+            text = tails[key] = f"</td><td>{place(name, own)}</td>" + "".join(f"<td>{c}</td>" for c in cells)
+        return text
+
+    def cell(day, pk, url) -> str:
+        return f'<a href="{url}{pk}">{to_roc(day)}</a>' if pk else to_roc(day)
+
     courses = "".join(
-        f'<tr class="{"own" if r.own else "other"}"><td>'
-        + (f'<a href="{course_url}{r.id}">{to_roc(r.start_date)}</a>' if r.id else to_roc(r.start_date))
-        + f"–{to_roc(r.end_date)}</td><td>{place(r.name, r.own)}</td>"
-        f"<td>{categories.get(r.substance_category, e(r.substance_category))}</td>"
-        f"<td>{statuses.get(r.status, e(r.status))}</td></tr>"
+        f'<tr class="{"own" if r.own else "other"}"><td>{cell(r.start_date, r.id, course_url)}–{to_roc(r.end_date)}'
+        + tail(r.name, r.own, categories.get(r.substance_category) or e(r.substance_category),
+               statuses.get(r.status) or e(r.status)) + "</tr>"
         for r in timeline.courses
-    )
+    )  # fmt: skip
+    own_row, other_row = '<tr class="own"><td>', '<tr class="other"><td>'
     records = "".join(
-        f'<tr class="{"own" if r.own else "other"}"><td>'
-        + (f'<a href="{record_url}{r.id}">{to_roc(r.executed_on)}</a>' if r.id else to_roc(r.executed_on))
-        + f"</td><td>{place(r.name, r.own)}</td><td>{kinds.get(r.kind, e(r.kind))}</td>"
-        f"<td>{professions.get(r.profession, e(r.profession))}</td></tr>"
+        (own_row if r.own else other_row) + cell(r.executed_on, r.id, record_url)
+        + tail(r.name, r.own, kinds.get(r.kind) or e(r.kind), professions.get(r.profession) or e(r.profession))
+        + "</tr>"
         for r in timeline.records
-    )
+    )  # fmt: skip
     labs = "".join(
-        f'<tr class="{"own" if r.own else "other"}"><td>{to_roc(r.sampled_on)}</td><td>{place(r.name, r.own)}</td>'
-        f"<td>{e(r.substance)}</td><td>{outcomes.get(r.outcome, e(r.outcome))}</td><td>{e(r.value or '')}</td></tr>"
+        (own_row if r.own else other_row) + to_roc(r.sampled_on)
+        + tail(r.name, r.own, e(r.substance), outcomes.get(r.outcome) or e(r.outcome), e(r.value or "")) + "</tr>"
         for r in timeline.labs
-    )
+    )  # fmt: skip
     return Markup(courses), Markup(records), Markup(labs)
 
 
