@@ -414,7 +414,7 @@ def test_a12_khh_case_manager_reads_the_timeline_a_tpe_consent_allows_and_tpe_se
 
     person.login("psy_tpe")
     person.goto("/consentaccess/list/", shot="tpe lookup log")
-    log = person.text("table")
+    log = person.text(".panel-body")
     assert "cm_khh" in log and "王大明" in log, log
     person.goto("/caseview/list/", shot="tpe cases")
     quick_search(person, national_id, shot="tpe found by ID")
@@ -422,4 +422,19 @@ def test_a12_khh_case_manager_reads_the_timeline_a_tpe_consent_allows_and_tpe_se
     assert "有效" in person.text("#consent-status")
     person.click("#consent-status a", shot="consent details")
     assert "撤回同意" in person.text("#revoke-form")
+    person.goto("/consent/list/", shot="tpe consents")
+    # 李小華 has not consented: the blank form printed by the system is refused as unsigned.
+    refused_id = demo_national_id("B28800002")
+    person.goto("/caseview/list/", shot="cases for the form")
+    quick_search(person, refused_id, shot="no-consent patient")
+    person.click("table a[href*='/caseview/show/']", shot="chart without consent")
+    assert "沒有跨院查詢同意書" in person.text("#timeline-reason")
+    blank = person.download("#consent-form-pdf")
+    person.click("#record-consent", shot="record a consent")
+    person.page.fill("#signed_on", to_roc(today()))
+    person.page.set_input_files("#scan", str(blank))
+    person.submit("#save-consent", shot="blank form refused")
+    assert "未簽名" in person.flashes(), person.flashes()
+    assert query(live_server, "SELECT count(*) FROM consent c JOIN patient p ON p.id = c.patient_id "
+                 "WHERE p.national_id = ?", refused_id) == [(0,)]  # fmt: skip
     person.finish()

@@ -145,7 +145,8 @@ class ConsentView(ScopedModelView):
     order_columns = ["signed_on"]
     base_order = ("signed_on", "desc")
     label_columns = CONSENT_LABELS
-    formatters_columns = {"cross_hospital": _yes_no, "lab_results": _yes_no}
+    formatters_columns = {"cross_hospital": _yes_no, "lab_results": _yes_no,
+                          "valid_until": lambda day: to_roc(day) if day else gettext("No end date")}  # fmt: skip
     list_eager = ["patient", "institution"]
     export_columns = ["signed_on", "patient.name", "institution.name", "cross_hospital", "lab_results",
                       "valid_until", "revoked_on", "revoked_reason", "recorded_by_name", "scan_sha256"]  # fmt: skip
@@ -161,6 +162,9 @@ class ConsentView(ScopedModelView):
     @has_access
     def add(self):
         """?case=<id>: record the signed form of the case's person (a case of the user's institution)."""
+        if not request.values.get("case"):  # the list's + button: a consent starts from a case
+            flash(gettext("Open the patient's case and record the consent from there."), "info")
+            return redirect(url_for("CaseView.list"))
         case = _case_or_404(request.values.get("case"))
         form = ConsentForm()
         if request.method == "GET":
@@ -294,7 +298,7 @@ def _timeline_rows(timeline) -> tuple[Markup, Markup, Markup]:
     record_url = str(escape(url_for("TreatmentRecordView.show", pk=0)))[:-1]
 
     def place(name, own):
-        return f'{e(name)}<span class="label label-default own">{own_mark}</span>' if own else e(name)
+        return f'{e(name)} <span class="label label-default own">{own_mark}</span>' if own else e(name)
 
     # Each row is its date cell and a tail shared by every row of the same institution,
     # kind and profession, built once: 1,000 rows cost a dict lookup and an f-string each.
