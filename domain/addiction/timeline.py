@@ -35,7 +35,7 @@ from core.extensions import db
 from models.addiction.case import Case
 from models.addiction.consent import Consent, ConsentAccess
 from models.addiction.course import Course
-from models.addiction.record import LabResult, TreatmentRecord
+from models.addiction.record import LabResult, TreatmentKind, TreatmentRecord
 from models.registry.institution import Institution
 
 
@@ -133,7 +133,10 @@ def person_timeline(case: Case, channel: str = "page") -> Timeline:
         own_record.label("own"),
     ).join(TreatmentRecord, TreatmentRecord.id == LabResult.record_id).join(
         Institution, Institution.id == TreatmentRecord.institution_id
-    ).where(TreatmentRecord.case_id.in_(cases_of_person))  # fmt: skip
+    ).where(
+        # Only lab tests hold results (domain/addiction/records.py): 100 probes of lab_result, not 1,000.
+        TreatmentRecord.case_id.in_(cases_of_person), TreatmentRecord.kind == TreatmentKind.LAB_TEST.value,
+    )  # fmt: skip
     if grant is None:
         courses, records, labs = courses.where(own_course), records.where(own_record), labs.where(own_record)
     elif not grant.lab_results:
