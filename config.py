@@ -143,6 +143,9 @@ class Config:
     #: form) and its most pages.
     RECORD_PDF_MAX_BYTES = int(os.environ.get("RECORD_PDF_MAX_BYTES", str(5 * 1024 * 1024)))
     RECORD_PDF_MAX_PAGES = int(os.environ.get("RECORD_PDF_MAX_PAGES", "20"))
+    #: Informed consent (A12): the largest signed scan (PDF, PNG or JPEG) and a PDF's most pages.
+    CONSENT_SCAN_MAX_BYTES = int(os.environ.get("CONSENT_SCAN_MAX_BYTES", str(5 * 1024 * 1024)))
+    CONSENT_SCAN_MAX_PAGES = int(os.environ.get("CONSENT_SCAN_MAX_PAGES", "10"))
     #: Spreadsheet imports (core/imports.py; the visit batch upload): refused before parsing above these sizes,
     #: and when reading and checking the rows takes longer than the budget (seconds).
     BATCH_MAX_BYTES = int(os.environ.get("BATCH_MAX_BYTES", str(2 * 1024 * 1024)))

@@ -4,6 +4,7 @@
 
 from models.accounts.application import AccountApplication, ApplicationStatus, RequestedRole  # noqa: F401
 from models.addiction.case import Case, Patient  # noqa: F401
+from models.addiction.consent import Consent, ConsentAccess  # noqa: F401
 from models.addiction.course import Course, CourseTransition  # noqa: F401
 from models.addiction.designation import Designation  # noqa: F401
 from models.addiction.instrument import AssessmentResponse, Instrument, InstrumentVersion  # noqa: F401

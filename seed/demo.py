@@ -218,6 +218,12 @@ def seed_demo(
     result["correction tickets"] = seed_corrections(*demo_ids)
     _seed_users()
     _seed_applications()
+    if addiction_cases:
+        # A12: persons treated at both demo hospitals, one consenting (after the users: its
+        # consent names the staff member who recorded it).
+        from seed.addiction.consent import seed_consent_demo
+
+        result.update(seed_consent_demo())
     # Bulk-inserted visits and assignments bypass the session's link hook.
     from models.registry.person import backfill_person_links
 

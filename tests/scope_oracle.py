@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 
 from models.accounts.application import AccountApplication
 from models.addiction.case import Case, Patient
+from models.addiction.consent import Consent, ConsentAccess
 from models.addiction.course import Course, CourseTransition
 from models.addiction.designation import Designation
 from models.addiction.instrument import AssessmentResponse, Instrument, InstrumentVersion
@@ -99,6 +100,22 @@ def _instrument_visible(u: UserView, row: Instrument) -> bool:
     return row.sharing == "county" and row.institution.county_id in _COUNTIES_OF.get(u.username, set())
 
 
+def _treated_here(u: UserView, patient_id: int) -> bool:
+    """The person has a case at an institution the user sees (A12: the person's institutions)."""
+    return bool(_CASES_AT.get(patient_id, set()) & u.institution_ids)
+
+
+def _consent_visible(u: UserView, row: Consent) -> bool:
+    """A12: a consent is seen where it was recorded (its whole history), and by the person's
+    other institutions only while it allows cross-hospital lookup: current, not expired."""
+    from core import clock
+
+    today = clock.today()
+    valid = (row.revoked_at is None and row.superseded_at is None and row.cross_hospital
+             and row.signed_on <= today and (row.valid_until is None or row.valid_until >= today))  # fmt: skip
+    return u.national or row.institution_id in u.institution_ids or (valid and _treated_here(u, row.patient_id))
+
+
 ORACLES = {
     Institution: lambda u, row: row.id in u.institution_ids,
     # A1: designations follow their institution (Ministry all, a bureau its county's, a
@@ -147,6 +164,12 @@ ORACLES = {
     Instrument: _instrument_visible,
     InstrumentVersion: lambda u, row: _instrument_visible(u, row.instrument),
     AssessmentResponse: lambda u, row: row.institution_id in u.institution_ids,
+    # A12: consents as above; the lookup log is read by the person's institutions (a case
+    # there) and their county bureaus. A consent changes nothing else: another institution's
+    # cases, courses, records and lab results keep the oracles above (the timeline is a
+    # projection of its own, domain/addiction/timeline.py).
+    Consent: _consent_visible,
+    ConsentAccess: lambda u, row: u.national or _treated_here(u, row.patient_id),
 }
 #: The relations an oracle reads, loaded with the rows: read lazily they cost one statement
 #: per row (a role's matrix spent 17 of its 25 oracle seconds on them). What is visible is
@@ -170,6 +193,8 @@ _COUNTIES_OF: dict[str, set[int]] = {}
 _VISITED: dict[int, set[int]] = {}
 #: (person kind, id) → institutions linked to the person (models/registry/person.py PersonLink).
 _LINKED: dict[tuple[str, int], set[int]] = {}
+#: patient id → institutions where the patient has a case; filled by expected_split.
+_CASES_AT: dict[int, set[int]] = {}
 
 
 def expected_split(db, model, user: UserView) -> tuple[set[int], set[int]]:
@@ -191,6 +216,10 @@ def expected_split(db, model, user: UserView) -> tuple[set[int], set[int]]:
     if model in (Instrument, InstrumentVersion):
         counties = dict(db.session.query(Institution.id, Institution.county_id))
         _COUNTIES_OF[user.username] = {counties[i] for i in user.institution_ids}
+    if model in (Consent, ConsentAccess):
+        _CASES_AT.clear()
+        for patient_id, institution_id in db.session.query(Case.patient_id, Case.institution_id):
+            _CASES_AT.setdefault(patient_id, set()).add(institution_id)
     if model is Quitter:
         _VISITED.clear()
         for quitter_id, institution_id in db.session.query(Visit.quitter_id, Visit.institution_id):

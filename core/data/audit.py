@@ -92,8 +92,9 @@ def _audited(obj) -> bool:
 
 def before_flush(session, flush_context, instances):
     for obj in list(session.dirty) + list(session.deleted):
-        if isinstance(obj, AuditLog):
-            raise AuditImmutableError("audit rows cannot be changed or deleted")
+        # The audit trail, and every other log a model declares append-only (__append_only__).
+        if isinstance(obj, AuditLog) or getattr(obj, "__append_only__", False):
+            raise AuditImmutableError(f"{type(obj).__name__} rows cannot be changed or deleted")
     user_id = _actor()[0]
     now = utcnow()
     for obj in session.new:

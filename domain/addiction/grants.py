@@ -35,6 +35,12 @@ ASSESSMENT_DUE = "AssessmentDue"
 #: Recording the licence of a built-in whose licence is not free (FTND): Admin only (edit is
 #: granted to no role here; sync_roles gives Admin every permission); the Ministry reads it.
 INSTRUMENT_LICENCE = "InstrumentLicence"
+#: Informed consent to cross-hospital lookup (A12): recorded and revoked by the staff of an
+#: institution where the person has a case (edit = revoke).
+CONSENT = "Consent"
+#: Who looked at a person's cross-hospital timeline (A12): the person's institutions and
+#: their county bureaus read it; nobody changes it.
+CONSENT_ACCESS = "ConsentAccess"
 
 #: Each part of the programme adds its resources here with the views that declare them
 #: (sync_roles refuses a grant on a resource no view declares).
@@ -61,6 +67,10 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         # Their courses' assessments, and the courses whose assessments are due (A3, A4).
         ASSESSMENT: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
         ASSESSMENT_DUE: READ_EXPORT,
+        # A12: consents of their patients, the cross-hospital timeline on the case page, and
+        # who looked at it.
+        CONSENT: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
+        CONSENT_ACCESS: READ_EXPORT,
     },
     # Their county: designations of alcohol-treatment institutions, staff and training,
     # and (later issues) local schemes and claim approval. No record contents.
@@ -77,6 +87,8 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         QUESTIONNAIRE_DESIGN: READ,
         # Which of their county's courses miss a required assessment (A3); no answers.
         ASSESSMENT_DUE: READ_EXPORT,
+        # A12: who looked at the timeline of a person treated in their county.
+        CONSENT_ACCESS: READ_EXPORT,
     },
     # National: designations, every institution's blank record forms (seed Q15, no patient
     # data), staff and training; (later) central schemes and national reports.

@@ -512,3 +512,60 @@ def test_a3_a4_psychologist_designs_a_likert_questionnaire_fills_it_for_a_course
                 problems += _layout_problems(viewer)
         assert problems == [], problems
         viewer.finish()
+def test_a12_khh_case_manager_reads_the_timeline_a_tpe_consent_allows_and_tpe_sees_the_lookup(journey, live_server):
+    """A12: cm_khh opens 王大明, who consented at the 臺北 demo hospital: the case page shows
+    臺北's course and records as a timeline (dates, institution, kind) with the urine tests'
+    results, never the psychotherapy note, and 臺北's record answers 404 by URL; psy_tpe then
+    finds the look in 跨院查詢紀錄, and reads the consent with its history."""
+    from seed.addiction.consent import PSYCHOTHERAPY_NOTE, demo_national_id
+
+    national_id = demo_national_id("A18800001")
+    (tpe_name, tpe_record), = query(
+        live_server,
+        "SELECT i.name, r.id FROM treatment_record r JOIN institution i ON i.id = r.institution_id "
+        "JOIN addiction_case c ON c.id = r.case_id JOIN patient p ON p.id = c.patient_id "
+        f"WHERE p.national_id = ? AND r.institution_id = ({HOSPITAL_TPE}) AND r.kind = 'individual_psychotherapy'",
+        national_id,
+    )  # fmt: skip
+    person = journey("addiction_cross_hospital")
+    page = person.page
+    person.login("cm_khh")
+    person.goto("/caseview/list/", shot="cases")
+    quick_search(person, national_id, shot="found by ID")
+    person.click("table a[href*='/caseview/show/']", shot="chart with the cross-hospital timeline")
+    courses, records, labs = (person.text(f"#timeline-{t}") for t in ("courses", "records", "labs"))
+    assert tpe_name in courses and "藥癮" in courses, courses
+    assert tpe_name in records and "個別心理治療" in records and "心理師" in records, records
+    assert tpe_name in labs and "安非他命" in labs and "陰性" in labs and "陽性" in labs, labs
+    assert "依據個案於" in person.text("#timeline-grant")
+    assert PSYCHOTHERAPY_NOTE not in page.content()
+    # Only the timeline: 臺北's record itself is not there by URL.
+    person.goto(f"/treatmentrecord/show/{tpe_record}", shot="tpe record by url", expect_status=404)
+    person.logout()
+
+    person.login("psy_tpe")
+    person.goto("/consentaccess/list/", shot="tpe lookup log")
+    log = person.text(".panel-body")
+    assert "cm_khh" in log and "王大明" in log, log
+    person.goto("/caseview/list/", shot="tpe cases")
+    quick_search(person, national_id, shot="tpe found by ID")
+    person.click("table a[href*='/caseview/show/']", shot="tpe chart with the consent")
+    assert "有效" in person.text("#consent-status")
+    person.click("#consent-status a", shot="consent details")
+    assert "撤回同意" in person.text("#revoke-form")
+    person.goto("/consent/list/", shot="tpe consents")
+    # 李小華 has not consented: the blank form printed by the system is refused as unsigned.
+    refused_id = demo_national_id("B28800002")
+    person.goto("/caseview/list/", shot="cases for the form")
+    quick_search(person, refused_id, shot="no-consent patient")
+    person.click("table a[href*='/caseview/show/']", shot="chart without consent")
+    assert "沒有跨院查詢同意書" in person.text("#timeline-reason")
+    blank = person.download("#consent-form-pdf")
+    person.click("#record-consent", shot="record a consent")
+    person.page.fill("#signed_on", to_roc(today()))
+    person.page.set_input_files("#scan", str(blank))
+    person.submit("#save-consent", shot="blank form refused")
+    assert "未簽名" in person.flashes(), person.flashes()
+    assert query(live_server, "SELECT count(*) FROM consent c JOIN patient p ON p.id = c.patient_id "
+                 "WHERE p.national_id = ?", refused_id) == [(0,)]  # fmt: skip
+    person.finish()

@@ -20,6 +20,9 @@ def register(appbuilder) -> None:
     from views.addiction.assessments import register as register_assessments
 
     register_assessments(appbuilder)
+    from views.addiction.consent import register as register_consent
+
+    register_consent(appbuilder, CATEGORY, CATEGORY_LABEL, CATEGORY_ICON)
 
     from views.addiction.designations import DesignationApi, DesignationView
 

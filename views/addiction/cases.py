@@ -95,6 +95,9 @@ COURSE_LABELS = {
 #: Sections of the course page after its own fields, each `(course) -> HTML`: other parts of
 #: the programme append theirs (the treatment records in date order, later the assessments).
 course_page_sections: list = []
+#: Sections of the case page after its courses, each `(case) -> HTML` (the consent panel and
+#: the cross-hospital timeline, views/addiction/consent.py).
+case_page_sections: list = []
 
 
 def patient_text_filter():
@@ -284,6 +287,7 @@ class CaseView(CommandForms, ScopedModelView):
             can_start=self.appbuilder.sm.has_access("can_create", COURSE) and case.status == CaseStatus.OPEN.value,
             can_edit=self.appbuilder.sm.has_access("can_edit", CASE),
             can_add_record=self.appbuilder.sm.has_access("can_create", RECORD),
+            sections=[section(case) for section in case_page_sections],
             labels=CASE_LABELS, PatientSex=PatientSex, IdKind=IdKind, enum_label=enum_label,
             SubstanceCategory=SubstanceCategory, ReferralSource=ReferralSource,
             EligibilityCategory=EligibilityCategory, CaseStatus=CaseStatus, CourseStatus=CourseStatus,
@@ -499,4 +503,4 @@ def register(appbuilder) -> None:
         appbuilder.add_api(api)
 
 
-__all__ = ["CaseView", "CourseView", "PatientView", "course_page_sections", "enum_formatter"]
+__all__ = ["CaseView", "CourseView", "PatientView", "case_page_sections", "course_page_sections", "enum_formatter"]

@@ -1,0 +1,176 @@
+"""The consent-gated cross-hospital timeline (A12), enforced in the data layer.
+
+A12 without a valid consent an institution sees only its own rows; with one, another
+    institution sees the person's courses and records at every institution as a timeline —
+    date, institution, kind of treatment, profession — and never a record's content, except
+    lab results (substance, result, date) when the consent includes them. No break-the-glass.
+
+The timeline is a projection: its statements select those columns and nothing else (no
+content, no author, and no id of another institution's row: the id column is NULL for them),
+so what reaches the page or the API cannot carry more. Another institution's rows stay out of
+scope everywhere else (TreatmentRecord, Course, Case and LabResult scope on their institution:
+URL, REST, export, search and dropdowns answer 404 or leave them out).
+
+The grant is read from the consent row on every view, in the statement before the timeline's,
+never from a cache: a revocation committed by any process holds for the next view in every
+other (tests/addiction/test_consent.py runs two app instances on one database). Every view
+that shows rows of another institution writes one ConsentAccess row (who, when, from which
+institution, which person, under which consent, how many rows).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from flask_babel import gettext
+from sqlalchemy import case as when
+from sqlalchemy import insert, select
+
+from core import clock
+from core.actor import current_actor
+from core.data.scope import current_scope
+from core.dates import to_roc, utcnow
+from core.extensions import db
+from models.addiction.case import Case
+from models.addiction.consent import Consent, ConsentAccess
+from models.addiction.course import Course
+from models.addiction.record import LabResult, TreatmentKind, TreatmentRecord
+from models.registry.institution import Institution
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A valid consent that allows cross-hospital lookup, as the timeline uses it."""
+
+    id: int
+    signed_on: dt.date
+    valid_until: dt.date | None
+    lab_results: bool
+    institution: str
+
+
+@dataclass
+class Timeline:
+    """A person's timeline as one viewer may see it."""
+
+    case_id: int
+    patient_id: int
+    grant: Grant | None
+    #: (start_date, end_date, status, institution name, substance category, own, course id or None)
+    courses: list = field(default_factory=list)
+    #: (executed_on, kind, profession, institution name, own, record id or None)
+    records: list = field(default_factory=list)
+    #: (sampled_on, substance, outcome, value, institution name, own)
+    labs: list = field(default_factory=list)
+    #: Rows of other institutions shown (what the access log counts).
+    others: int = 0
+    #: Why no other institution's rows are shown (without a grant), or what is left out.
+    reason: str = ""
+    #: The access-log row this view wrote (None when nothing of another institution was shown).
+    access_id: int | None = None
+
+
+def grant_for(patient_id: int, today: dt.date | None = None) -> Grant | None:
+    """The person's consent that allows cross-hospital lookup today, read now (one statement)."""
+    today = today or clock.today()
+    row = db.session.execute(
+        select(Consent.id, Consent.signed_on, Consent.valid_until, Consent.lab_results, Institution.name)
+        .join(Institution, Institution.id == Consent.institution_id)
+        .where(Consent.patient_id == patient_id, Consent.valid_clause(today))
+    ).first()
+    return Grant(*row) if row is not None else None
+
+
+def _why_not(patient_id: int) -> str:
+    """The sentence under a timeline without other institutions' rows, from the latest consent
+    the viewer may see (one recorded elsewhere and no longer valid is not theirs to know of)."""
+    latest = db.session.execute(
+        select(Consent.cross_hospital, Consent.revoked_on, Consent.valid_until, Consent.superseded_at)
+        .where(Consent.patient_id == patient_id, Consent.scope_clause(current_scope()))
+        .order_by(Consent.id.desc()).limit(1)
+    ).first()  # fmt: skip
+    own_only = gettext("Only your institution's courses and records are shown.")
+    if latest is None:
+        why = gettext("The patient has no informed consent to cross-hospital lookup on record.")
+    elif latest.revoked_on is not None:
+        why = gettext("The patient revoked the consent to cross-hospital lookup on %(date)s.",
+                      date=to_roc(latest.revoked_on))  # fmt: skip
+    elif not latest.cross_hospital:
+        why = gettext("The patient did not agree to cross-hospital lookup.")
+    elif latest.valid_until is not None and latest.valid_until < clock.today():
+        why = gettext("The patient's consent to cross-hospital lookup ended on %(date)s.",
+                      date=to_roc(latest.valid_until))  # fmt: skip
+    else:
+        why = gettext("The patient has no valid consent to cross-hospital lookup.")
+    return f"{why}{own_only}"
+
+
+def person_timeline(case: Case, channel: str = "page") -> Timeline:
+    """The timeline of the case's person for the current user (who may see `case`), with
+    the access-log row written and committed when it shows another institution's rows."""
+    scope = current_scope()
+    patient_id = case.patient_id
+    grant = grant_for(patient_id)
+    cases_of_person = select(Case.id).where(Case.patient_id == patient_id)
+
+    own_course = scope.institution_filter(Course.institution_id)
+    courses = select(
+        Course.start_date, Course.end_date, Course.status, Institution.name, Case.substance_category,
+        own_course.label("own"), when((own_course, Course.id), else_=None).label("id"),
+    ).join(Case, Case.id == Course.case_id).join(Institution, Institution.id == Course.institution_id).where(
+        Case.patient_id == patient_id
+    )  # fmt: skip
+    own_record = scope.institution_filter(TreatmentRecord.institution_id)
+    records = select(
+        TreatmentRecord.executed_on, TreatmentRecord.kind, TreatmentRecord.profession, Institution.name,
+        own_record.label("own"), when((own_record, TreatmentRecord.id), else_=None).label("id"),
+    ).join(Institution, Institution.id == TreatmentRecord.institution_id).where(
+        TreatmentRecord.case_id.in_(cases_of_person)
+    )  # fmt: skip
+    labs = select(
+        LabResult.sampled_on, LabResult.substance, LabResult.outcome, LabResult.value, Institution.name,
+        own_record.label("own"),
+    ).join(TreatmentRecord, TreatmentRecord.id == LabResult.record_id).join(
+        Institution, Institution.id == TreatmentRecord.institution_id
+    ).where(
+        # Only lab tests hold results (domain/addiction/records.py): 100 probes of lab_result, not 1,000.
+        TreatmentRecord.case_id.in_(cases_of_person), TreatmentRecord.kind == TreatmentKind.LAB_TEST.value,
+    )  # fmt: skip
+    if grant is None:
+        courses, records, labs = courses.where(own_course), records.where(own_record), labs.where(own_record)
+    elif not grant.lab_results:
+        labs = labs.where(own_record)
+    timeline = Timeline(case.id, patient_id, grant)
+    # Core rows on the session's connection: the ORM's result processing cost as much again
+    # for 1,000 rows (bench/timeline.py).
+    run = db.session.connection().execute
+    timeline.courses = run(courses.order_by(Course.start_date.desc(), Course.id.desc())).all()
+    timeline.records = run(records.order_by(TreatmentRecord.executed_on.desc(), TreatmentRecord.id.desc())).all()
+    timeline.labs = run(labs.order_by(LabResult.sampled_on.desc(), LabResult.id.desc())).all()
+    timeline.others = sum(1 for rows in (timeline.courses, timeline.records, timeline.labs)
+                          for row in rows if not row.own)  # fmt: skip
+    if grant is None:
+        timeline.reason = _why_not(patient_id)
+    elif not grant.lab_results:
+        timeline.reason = gettext("The consent does not include lab results: other institutions' lab results are not shown.")
+    if grant is not None and timeline.others:
+        timeline.access_id = log_access(case, grant, channel, timeline.others)
+    return timeline
+
+
+def log_access(case: Case, grant: Grant, channel: str, rows: int) -> int:
+    """Write and commit one access-log row: this user looked at the person's timeline now.
+
+    In a transaction of its own on its own connection: committed before the page is sent,
+    whatever the request does next, and without expiring what the request's session has
+    loaded (a commit there made the rest of the case page reload its case, patient and
+    institution: 9 statements)."""
+    actor = current_actor()
+    values = {
+        "at": utcnow(), "user_id": actor.id, "username": actor.username, "institution_id": case.institution_id,
+        "patient_id": case.patient_id, "case_id": case.id, "consent_id": grant.id, "channel": channel,
+        "rows_shown": rows, "source_ip": actor.ip,
+    }  # fmt: skip
+    with db.engine.begin() as connection:
+        return connection.execute(insert(ConsentAccess.__table__).values(values)).inserted_primary_key[0]
