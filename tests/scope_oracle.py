@@ -15,8 +15,10 @@ from models.accounts.application import AccountApplication
 from models.addiction.case import Case, Patient
 from models.addiction.course import Course, CourseTransition
 from models.addiction.designation import Designation
+from models.addiction.his import HisOrder, OrderCodeMapping
 from models.addiction.instrument import AssessmentResponse, Instrument, InstrumentVersion
 from models.addiction.record import LabResult, RecordForm, TreatmentRecord
+from models.addiction.scheme import SchemeItem, SubsidyScheme
 from models.addiction.staff import StaffLicence, Training
 from models.cessation.correction import (
     CorrectionAttachment,
@@ -91,6 +93,14 @@ def _instrument_visible(u: UserView, row: Instrument) -> bool:
     return row.sharing == "county" and row.institution.county_id in _COUNTIES_OF.get(u.username, set())
 
 
+def _scheme_visible(u: UserView, row: SubsidyScheme) -> bool:
+    """A9/A10: central schemes for everyone with a scope; a county's local scheme to the
+    users who see an institution of that county (its bureau, its institutions, national)."""
+    if not u.has_scope:
+        return False
+    return u.national or row.county_id is None or row.county_id in _COUNTIES_OF.get(u.username, set())
+
+
 ORACLES = {
     Institution: lambda u, row: row.id in u.institution_ids,
     # A1: designations follow their institution (Ministry all, a bureau its county's, a
@@ -139,6 +149,11 @@ ORACLES = {
     Instrument: _instrument_visible,
     InstrumentVersion: lambda u, row: _instrument_visible(u, row.instrument),
     AssessmentResponse: lambda u, row: row.institution_id in u.institution_ids,
+    # A6: orders and code mappings follow their institution.
+    HisOrder: lambda u, row: row.institution_id in u.institution_ids,
+    OrderCodeMapping: lambda u, row: row.institution_id in u.institution_ids,
+    SubsidyScheme: _scheme_visible,
+    SchemeItem: lambda u, row: _scheme_visible(u, row.scheme),
 }
 #: The relations an oracle reads, loaded with the rows: read lazily they cost one statement
 #: per row (a role's matrix spent 17 of its 25 oracle seconds on them). What is visible is
@@ -155,6 +170,7 @@ _LOADS = {
     Instrument: [selectinload(Instrument.institution)],
     InstrumentVersion: [selectinload(InstrumentVersion.instrument).selectinload(Instrument.institution)],
     ScopedUser: [selectinload(ScopedUser.scope_institutions)],
+    SchemeItem: [selectinload(SchemeItem.scheme)],
 }
 #: username → the counties of the institutions the user sees; filled by expected_split.
 _COUNTIES_OF: dict[str, set[int]] = {}
@@ -177,7 +193,7 @@ def expected_split(db, model, user: UserView) -> tuple[set[int], set[int]]:
             PersonLink.person_kind, PersonLink.person_id, PersonLink.institution_id
         ):
             _LINKED.setdefault((kind, person_id), set()).add(institution_id)
-    if model in (Instrument, InstrumentVersion):
+    if model in (Instrument, InstrumentVersion, SubsidyScheme, SchemeItem):
         counties = dict(db.session.query(Institution.id, Institution.county_id))
         _COUNTIES_OF[user.username] = {counties[i] for i in user.institution_ids}
     if model is Quitter:

@@ -20,6 +20,10 @@ def register(appbuilder) -> None:
     from views.addiction.assessments import register as register_assessments
 
     register_assessments(appbuilder)
+    from views.addiction import his, schemes
+
+    his.register(appbuilder, CATEGORY, CATEGORY_LABEL, CATEGORY_ICON)
+    schemes.register(appbuilder, CATEGORY, CATEGORY_LABEL, CATEGORY_ICON)
 
     from views.addiction.designations import DesignationApi, DesignationView
 
