@@ -145,6 +145,9 @@ class Spreadsheet:
     #: Bounds of this spreadsheet in place of BATCH_MAX_BYTES / BATCH_MAX_UNPACKED_BYTES.
     max_bytes: int | None = None
     max_unpacked_bytes: int | None = None
+    #: What an upload may be: "xlsx", and "csv" (UTF-8, with or without BOM, or Big5) for
+    #: systems that export text only. A zip is read as .xlsx, anything else as CSV.
+    formats: tuple[str, ...] = ("xlsx",)
 
     def _headers_match(self, header: list[str]) -> bool:
         """The header row is the template's, a column's former header allowed."""
@@ -198,9 +201,53 @@ class Spreadsheet:
                 )
             )  # fmt: skip
 
+    def read_csv_rows(self, data: bytes, budget: Budget | None = None) -> list[Row]:
+        """The data rows of a CSV upload, within the same bounds as a workbook's."""
+        import csv
+
+        budget = budget or Budget(self.error)
+        max_bytes = bound("BATCH_MAX_BYTES")
+        if len(data) > max_bytes:
+            raise self.error(gettext("The file is larger than %(mb)s MB.", mb=_megabytes(max_bytes)))
+        text = None
+        for encoding in ("utf-8-sig", "big5"):
+            try:
+                text = data.decode(encoding)
+                break
+            except UnicodeDecodeError:
+                continue
+        if text is None or "\x00" in text:
+            raise self.error(gettext("The file is neither an Excel (.xlsx) workbook nor a CSV text file."))
+        width = len(self.columns)
+        limit = 1 + self.max_rows + self.row_allowance
+        try:
+            reader = csv.reader(io.StringIO(text, newline=""))
+            header = [c.strip() for c in next(reader, [])]
+            if not self._headers_match(header[:width] + [""] * (width - len(header[:width]))):
+                raise self.error(gettext("The columns do not match the template: download the template and use it."))
+            result = []
+            for number, raw in enumerate(reader, start=2):
+                if number > limit:
+                    raise self._too_many_rows()
+                if number % 256 == 0:
+                    budget.check()
+                raw = [c if c.strip() else None for c in raw[:width]] + [None] * (width - len(raw[:width]))
+                if all(v is None for v in raw):
+                    continue
+                result.append(Row(number, raw))
+                if len(result) > self.max_rows:
+                    raise self._too_many_rows()
+        except csv.Error:
+            raise self.error(gettext("The file is neither an Excel (.xlsx) workbook nor a CSV text file.")) from None
+        if not result:
+            raise self.error(gettext("The file has no data rows."))
+        return result
+
     def read_rows(self, data: bytes, budget: Budget | None = None) -> list[Row]:
         """The data rows of an upload, reading no more than the bounds allow (issue 12, class 7)."""
         budget = budget or Budget(self.error)
+        if "csv" in self.formats and not data.startswith(b"PK"):
+            return self.read_csv_rows(data, budget)
         self._check_archive(data)
         if self.reader == "calamine":
             return self._read_rows_calamine(data, budget)

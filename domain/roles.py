@@ -11,6 +11,7 @@ from core.security.roles import (
     BUREAU,
     FACILITY,
     HELPDESK,
+    HIS_INTERFACE,
     MINISTRY,
     OFFICE,
     TREATMENT,
@@ -38,10 +39,11 @@ def merge(*grants: dict[str, dict[str, set[str]]]) -> dict[str, dict[str, set[st
 
 ROLE_GRANTS = merge(*DOMAIN_GRANTS)
 for _role in (OFFICE, MINISTRY, BUREAU, FACILITY, HELPDESK, TREATMENT, ADDICTION_BUREAU,
-              ADDICTION_MINISTRY):
+              ADDICTION_MINISTRY, HIS_INTERFACE):
     ROLE_GRANTS.setdefault(_role, {})
 #: Every role that uses the REST API may read its OpenAPI document (not the helpdesk).
-for _role in (OFFICE, MINISTRY, BUREAU, FACILITY, TREATMENT, ADDICTION_BUREAU, ADDICTION_MINISTRY):
+for _role in (OFFICE, MINISTRY, BUREAU, FACILITY, TREATMENT, ADDICTION_BUREAU, ADDICTION_MINISTRY,
+              HIS_INTERFACE):
     ROLE_GRANTS[_role][OPENAPI] = {CAN_GET}
 #: Everyone who can export can follow their own background exports.
 for _grants in ROLE_GRANTS.values():

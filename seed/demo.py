@@ -22,6 +22,7 @@ from models.registry.institution import ContractPeriod, Institution
 from models.registry.practitioner import Practitioner, Profession, ServiceAssignment
 from models.registry.reference import County, InstitutionLevel
 from seed.addiction.demo import seed_addiction_demo
+from seed.addiction.his import seed_his_demo
 from seed.addiction.registry import (
     DEMO_STAFF,
     demo_addiction_institution,
@@ -214,6 +215,7 @@ def seed_demo(
     result.update(seed_addiction_registry())  # before the users it staffs
     if addiction_cases:
         result.update(seed_addiction_demo(seed, scale))
+        result.update(seed_his_demo(seed, scale))
     result["visits"] = visits.finish()
     result["correction tickets"] = seed_corrections(*demo_ids)
     _seed_users()

@@ -16,8 +16,10 @@ from models.addiction.case import Case, Patient
 from models.addiction.consent import Consent, ConsentAccess
 from models.addiction.course import Course, CourseTransition
 from models.addiction.designation import Designation
+from models.addiction.his import HisOrder, OrderCodeMapping
 from models.addiction.instrument import AssessmentResponse, Instrument, InstrumentVersion
 from models.addiction.record import LabResult, RecordForm, TreatmentRecord
+from models.addiction.scheme import SchemeItem, SubsidyScheme
 from models.addiction.staff import StaffLicence, Training
 from models.cessation.correction import (
     CorrectionAttachment,
@@ -114,6 +116,12 @@ def _consent_visible(u: UserView, row: Consent) -> bool:
     valid = (row.revoked_at is None and row.superseded_at is None and row.cross_hospital
              and row.signed_on <= today and (row.valid_until is None or row.valid_until >= today))  # fmt: skip
     return u.national or row.institution_id in u.institution_ids or (valid and _treated_here(u, row.patient_id))
+def _scheme_visible(u: UserView, row: SubsidyScheme) -> bool:
+    """A9/A10: central schemes for everyone with a scope; a county's local scheme to the
+    users who see an institution of that county (its bureau, its institutions, national)."""
+    if not u.has_scope:
+        return False
+    return u.national or row.county_id is None or row.county_id in _COUNTIES_OF.get(u.username, set())
 
 
 ORACLES = {
@@ -170,6 +178,11 @@ ORACLES = {
     # projection of its own, domain/addiction/timeline.py).
     Consent: _consent_visible,
     ConsentAccess: lambda u, row: u.national or _treated_here(u, row.patient_id),
+    # A6: orders and code mappings follow their institution.
+    HisOrder: lambda u, row: row.institution_id in u.institution_ids,
+    OrderCodeMapping: lambda u, row: row.institution_id in u.institution_ids,
+    SubsidyScheme: _scheme_visible,
+    SchemeItem: lambda u, row: _scheme_visible(u, row.scheme),
 }
 #: The relations an oracle reads, loaded with the rows: read lazily they cost one statement
 #: per row (a role's matrix spent 17 of its 25 oracle seconds on them). What is visible is
@@ -186,6 +199,7 @@ _LOADS = {
     Instrument: [selectinload(Instrument.institution)],
     InstrumentVersion: [selectinload(InstrumentVersion.instrument).selectinload(Instrument.institution)],
     ScopedUser: [selectinload(ScopedUser.scope_institutions)],
+    SchemeItem: [selectinload(SchemeItem.scheme)],
 }
 #: username → the counties of the institutions the user sees; filled by expected_split.
 _COUNTIES_OF: dict[str, set[int]] = {}
@@ -213,7 +227,7 @@ def expected_split(db, model, user: UserView) -> tuple[set[int], set[int]]:
             PersonLink.person_kind, PersonLink.person_id, PersonLink.institution_id
         ):
             _LINKED.setdefault((kind, person_id), set()).add(institution_id)
-    if model in (Instrument, InstrumentVersion):
+    if model in (Instrument, InstrumentVersion, SubsidyScheme, SchemeItem):
         counties = dict(db.session.query(Institution.id, Institution.county_id))
         _COUNTIES_OF[user.username] = {counties[i] for i in user.institution_ids}
     if model in (Consent, ConsentAccess):

@@ -17,9 +17,12 @@ HELPDESK = "Helpdesk"
 TREATMENT = "Treatment"
 ADDICTION_BUREAU = "AddictionBureau"
 ADDICTION_MINISTRY = "AddictionMinistry"
+#: An institution's HIS system account (A6): posts its orders through the Web API with an
+#: API key, scoped to its institution like its staff; it reads nothing else.
+HIS_INTERFACE = "HisInterface"
 
 #: Which programme a role belongs to; Admin and Helpdesk belong to neither (accounts only).
-ADDICTION_ROLES = frozenset({TREATMENT, ADDICTION_BUREAU, ADDICTION_MINISTRY})
+ADDICTION_ROLES = frozenset({TREATMENT, ADDICTION_BUREAU, ADDICTION_MINISTRY, HIS_INTERFACE})
 CESSATION_ROLES = frozenset({OFFICE, MINISTRY, BUREAU, FACILITY})
 
 ROLE_LABELS = {
@@ -32,6 +35,7 @@ ROLE_LABELS = {
     TREATMENT: _l("Addiction treatment institution staff"),
     ADDICTION_BUREAU: _l("County bureau / drug-prevention centre (addiction)"),
     ADDICTION_MINISTRY: _l("Ministry of Health and Welfare (addiction)"),
+    HIS_INTERFACE: _l("HIS system account (order import)"),
 }
 
 

@@ -12,7 +12,7 @@ from core.security.permissions import (
     READ,
     READ_EXPORT,
 )
-from core.security.roles import ADDICTION_BUREAU, ADDICTION_MINISTRY, TREATMENT
+from core.security.roles import ADDICTION_BUREAU, ADDICTION_MINISTRY, HIS_INTERFACE, TREATMENT
 from domain.registry.grants import ASSIGNMENT, INSTITUTION, PRACTITIONER, REFERENCE
 
 DESIGNATION = "Designation"
@@ -41,6 +41,17 @@ CONSENT = "Consent"
 #: Who looked at a person's cross-hospital timeline (A12): the person's institutions and
 #: their county bureaus read it; nobody changes it.
 CONSENT_ACCESS = "ConsentAccess"
+#: HIS orders of a case (A6): posted by the institution's HIS system account or uploaded.
+HIS_ORDER = "HisOrder"
+#: An institution's HIS order code → subsidy item mappings, and its unmapped codes (A6, Q9).
+ORDER_MAPPING = "OrderCodeMapping"
+#: Subsidy schemes and their items (A9, A10): the Ministry's central, a bureau's local ones.
+SCHEME = "SubsidyScheme"
+SCHEME_ITEM = "SchemeItem"
+#: What can be claimed (A7–A9): an institution's unclaimed lines by month, a report.
+CLAIMABLE = "Claimable"
+#: Spending against budget per scheme, per county and nationally, a report.
+SCHEME_SPENDING = "SchemeSpending"
 
 #: Each part of the programme adds its resources here with the views that declare them
 #: (sync_roles refuses a grant on a resource no view declares).
@@ -71,6 +82,17 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         # who looked at it.
         CONSENT: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
         CONSENT_ACCESS: READ_EXPORT,
+        # A6–A10: their orders (uploaded, or the case-management fee added), their code
+        # mappings, the schemes they claim (read), what of them is claimable.
+        HIS_ORDER: READ_EXPORT | {CAN_CREATE},
+        ORDER_MAPPING: READ_EXPORT | {CAN_CREATE, CAN_EDIT},
+        SCHEME: READ,
+        SCHEME_ITEM: READ,
+        CLAIMABLE: READ,
+    },
+    # The HIS system account of one institution: posts orders, reads what it posted (A6).
+    HIS_INTERFACE: {
+        HIS_ORDER: READ | {CAN_CREATE},
     },
     # Their county: designations of alcohol-treatment institutions, staff and training,
     # and (later issues) local schemes and claim approval. No record contents.
@@ -89,6 +111,11 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         ASSESSMENT_DUE: READ_EXPORT,
         # A12: who looked at the timeline of a person treated in their county.
         CONSENT_ACCESS: READ_EXPORT,
+        # A10: their county's local schemes (the domain refuses central and other counties'
+        # ones); spending against budget in their county.
+        SCHEME: READ | {CAN_CREATE, CAN_EDIT},
+        SCHEME_ITEM: READ | {CAN_CREATE, CAN_EDIT},
+        SCHEME_SPENDING: READ,
     },
     # National: designations, every institution's blank record forms (seed Q15, no patient
     # data), staff and training; (later) central schemes and national reports.
@@ -106,5 +133,9 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         ASSESSMENT_DUE: READ_EXPORT,
         # Which built-ins are licensed and enabled (recording a licence is the admin's).
         INSTRUMENT_LICENCE: READ,
+        # A9: the central schemes (the domain refuses counties' local ones); national spending.
+        SCHEME: READ | {CAN_CREATE, CAN_EDIT},
+        SCHEME_ITEM: READ | {CAN_CREATE, CAN_EDIT},
+        SCHEME_SPENDING: READ,
     },
 }

@@ -23,6 +23,10 @@ def register(appbuilder) -> None:
     from views.addiction.consent import register as register_consent
 
     register_consent(appbuilder, CATEGORY, CATEGORY_LABEL, CATEGORY_ICON)
+    from views.addiction import his, schemes
+
+    his.register(appbuilder, CATEGORY, CATEGORY_LABEL, CATEGORY_ICON)
+    schemes.register(appbuilder, CATEGORY, CATEGORY_LABEL, CATEGORY_ICON)
 
     from views.addiction.designations import DesignationApi, DesignationView
 
