@@ -538,8 +538,12 @@ class WorkbookRows(RowRules):
     def check(self, row: Row, cells: dict) -> None:
         errors, values = self.batch.check(self.entries[row.number])
         for key, message in errors.items():
-            label = self.labels.get(key) or self.labels.get(f"item:{key}") or key
-            row.errors.append(gettext("%(column)s: %(message)s", column=label, message=message))
+            if key in FIXED_KEYS or key == "author":
+                # The assessor is given by national ID in a workbook.
+                label = self.labels["author_national_id" if key == "author" else key]
+                row.errors.append(gettext("%(column)s: %(message)s", column=label, message=message))
+            else:
+                row.errors.append(message)  # the engine's message names the item already
         row.values = values or {}
 
     def save(self, row: Row) -> None:
