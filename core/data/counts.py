@@ -76,6 +76,12 @@ _tables_by_identity: dict[str, list[str]] = {}
 
 
 # ------------------------------------------------------- which commits wrote what
+def note_written(session: Session, *names: str) -> None:
+    """Tables a session wrote through its connection (no ORM event sees those writes): their
+    versions are bumped when the session commits, like those of its flushed rows."""
+    session.info.setdefault(_PENDING, set()).update(names)
+
+
 @event.listens_for(Session, "before_flush")
 def _note_flushed_tables(session, flush_context, instances):
     written = session.info.setdefault(_PENDING, set())

@@ -29,6 +29,7 @@ from sqlalchemy import insert, select
 
 from core import clock
 from core.actor import current_actor
+from core.data.counts import bump_tables
 from core.data.scope import current_scope
 from core.dates import to_roc, utcnow
 from core.extensions import db
@@ -173,4 +174,8 @@ def log_access(case: Case, grant: Grant, channel: str, rows: int) -> int:
         "rows_shown": rows, "source_ip": actor.ip,
     }  # fmt: skip
     with db.engine.begin() as connection:
-        return connection.execute(insert(ConsentAccess.__table__).values(values)).inserted_primary_key[0]
+        row_id = connection.execute(insert(ConsentAccess.__table__).values(values)).inserted_primary_key[0]
+    # Committed on its own connection, where no session event sees it: the log's cached
+    # list counts move on now, as after any session's commit.
+    bump_tables([ConsentAccess.__table__.name])
+    return row_id

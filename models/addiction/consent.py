@@ -84,8 +84,8 @@ class Consent(AuditColumnsMixin, AppModel):
     lab_results: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, info={"label": _l("Including lab results")})
     #: The signed scan (core/files.py: checked by content, random stored name, SHA-256).
     scan_name: Mapped[str] = mapped_column(String(64), nullable=False, info={"label": _l("Stored file name")})
-    scan_mime: Mapped[str] = mapped_column(String(30), nullable=False)
-    scan_size: Mapped[int] = mapped_column(Integer, nullable=False)
+    scan_mime: Mapped[str] = mapped_column(String(30), nullable=False, info={"label": _l("File type")})
+    scan_size: Mapped[int] = mapped_column(Integer, nullable=False, info={"label": _l("File size (bytes)")})
     scan_sha256: Mapped[str] = mapped_column(String(64), nullable=False, info={"label": _l("SHA-256")})
     superseded_at: Mapped[dt.datetime | None] = mapped_column(DateTime, info={"label": _l("Superseded at")})
     superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("consent.id"))

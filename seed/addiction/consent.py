@@ -23,7 +23,7 @@ from core.validators import personal_id_check_digit
 from domain.addiction.consent import CONSENT_FILES, consent_form_pdf
 from models.addiction.case import Case, Patient
 from models.addiction.consent import Consent
-from models.addiction.course import Course
+from models.addiction.course import Course, CourseStatus, CourseTransition
 from models.addiction.record import LabResult, TreatmentRecord
 from models.platform.user import ScopedUser
 from seed.addiction.registry import demo_addiction_institution, demo_staff
@@ -92,6 +92,14 @@ def _course(case, start, status, reason) -> Course:
                     end_date=start + relativedelta(years=1), status=status, interrupt_reason=reason)  # fmt: skip
     db.session.add(course)
     db.session.flush()
+    # Its history, as every demo course has (A2): opened, and ended when it is not running.
+    opened = dt.datetime.combine(start, dt.time(1, 30))  # 09:30 Taipei
+    db.session.add(CourseTransition(course_id=course.id, from_status=None, to_status=CourseStatus.ACTIVE.value,
+                                    at=opened, username="demo", note="開案收治"))  # fmt: skip
+    if status != CourseStatus.ACTIVE.value:
+        db.session.add(CourseTransition(course_id=course.id, from_status=CourseStatus.ACTIVE.value,
+                                        to_status=status, at=opened + dt.timedelta(days=120),
+                                        username="demo", note=reason or "療程期滿"))  # fmt: skip
     return course
 
 

@@ -39,7 +39,7 @@ class World:
 def institution(db, county_code: str) -> Institution:
     county = db.session.query(County).filter_by(code=county_code).one()
     level = db.session.query(InstitutionLevel).order_by(InstitutionLevel.sort_order).first()
-    inst = Institution(nhi_code=f"97{next(_serial):08d}", name=f"測試醫令醫院{next(_serial)}", level_id=level.id,
+    inst = Institution(nhi_code=f"96{next(_serial):08d}", name=f"測試醫令醫院{next(_serial)}", level_id=level.id,
                        county_id=county.id)  # fmt: skip
     db.session.add(inst)
     db.session.flush()

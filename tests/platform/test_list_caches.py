@@ -67,6 +67,32 @@ def test_list_count_is_served_from_cache_until_a_visit_is_written(app, db, login
     assert _record_count(client.get(url)) == before
 
 
+def test_the_audit_logs_cached_count_follows_every_audited_write(app, db, login_as):
+    """The audit trail is written on the session's connection, which no ORM event sees: its
+    list count was cached under a table version that never moved (the admin's 稽核紀錄 said
+    1,994 rows where 1,998 were stored). Every audited write now shows in the next count."""
+    from sqlalchemy import func, select
+
+    from models.platform.audit import AuditLog
+
+    institution_id, practitioner_id = _setup(db, "facility_tpe")
+    facility = login_as("facility_tpe")  # signed in before: a sign-in is itself an audit row
+    db.session.commit()  # nothing pending in the session: counts are cached from here on
+    admin = login_as("admin")
+    before = _record_count(admin.get("/auditlogview/list/"))
+    assert before == db.session.scalar(select(func.count()).select_from(AuditLog))
+    with _Statements(db.engine) as statements:
+        assert _record_count(admin.get("/auditlogview/list/")) == before
+    assert _counts(statements) == [], "the count is not cached: this test would prove nothing"
+    with _at(2025, 6, 3, 9, 0):
+        response = post_form(app, facility, "/visitview/add",
+                             _form(institution_id, practitioner_id, _new_id(), "114/06/02"))  # fmt: skip
+    assert response.status_code == 302
+    stored = db.session.scalar(select(func.count()).select_from(AuditLog))
+    assert stored > before
+    assert _record_count(admin.get("/auditlogview/list/")) == stored
+
+
 def test_a_count_inside_an_uncommitted_write_is_not_cached(app, db):
     """A count taken by a session holding unflushed-then-rolled-back rows is nobody's count."""
     from sqlalchemy import func, select
