@@ -12,6 +12,7 @@ from pathlib import Path
 from flask import abort, current_app, flash, g, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, expose
 from flask_appbuilder.api import BaseApi
+from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
 from flask_appbuilder.security.decorators import has_access, protect
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
@@ -294,8 +295,9 @@ class OrderCodeMappingView(CommandForms, ScopedModelView):
     list_eager = ["institution"]
     export_columns = ["institution.nhi_code", "institution.name", "order_code", "item_code", "start_date", "end_date"]
     add_form_extra_fields = {
-        "order_code": StringField(MAPPING_LABELS["order_code"], validators=[DataRequired()]),
-        "item_code": StringField(MAPPING_LABELS["item_code"], validators=[DataRequired()]),
+        "order_code": StringField(MAPPING_LABELS["order_code"], validators=[DataRequired()], widget=BS3TextFieldWidget()),
+        "item_code": StringField(MAPPING_LABELS["item_code"], validators=[DataRequired()], widget=BS3TextFieldWidget(),
+                                 description=_l("The code of the item in the subsidy scheme, e.g. PSY (see the scheme's items).")),
     }
     edit_form_extra_fields = {"item_code": add_form_extra_fields["item_code"]}
 
@@ -375,7 +377,8 @@ def his_panel(case) -> Markup:
     show_claims = sm.has_access("can_read", CLAIMABLE)
     return Markup(render_template(
         "addiction/his_panel.html", case=case, year=year, lines=lines, caps=caps,
-        total=sum(line.amount for line in lines), orders=orders_of_case(case.id),
+        total=sum(line.amount for line in lines), orders=orders_of_case(case.id, year),
+        refused=sum(1 for line in lines if line.reason and not line.amount), years=(year - 1, year + 1),
         budgets=remaining_budgets(year, caps["remaining"].keys()) if show_claims else {},
         show_claims=show_claims, can_add_fee=sm.has_access("can_create", HIS_ORDER), reasons=REASONS,
         OrderSource=OrderSource,
