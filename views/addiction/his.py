@@ -27,6 +27,7 @@ from core.dates import parse_date
 from core.errors import UserError
 from core.extensions import db
 from core.imports import bound
+from core.web.openapi import fix_operation_spec
 from core.web.views import (
     ScopedModelRestApi,
     ScopedModelView,
@@ -118,6 +119,12 @@ class HisImportApi(BaseApi):
     method_permission_name = {"post_orders": "create"}
     allow_browser_login = True
     openapi_spec_tag = "HIS orders"
+
+    def operation_helper(self, path=None, operations=None, methods=None, func=None, **kwargs):
+        """The operation as it really answers (404 for the other programme's users, A1)."""
+        super().operation_helper(path=path, operations=operations, methods=methods, func=func, **kwargs)
+        for spec in operations.values():
+            fix_operation_spec(spec, path or "")
 
     @expose("/orders", methods=["POST"])
     @protect()
