@@ -146,6 +146,12 @@ class Config:
     #: Informed consent (A12): the largest signed scan (PDF, PNG or JPEG) and a PDF's most pages.
     CONSENT_SCAN_MAX_BYTES = int(os.environ.get("CONSENT_SCAN_MAX_BYTES", str(5 * 1024 * 1024)))
     CONSENT_SCAN_MAX_PAGES = int(os.environ.get("CONSENT_SCAN_MAX_PAGES", "10"))
+    # HIS order batches (A6): lines and bytes per POST /api/v1/his/orders (and per upload).
+    HIS_BATCH_MAX_LINES = int(os.environ.get("HIS_BATCH_MAX_LINES", "5000"))
+    HIS_BATCH_MAX_BYTES = int(os.environ.get("HIS_BATCH_MAX_BYTES", str(2 * 1024 * 1024)))
+    # A scheme's budget spent (seed: "until the budget is exhausted"): "flag" marks the lines
+    # past it, "stop" does not pay them (domain/addiction/claimable.py apply_budgets).
+    SCHEME_BUDGET_POLICY = os.environ.get("SCHEME_BUDGET_POLICY", "flag")
     #: Spreadsheet imports (core/imports.py; the visit batch upload): refused before parsing above these sizes,
     #: and when reading and checking the rows takes longer than the budget (seconds).
     BATCH_MAX_BYTES = int(os.environ.get("BATCH_MAX_BYTES", str(2 * 1024 * 1024)))

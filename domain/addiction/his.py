@@ -497,12 +497,13 @@ def import_file(data: bytes) -> tuple[Outcome, Receipt]:
     return outcome, rules.receipt
 
 
-def orders_of_case(case_id: int):
-    """The case's orders in execution order (the case page lists them beside the records)."""
-    return db.session.scalars(
-        select(HisOrder).where(HisOrder.case_id == case_id).order_by(HisOrder.executed_on, HisOrder.his_order_id,
-                                                                     HisOrder.line)
-    ).all()  # fmt: skip
+def orders_of_case(case_id: int, year: int | None = None):
+    """The case's orders (of one execution year) in execution order (the case page lists
+    them beside the records)."""
+    query = select(HisOrder).where(HisOrder.case_id == case_id)
+    if year is not None:
+        query = query.where(HisOrder.executed_on >= dt.date(year, 1, 1), HisOrder.executed_on <= dt.date(year, 12, 31))
+    return db.session.scalars(query.order_by(HisOrder.executed_on, HisOrder.his_order_id, HisOrder.line)).all()
 
 
 __all__ = ["HisBatchError", "ImportOrders", "OrderLine", "Receipt", "parse_batch", "import_file"]

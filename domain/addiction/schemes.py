@@ -248,7 +248,7 @@ class SaveItem(Command):
         v = self.values
         cm_fee = bool(v.get("case_management_fee"))
         self.clean = {
-            "code": _text(v.get("code"), gettext("Item code"), 30).upper(),
+            "code": _text(v.get("code"), gettext("Subsidy item code"), 30).upper(),
             "name": _text(v.get("name"), gettext("Item name"), 100),
             "unit_amount": _amount(v.get("unit_amount"), gettext("Unit amount")),
             "case_management_fee": cm_fee,

@@ -10,7 +10,7 @@ from flask_babel import gettext
 
 from core import clock
 from core.web.workqueue import QueueItem, cached_value, scope_key
-from domain.addiction.grants import STAFF_SHORTFALL
+from domain.addiction.grants import ORDER_MAPPING, STAFF_SHORTFALL
 from domain.addiction.staff import shortfall_rows
 
 
@@ -46,4 +46,20 @@ def staff_items(user, scope) -> list[QueueItem]:
     ]  # fmt: skip
 
 
-PROVIDERS = (staff_items,)
+def unmapped_order_items(user, scope) -> list[QueueItem]:
+    """A6, Q9: orders waiting for a code mapping at the reader's institutions."""
+    if scope.national or not scope.has_any or scope.kind != "facility":
+        return []
+    if not current_app.appbuilder.sm.has_access("can_read", ORDER_MAPPING):
+        return []
+    from domain.addiction.mapping import unmapped_count
+
+    waiting = cached_value(f"addiction-unmapped:{scope_key(scope)}", ("his_order", "order_code_mapping"),
+                           lambda: unmapped_count(scope))  # fmt: skip
+    return [QueueItem(gettext("HIS orders waiting for a code mapping"), waiting, url_for("UnmappedCodesView.index"),
+                      "warning" if waiting else "default",
+                      gettext("Map their order codes to subsidy items: they are claimed only once mapped."),
+                      gettext("Addiction case management"))]  # fmt: skip
+
+
+PROVIDERS = (staff_items, unmapped_order_items)

@@ -167,11 +167,12 @@ def test_a6_more_lines_than_a_batch_may_have_is_refused(app, db, world):
     person = w.patient(db)
     w.case(db, world.a, person)
     db.session.commit()
+    before = app.config.get("HIS_BATCH_MAX_LINES")
     app.config["HIS_BATCH_MAX_LINES"] = 10
     try:
         response = w.post(app, world.key_a, {"orders": [w.order("MAX-1", n, person, "PSY01", D) for n in range(11)]})
     finally:
-        app.config.pop("HIS_BATCH_MAX_LINES")
+        app.config["HIS_BATCH_MAX_LINES"] = before
     assert response.status_code == 413 and _stored(db, world.a, "MAX-1") == []
 
 
@@ -294,6 +295,9 @@ def test_a6_unmapped_codes_wait_in_the_work_queue_and_mapping_one_re_evaluates_t
     assert waiting["NEW99"].orders == 2 and waiting["NEW99"].first == waiting["NEW99"].last == D
     page = login_as(world.staff_a).get("/unmappedcodes/")
     assert "NEW99" in page.text
+    assert "待對照" in login_as(world.staff_a).get("/").text  # the home page's work queue
+    form = login_as(world.staff_a).get(f"/ordercodemapping/add?order_code=NEW99&_flt_0_institution={world.a}")
+    assert 'value="NEW99"' in form.text
     lines, _ = case_year(case, w.YEAR)
     assert [line.reason for line in lines] == ["unmapped", "unmapped"]
     assert _map(app, login_as, world.staff_a, world.a, "NEW99", "PSY", f"{w.YEAR - 1911}/01/01").status_code == 302

@@ -12,6 +12,7 @@ from pathlib import Path
 from flask import abort, current_app, flash, g, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, expose
 from flask_appbuilder.api import BaseApi
+from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
 from flask_appbuilder.security.decorators import has_access, protect
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
@@ -26,6 +27,7 @@ from core.dates import parse_date
 from core.errors import UserError
 from core.extensions import db
 from core.imports import bound
+from core.web.openapi import fix_operation_spec
 from core.web.views import (
     ScopedModelRestApi,
     ScopedModelView,
@@ -117,6 +119,12 @@ class HisImportApi(BaseApi):
     method_permission_name = {"post_orders": "create"}
     allow_browser_login = True
     openapi_spec_tag = "HIS orders"
+
+    def operation_helper(self, path=None, operations=None, methods=None, func=None, **kwargs):
+        """The operation as it really answers (404 for the other programme's users, A1)."""
+        super().operation_helper(path=path, operations=operations, methods=methods, func=func, **kwargs)
+        for spec in operations.values():
+            fix_operation_spec(spec, path or "")
 
     @expose("/orders", methods=["POST"])
     @protect()
@@ -294,8 +302,9 @@ class OrderCodeMappingView(CommandForms, ScopedModelView):
     list_eager = ["institution"]
     export_columns = ["institution.nhi_code", "institution.name", "order_code", "item_code", "start_date", "end_date"]
     add_form_extra_fields = {
-        "order_code": StringField(MAPPING_LABELS["order_code"], validators=[DataRequired()]),
-        "item_code": StringField(MAPPING_LABELS["item_code"], validators=[DataRequired()]),
+        "order_code": StringField(MAPPING_LABELS["order_code"], validators=[DataRequired()], widget=BS3TextFieldWidget()),
+        "item_code": StringField(MAPPING_LABELS["item_code"], validators=[DataRequired()], widget=BS3TextFieldWidget(),
+                                 description=_l("The code of the item in the subsidy scheme, e.g. PSY (see the scheme's items).")),
     }
     edit_form_extra_fields = {"item_code": add_form_extra_fields["item_code"]}
 
@@ -375,7 +384,8 @@ def his_panel(case) -> Markup:
     show_claims = sm.has_access("can_read", CLAIMABLE)
     return Markup(render_template(
         "addiction/his_panel.html", case=case, year=year, lines=lines, caps=caps,
-        total=sum(line.amount for line in lines), orders=orders_of_case(case.id),
+        total=sum(line.amount for line in lines), orders=orders_of_case(case.id, year),
+        refused=sum(1 for line in lines if line.reason and not line.amount), years=(year - 1, year + 1),
         budgets=remaining_budgets(year, caps["remaining"].keys()) if show_claims else {},
         show_claims=show_claims, can_add_fee=sm.has_access("can_create", HIS_ORDER), reasons=REASONS,
         OrderSource=OrderSource,

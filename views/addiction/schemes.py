@@ -9,6 +9,7 @@ from collections import defaultdict
 
 from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import expose
+from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
 from flask_appbuilder.security.decorators import has_access
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
@@ -59,7 +60,7 @@ SCHEME_LABELS = {
 }
 ITEM_LABELS = {
     "scheme": _l("Subsidy scheme"),
-    "code": _l("Item code"),
+    "code": _l("Subsidy item code"),
     "name": _l("Item name"),
     "unit_amount": _l("Unit amount (NT$)"),
     "within_cap": _l("Counts toward the cap"),
@@ -128,15 +129,16 @@ class SchemeView(CommandForms, ScopedModelView):
         "substance": enum_formatter(SchemeSubstance),
     }  # fmt: skip
     add_form_extra_fields = {
-        "code": StringField(SCHEME_LABELS["code"], validators=[DataRequired()]),
-        "name": StringField(SCHEME_LABELS["name"], validators=[DataRequired()]),
+        "code": StringField(SCHEME_LABELS["code"], validators=[DataRequired()], widget=BS3TextFieldWidget()),
+        "name": StringField(SCHEME_LABELS["name"], validators=[DataRequired()], widget=BS3TextFieldWidget()),
         "substance": SelectField(SCHEME_LABELS["substance"], choices=SchemeSubstance.choices()),
-        "year": StringField(SCHEME_LABELS["year"], validators=[DataRequired()], description=_l("ROC year, e.g. 114")),
-        "cap_adult": StringField(SCHEME_LABELS["cap_adult"], validators=[DataRequired()]),
+        "year": StringField(SCHEME_LABELS["year"], validators=[DataRequired()], description=_l("ROC year, e.g. 114"),
+                            widget=BS3TextFieldWidget()),
+        "cap_adult": StringField(SCHEME_LABELS["cap_adult"], validators=[DataRequired()], widget=BS3TextFieldWidget()),
         "cap_minor": StringField(SCHEME_LABELS["cap_minor"], validators=[OptionalValidator()],
-                                 description=_l("Leave empty for the same cap as adults.")),
-        "minor_age": StringField(SCHEME_LABELS["minor_age"], validators=[OptionalValidator()], default="18"),
-        "budget": StringField(SCHEME_LABELS["budget"], validators=[DataRequired()]),
+                                 description=_l("Leave empty for the same cap as adults."), widget=BS3TextFieldWidget()),
+        "minor_age": StringField(SCHEME_LABELS["minor_age"], validators=[OptionalValidator()], default="18", widget=BS3TextFieldWidget()),
+        "budget": StringField(SCHEME_LABELS["budget"], validators=[DataRequired()], widget=BS3TextFieldWidget()),
     }
     edit_form_extra_fields = dict(add_form_extra_fields)
 
@@ -239,8 +241,8 @@ class SchemeItemView(CommandForms, ScopedModelView):
         "categories": _codes_formatter(EligibilityCategory),
     }  # fmt: skip
     add_form_extra_fields = {
-        "code": StringField(ITEM_LABELS["code"], validators=[DataRequired()]),
-        "name": StringField(ITEM_LABELS["name"], validators=[DataRequired()]),
+        "code": StringField(ITEM_LABELS["code"], validators=[DataRequired()], widget=BS3TextFieldWidget()),
+        "name": StringField(ITEM_LABELS["name"], validators=[DataRequired()], widget=BS3TextFieldWidget()),
         "unit_amount": IntegerField(ITEM_LABELS["unit_amount"], validators=[DataRequired()]),
         "within_cap": BooleanField(ITEM_LABELS["within_cap"], default=True),
         "case_management_fee": BooleanField(ITEM_LABELS["case_management_fee"],
@@ -383,7 +385,9 @@ class SchemeSpendingView(ScopedReportView):
         title = gettext("Subsidy spending against budget")
         return self.render_template(
             "addiction/scheme_spending.html", title=title, heading=heading, year=year, roc_year=roc_year(year),
-            rows=rows, per_county=per_county, chart=spending_chart(rows, title), national=scope.national,
+            rows=rows, per_county=per_county, national=scope.national,
+            # A county's chart shows its own schemes: a central one's budget is national.
+            chart=spending_chart(rows if scope.national else [r for r in rows if r.county_id], title),
             owner=lambda county_id: counties.get(county_id) if county_id else gettext("Central"),
         )  # fmt: skip
 
