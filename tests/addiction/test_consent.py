@@ -243,6 +243,30 @@ def test_a12_one_access_log_row_per_view_of_another_institutions_timeline(app, d
     assert exported.status_code == 200
 
 
+def test_a12_who_viewed_links_by_person_number_never_by_the_full_id(app, db, login_as):
+    """The case page's 誰查詢過此歷程 put the person's full ID in its URL, for viewers who see
+    IDs masked too; it now names the person by row number and lists that person's rows only."""
+    import re
+
+    from core.validators import mask_personal_id
+
+    cases = _cases(db, GRANTED)
+    login_as("cm_khh").get(f"/caseview/show/{cases['khh'].id}")  # a row for this person
+    patient = cases["tpe"].patient
+    page = login_as("psy_tpe").get(f"/caseview/show/{cases['tpe'].id}").text
+    link = re.search(r'id="consent-log" href="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert patient.national_id not in link and mask_personal_id(patient.national_id) not in link
+    listed = login_as("psy_tpe").get(f"{link}&psize_ConsentAccessView=500")
+    assert listed.status_code == 200
+    shown = {int(pk) for pk in re.findall(r'/consentaccess/show/(\d+)"', listed.text)}
+    mine = set(db.session.scalars(select(ConsentAccess.id).where(ConsentAccess.patient_id == patient.id)))
+    assert shown and shown <= mine
+    # Anything but a row number finds nothing, never an error.
+    for hostile in ("%", "-1", "１２", "9" * 40, "=1+1"):
+        answer = login_as("psy_tpe").get("/consentaccess/list/", query_string={"_flt_1_patient": hostile})
+        assert answer.status_code == 200 and "/consentaccess/show/" not in answer.text, hostile
+
+
 def test_a12_the_access_log_is_append_only(app, db, login_as, api_as):
     from sqlalchemy.exc import DatabaseError
 
