@@ -241,6 +241,11 @@ def test_a12_one_access_log_row_per_view_of_another_institutions_timeline(app, d
         assert listed.status_code == 200 and f"/consentaccess/show/{entry.id}\"" in listed.text, username
     exported = login_as("psy_tpe").get("/consentaccess/export/xlsx")
     assert exported.status_code == 200
+    # The case page's 誰查詢過此歷程 lists the person's entries (linked by the person's number).
+    page = login_as("psy_tpe").get(f"/caseview/show/{cases['tpe'].id}").text
+    assert f"_flt_0_patient_id={entry.patient_id}" in page
+    listed = login_as("psy_tpe").get(f"/consentaccess/list/?_flt_0_patient_id={entry.patient_id}").text
+    assert f"/consentaccess/show/{entry.id}\"" in listed
 
 
 def test_a12_the_access_log_is_append_only(app, db, login_as, api_as):

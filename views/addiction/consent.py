@@ -80,6 +80,7 @@ ACCESS_LABELS = {
     "username": _l("Viewed by"),
     "institution": _l("Viewed from"),
     "patient": _l("Patient"),
+    "patient_id": _l("Patient no."),
     "consent_id": _l("Under consent no."),
     "channel": _l("Viewed through"),
     "rows_shown": _l("Rows of other institutions shown"),
@@ -263,7 +264,9 @@ class ConsentAccessView(ScopedModelView):
     list_title = show_title = _l("Cross-hospital lookup log")
     list_columns = ["at", "username", "institution", "patient", "consent_id", "channel", "rows_shown"]
     show_columns = [*list_columns, "source_ip"]
-    search_columns = ["patient", "at"]
+    # patient_id: the case page's 誰查詢過此歷程 links by it (never by the ID, which a viewer
+    # may see masked).
+    search_columns = ["patient", "at", "patient_id"]
     search_filters = {"patient": [patient_text_filter()]}
     search_form_extra_fields = {"patient": StringField(_l("Patient"))}
     order_columns = ["at"]
