@@ -23,7 +23,7 @@ from core.validators import personal_id_check_digit
 from domain.addiction.consent import CONSENT_FILES, consent_form_pdf
 from models.addiction.case import Case, Patient
 from models.addiction.consent import Consent
-from models.addiction.course import Course, CourseStatus, CourseTransition
+from models.addiction.course import Course, CourseTransition
 from models.addiction.record import LabResult, TreatmentRecord
 from models.platform.user import ScopedUser
 from seed.addiction.registry import demo_addiction_institution, demo_staff
@@ -87,19 +87,21 @@ def _case(patient, institution, opened, referral) -> Case:
     return case
 
 
+#: When the 臺北 courses were interrupted (the person moved south): after their last record.
+INTERRUPTED_AT = dt.datetime(2025, 9, 20, 2, 0)
+
+
 def _course(case, start, status, reason) -> Course:
+    """A course of `case` from `start`, a year long (A2), with its history (started; interrupted)."""
     course = Course(case_id=case.id, institution_id=case.institution_id, start_date=start,
                     end_date=start + relativedelta(years=1), status=status, interrupt_reason=reason)  # fmt: skip
     db.session.add(course)
     db.session.flush()
-    # Its history, as every demo course has (A2): opened, and ended when it is not running.
-    opened = dt.datetime.combine(start, dt.time(1, 30))  # 09:30 Taipei
-    db.session.add(CourseTransition(course_id=course.id, from_status=None, to_status=CourseStatus.ACTIVE.value,
-                                    at=opened, username="demo", note="開案收治"))  # fmt: skip
-    if status != CourseStatus.ACTIVE.value:
-        db.session.add(CourseTransition(course_id=course.id, from_status=CourseStatus.ACTIVE.value,
-                                        to_status=status, at=opened + dt.timedelta(days=120),
-                                        username="demo", note=reason or "療程期滿"))  # fmt: skip
+    db.session.add(CourseTransition(course_id=course.id, from_status=None, to_status="active",
+                                    at=dt.datetime.combine(start, dt.time(1, 0))))  # fmt: skip
+    if status != "active":
+        db.session.add(CourseTransition(course_id=course.id, from_status="active", to_status=status,
+                                        at=INTERRUPTED_AT, note=reason))  # fmt: skip
     return course
 
 

@@ -241,6 +241,11 @@ def test_a12_one_access_log_row_per_view_of_another_institutions_timeline(app, d
         assert listed.status_code == 200 and f"/consentaccess/show/{entry.id}\"" in listed.text, username
     exported = login_as("psy_tpe").get("/consentaccess/export/xlsx")
     assert exported.status_code == 200
+    # The case page's 誰查詢過此歷程 lists the person's entries (linked by the person's number).
+    page = login_as("psy_tpe").get(f"/caseview/show/{cases['tpe'].id}").text
+    assert f"_flt_0_patient_id={entry.patient_id}" in page
+    listed = login_as("psy_tpe").get(f"/consentaccess/list/?_flt_0_patient_id={entry.patient_id}").text
+    assert f"/consentaccess/show/{entry.id}\"" in listed
 
 
 def test_a12_who_viewed_links_by_person_number_never_by_the_full_id(app, db, login_as):
@@ -263,7 +268,7 @@ def test_a12_who_viewed_links_by_person_number_never_by_the_full_id(app, db, log
     assert shown and shown <= mine
     # Anything but a row number finds nothing, never an error.
     for hostile in ("%", "-1", "１２", "9" * 40, "=1+1"):
-        answer = login_as("psy_tpe").get("/consentaccess/list/", query_string={"_flt_1_patient": hostile})
+        answer = login_as("psy_tpe").get("/consentaccess/list/", query_string={"_flt_0_patient_id": hostile})
         assert answer.status_code == 200 and "/consentaccess/show/" not in answer.text, hostile
 
 

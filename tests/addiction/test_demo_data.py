@@ -10,6 +10,7 @@ from sqlalchemy import and_, delete, func, or_, select
 
 from core.validators import is_valid_personal_id
 from models.addiction.case import Case, Patient
+from models.addiction.consent import Consent
 from models.addiction.course import Course, CourseStatus, CourseTransition
 from models.addiction.designation import Designation
 from models.addiction.instrument import AssessmentResponse
@@ -17,12 +18,13 @@ from models.addiction.record import LabResult, TreatmentRecord
 from models.addiction.staff import StaffLicence
 from models.registry.person import PersonLink, backfill_person_links
 from models.registry.practitioner import ServiceAssignment
+from seed.addiction.consent import seed_consent_demo
 from seed.addiction.demo import KINDS, seed_addiction_demo
 from seed.addiction.registry import seed_addiction_registry
 from tests.conftest import DEMO_SCALE, DEMO_SEED
 
-ADDICTION_TABLES = [AssessmentResponse, LabResult, TreatmentRecord, CourseTransition, Course, Case, Patient,
-                    StaffLicence, Designation]  # fmt: skip
+ADDICTION_TABLES = [Consent, AssessmentResponse, LabResult, TreatmentRecord, CourseTransition, Course, Case,
+                    Patient, StaffLicence, Designation]  # fmt: skip
 
 
 def _fingerprint(db) -> tuple:
@@ -63,7 +65,7 @@ def _reseed(db, seed: int) -> tuple:
     # As seed_demo does: the named demo institutions and staff first, then the bulk data.
     seed_addiction_registry()
     seed_addiction_demo(seed, DEMO_SCALE)
-    seed_consent_demo()
+    seed_consent_demo()  # A12's persons, after the users in seed_demo
     backfill_person_links(db.session.connection())  # as seed_demo ends
     db.session.commit()
     return _fingerprint(db)
