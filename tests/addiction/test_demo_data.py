@@ -51,14 +51,9 @@ def _fingerprint(db) -> tuple:
 
 def _reseed(db, seed: int) -> tuple:
     """Delete the addiction demo, seed it again with `seed`; the caller restores the original."""
-    from models.addiction.consent import Consent
     from models.addiction.his import HisOrder
-    from seed.addiction.consent import seed_consent_demo
 
     db.session.execute(delete(HisOrder))  # issue 18's orders point at the cases (not reseeded here)
-    # Issue 17's consents point at the cases too (seeded again below); the demo writes no
-    # access-log rows, which are append-only.
-    db.session.execute(delete(Consent))
     for model in ADDICTION_TABLES:
         db.session.execute(delete(model))
     db.session.execute(delete(PersonLink).where(PersonLink.person_kind == "patient"))
