@@ -297,3 +297,5 @@ def _register_cli(app: Flask) -> None:
         click.echo(f"Demo logins (password: {password})")
         for username, roles, description in DEMO_USERS:
             click.echo(f"  {username:<14} {'+'.join(roles):<26} {description}")
+        # The HIS system account (seed/addiction/his.py): an API client, not a person.
+        click.echo(f"  {'his_tpe':<14} {'HisInterface':<26} 醫院資訊系統帳號，臺北市的指定藥癮戒治機構（只以 API 傳送醫令）")
