@@ -17,7 +17,7 @@ from flask_appbuilder.models.filters import Filters
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext
 from sqlalchemy import func, inspect, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import defer, joinedload, selectinload
 from sqlalchemy.orm.base import NO_VALUE
 
 from core.data.counts import cached_count
@@ -244,9 +244,10 @@ class ScopedInterface(SQLAInterface):
         count = self.count(filters)
         if not ids:
             return count, []
+        deferred = [defer(getattr(self.obj, name)) for name in self._list_defer_hint]
         rows = (
             self.session.query(self.obj)
-            .options(*self.eager_options(select_columns or self._list_columns_hint))
+            .options(*self.eager_options(select_columns or self._list_columns_hint), *deferred)
             .filter(pk.in_(ids))
             .all()
         )
@@ -320,6 +321,8 @@ class ScopedInterface(SQLAInterface):
 
     #: The list view tells the interface which columns it renders, for eager loading.
     _list_columns_hint: list[str] = []
+    #: ... and the columns it never reads (ScopedModelView.list_defer).
+    _list_defer_hint: list[str] = []
 
     def query_simple_group(self, group_by=None, filters=None):
         raise NotImplementedError("chart views must use scoped aggregate queries")

@@ -65,16 +65,37 @@ INLINE_IDS = 20
 def _few_matching_ids(matching, key) -> list | None:
     """The ids `matching` selects when they are at most INLINE_IDS, else None.
 
-    Memoised for the request: FAB applies each filter twice (count and page)."""
+    Memoised for the request (FAB applies each filter twice: count and page), and cached
+    across requests under the versions of the tables `matching` reads, like a list's count
+    (core/data/counts.py): any commit that writes the institution table makes the next
+    lookup read it again; writes outside a Session are seen after COUNT_SECONDS. The ids
+    are those of every matching row, in scope or not: they only narrow the scoped query.
+    A record list filtered by an institution's code: one statement fewer (staff 4 -> 3)."""
+    import hashlib
+
+    from core.data.counts import _PENDING, COUNT_SECONDS, table_versions, tables_of
     from core.data.versions import request_memo
-    from core.extensions import db
+    from core.extensions import cache, db
 
     def load():
         """The ids, or None when there are too many to inline."""
         ids = db.session.scalars(matching.limit(INLINE_IDS + 1)).all()
         return ids if len(ids) <= INLINE_IDS else None
 
-    return request_memo(("related_text_ids", key), load)
+    def shared():
+        """load()'s answer from the shared cache, stored there on a miss."""
+        if db.session.info.get(_PENDING):  # this session's own uncommitted writes
+            return load()
+        tables = tables_of(matching)
+        tokens = ",".join(map(str, table_versions(tables)))
+        digest = hashlib.sha1(repr((key, tables, tokens)).encode()).hexdigest()
+        entry = cache.get(f"related-ids:{digest}")
+        if entry is None:
+            entry = (load(),)  # a tuple: None (too many) is an answer too
+            cache.set(f"related-ids:{digest}", entry, timeout=COUNT_SECONDS)
+        return entry[0]
+
+    return request_memo(("related_text_ids", key), shared)
 
 
 def institution_text_filter():

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask import has_request_context
-from sqlalchemy import false, select, true
+from sqlalchemy import event, false, select, true
 
 from core.actor import current_actor
 from core.data.versions import request_memo
@@ -83,8 +83,11 @@ def scope_for_user_id(user_id: int | None, loaded=None) -> Scope:
     """
     if user_id is None:
         return NO_SCOPE
+    loaded_ids = None
     if isinstance(loaded, ScopedUser) and loaded.id == user_id:
         row = (loaded.scope_kind, loaded.scope_county_id, loaded.active)
+        # Its institutions' ids, read with it (manager.get_user_by_id), when it was loaded so.
+        loaded_ids = loaded.__dict__.get(_LOADED_IDS)
     else:
         row = db.session.execute(
             select(ScopedUser.scope_kind, ScopedUser.scope_county_id, ScopedUser.active).where(
@@ -99,6 +102,8 @@ def scope_for_user_id(user_id: int | None, loaded=None) -> Scope:
     if kind == ScopeKind.COUNTY and county_id is not None:
         return Scope(kind=kind, county_ids=frozenset([county_id]), user_id=user_id)
     if kind == ScopeKind.FACILITY:
+        if loaded_ids is not None:
+            return Scope(kind=kind, institution_ids=loaded_ids, user_id=user_id)
         ids = db.session.scalars(
             select(user_institution.c.institution_id)
             .join(Institution, Institution.id == user_institution.c.institution_id)
@@ -106,6 +111,24 @@ def scope_for_user_id(user_id: int | None, loaded=None) -> Scope:
         ).all()
         return Scope(kind=kind, institution_ids=frozenset(ids), user_id=user_id)
     return NO_SCOPE
+
+
+_LOADED_IDS = "loaded_scope_institution_ids"
+
+
+@event.listens_for(ScopedUser, "expire")
+def _drop_loaded_ids(target, attrs):
+    """Ids read with the user are as old as its columns: expired with them (every commit)."""
+    target.__dict__.pop(_LOADED_IDS, None)
+    target.__dict__.pop("loaded_session_row", None)
+
+
+@event.listens_for(ScopedUser.scope_institutions, "append")
+@event.listens_for(ScopedUser.scope_institutions, "remove")
+@event.listens_for(ScopedUser.scope_institutions, "set")
+def _drop_changed_ids(target, *args):
+    """A scope changed in this session is read again, not taken from the user's load."""
+    target.__dict__.pop(_LOADED_IDS, None)
 
 
 def current_scope() -> Scope:

@@ -155,12 +155,24 @@ def end_all_sessions(user_id: int) -> None:
     )
 
 
-def session_is_valid(user_id: int) -> bool:
-    """The cookie's session exists on the server, is not ended, idle or too old."""
+def request_session_id() -> str | None:
+    """The key of the request cookie's server-side session (None outside a request or
+    without one): the user's load fetches that row with the user (manager.get_user_by_id)."""
+    if not has_request_context():
+        return None
     raw = session.get("sid")
-    if not raw:
+    return _hash(raw) if raw else None
+
+
+def session_is_valid(user_id: int) -> bool:
+    """The cookie's session exists on the server, is not ended, idle or too old.
+
+    The row was read with the user in this request (manager.get_user_by_id), so the get
+    is answered from the identity map; it reads the row itself when not."""
+    key = request_session_id()
+    if key is None:
         return False
-    row = db.session.get(UserSession, _hash(raw))
+    row = db.session.get(UserSession, key)
     now = utcnow()
     if row is None or row.ended_at is not None or row.user_id != user_id:
         return False

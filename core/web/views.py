@@ -189,6 +189,10 @@ class ScopedModelView(ModelView):
     export_columns: list[str] | None = None
     #: Relations the list's computed columns read, loaded with the page (no N+1).
     list_eager: list[str] = []
+    #: Columns a list page never reads (a record's JSON body): not loaded (nor decoded) with
+    #: the page's rows. Only a column no list cell, formatter or str() reads, or each row
+    #: would load it with a statement of its own.
+    list_defer: list[str] = []
     page_size = 25
     list_template = "scoped/list.html"
     list_widget = FastListWidget
@@ -211,6 +215,7 @@ class ScopedModelView(ModelView):
         self.extra_args = {**(self.extra_args or {}), "resource_name": self.class_permission_name}
         self._text_search_replaces_relation_filters()
         self.datamodel._list_columns_hint = list(self.list_columns) + list(self.list_eager)
+        self.datamodel._list_defer_hint = list(self.list_defer)
         register_personal_id_columns(self.datamodel.obj, self.personal_id_columns)
         personal_id_filters(self._filters)
 

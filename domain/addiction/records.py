@@ -403,30 +403,33 @@ class RegisterRecordForm(Command):
 def course_record_lines(course_id: int) -> tuple[list, dict[int, list]]:
     """A course's records in date order as plain rows (id, executed_on, kind, author,
     profession, minutes, pdf, content), and each record's lab results as (substance, outcome) in
-    entry order: what the course page prints, in two statements.
+    entry order: what the course page prints, in one statement.
 
     Loading a course's 201 records as ORM objects with their authors and lab results took
     3 statements and 10-11 ms CPU (min of 30, SQLite, demo scale, a loaded 2-core machine);
-    these rows take 2-4 ms.
+    these rows took 2-4 ms in two statements. The lab results now come with their record
+    (an outer join: a record's columns repeat once per result, about one record in ten has
+    any), one statement and one round trip fewer per course page.
     """
-    rows = db.session.execute(
+    rows: list = []
+    labs: dict[int, list] = {}
+    last = None
+    for row in db.session.execute(
         select(TreatmentRecord.id, TreatmentRecord.executed_on, TreatmentRecord.kind,
                Practitioner.name.label("author"), TreatmentRecord.profession, TreatmentRecord.minutes,
-               TreatmentRecord.stored_name.is_not(None).label("pdf"), TreatmentRecord.content)
+               TreatmentRecord.stored_name.is_not(None).label("pdf"), TreatmentRecord.content,
+               LabResult.substance, LabResult.outcome)
         .join(Practitioner, Practitioner.id == TreatmentRecord.author_id)
+        .outerjoin(LabResult, LabResult.record_id == TreatmentRecord.id)
         .where(TreatmentRecord.course_id == course_id)
-        .order_by(TreatmentRecord.executed_on, TreatmentRecord.id)
-    ).all()  # fmt: skip
-    labs: dict[int, list] = {}
-    if rows:
-        results = db.session.execute(
-            select(LabResult.record_id, LabResult.substance, LabResult.outcome)
-            .join(TreatmentRecord, TreatmentRecord.id == LabResult.record_id)
-            .where(TreatmentRecord.course_id == course_id)
-            .order_by(LabResult.record_id, LabResult.id)
-        )  # fmt: skip
-        for record_id, substance, outcome in results:
-            labs.setdefault(record_id, []).append((substance, outcome))
+        .order_by(TreatmentRecord.executed_on, TreatmentRecord.id, LabResult.id)
+    ):  # fmt: skip
+        record_id = row[0]
+        if record_id != last:
+            rows.append(row[:8])
+            last = record_id
+        if row[8] is not None:
+            labs.setdefault(record_id, []).append((row[8], row[9]))
     return rows, labs
 
 

@@ -218,3 +218,43 @@ def test_cached_counts_are_per_scope_and_per_filter(app, db, login_as):
     code = db.session.get(Institution, one).nhi_code
     expected = db.session.query(Visit).filter(Visit.institution_id == one).count()
     assert _record_count(client.get(f"{url}&_flt_0_institution={code}")) == expected
+
+
+def test_institution_text_filter_ids_are_cached_until_the_institution_table_is_written(app, db):
+    """A list filtered by an institution's code or name reads the matching institutions
+    once, then from the shared cache; renaming an institution (a commit writing the table)
+    makes the next lookup read them again and find it."""
+    from flask import g
+    from sqlalchemy import select
+
+    from core.data.filters import _few_matching_ids
+    from models.registry.institution import Institution
+
+    def request():
+        """A fresh request's memo (the test's app context outlives each request context)."""
+        g.pop("_request_memo", None)
+        return app.test_request_context()
+
+    marker = "快取測試院所"
+    matching = select(Institution.id).where(Institution.name.contains(marker))
+    key = ("Institution", ("name",), marker, False)
+    with _Statements(db.engine) as statements, request():
+        assert _few_matching_ids(matching, key) == []
+    assert any("FROM institution" in s for s in statements), statements
+    with _Statements(db.engine) as statements, request():
+        assert _few_matching_ids(matching, key) == []
+    assert not any("FROM institution" in s for s in statements), statements
+
+    institution = db.session.query(Institution).order_by(Institution.id).first()
+    name = institution.name
+    institution.name = f"{name}{marker}"
+    db.session.commit()
+    try:
+        with _Statements(db.engine) as statements, request():
+            assert _few_matching_ids(matching, key) == [institution.id]
+        assert any("FROM institution" in s for s in statements), statements
+    finally:
+        institution.name = name
+        db.session.commit()
+    with request():
+        assert _few_matching_ids(matching, key) == []

@@ -103,3 +103,41 @@ def test_no_list_page_renders_a_dropdown_of_a_large_table(app, db, login_as):
         html = client.get(f"{view.route_base}/list/").text
         for select in re.findall(r"<select[^>]*>(.*?)</select>", html, re.S):
             assert select.count("<option") <= 100, type(view).__name__
+
+
+def test_a_changed_scope_and_an_ended_session_take_effect_at_the_next_request(app, db, login_as):
+    """The user, their session row and their scope's institutions are read in one statement
+    per request (manager.get_user_by_id): a scope changed between two requests, and a session
+    ended on the server, count from the very next request."""
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from models.platform.session import UserSession
+    from models.platform.user import ScopedUser
+    from models.registry.institution import Institution
+
+    client = login_as("facility_tpe")
+    url = "/api/v1/institution/?q=(page_size:100)"
+    visible, _ = expected_split(db, Institution, user_view(db, "facility_tpe"))
+    assert set(client.get(url).json["ids"]) == visible
+
+    user = db.session.query(ScopedUser).filter_by(username="facility_tpe").one()
+    before = list(user.scope_institutions)
+    other = db.session.query(Institution).filter(Institution.id.not_in(visible)).order_by(Institution.id).first()
+    user.scope_institutions = [other]
+    db.session.commit()
+    try:
+        assert set(client.get(url).json["ids"]) == {other.id}
+    finally:
+        user = db.session.query(ScopedUser).filter_by(username="facility_tpe").one()
+        user.scope_institutions = before
+        db.session.commit()
+    assert set(client.get(url).json["ids"]) == visible
+
+    db.session.execute(
+        update(UserSession).where(UserSession.user_id == user.id, UserSession.ended_at.is_(None))
+        .values(ended_at=dt.datetime(2020, 1, 1))
+    )  # fmt: skip
+    db.session.commit()
+    assert client.get(url).status_code == 401
