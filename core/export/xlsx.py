@@ -59,7 +59,8 @@ def _escape_match(match) -> str:
     return _XML_ESCAPES.get(char) or f"_x{ord(char):04X}_"
 
 
-def _column_letters(index: int) -> str:
+def column_letter(index: int) -> str:
+    """The spreadsheet letter of a 0-based column index (0 → A, 27 → AB)."""
     letters = ""
     index += 1
     while index:
@@ -142,7 +143,7 @@ class StreamedSheet:
     def _refs(self, width: int) -> list[str]:
         """Each column's cell opening up to its row number: '<c r="A'."""
         while len(self._letters) < width:
-            self._letters.append(f'<c r="{_column_letters(len(self._letters))}')
+            self._letters.append(f'<c r="{column_letter(len(self._letters))}')
         return self._letters
 
     @staticmethod
@@ -200,7 +201,7 @@ class StreamedSheet:
         """Assemble the package: the fixed parts, then the sheet around its rows."""
         self._rows.close()
         try:
-            last = f"{_column_letters(max(self.width, 1) - 1)}{max(self.rows, 1)}"
+            last = f"{column_letter(max(self.width, 1) - 1)}{max(self.rows, 1)}"
             pane = ""
             if self.freeze:
                 pane = (f'<pane ySplit="{self.freeze}" topLeftCell="A{self.freeze + 1}" activePane="bottomLeft" '

@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from flask_babel import gettext
 
 from core.errors import UserError
+from core.export.xlsx import column_letter  # noqa: F401  (the formats name cells with it)
 from domain.addiction.scoring import BOOLEAN_OPTIONS
 
 #: Bounds of an uploaded file, checked before it is parsed: a questionnaire is at most
@@ -47,16 +48,6 @@ class Form:
     code: str = ""
     version: str = ""
     extra: dict = field(default_factory=dict)
-
-
-def column_letter(index: int) -> str:
-    """The spreadsheet letter of a 0-based column index (0 → A, 27 → AB)."""
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
 
 
 def at_cell(sheet: str, row: int, column: str, reason: str) -> FormatRefused:
