@@ -52,6 +52,9 @@ SCHEME_ITEM = "SchemeItem"
 CLAIMABLE = "Claimable"
 #: Spending against budget per scheme, per county and nationally, a report.
 SCHEME_SPENDING = "SchemeSpending"
+#: 成癮醫療業務統計 (issue 19 part 5): the programme's yearly reports, in the reader's scope
+#: (the Ministry nationally, a bureau its county, an institution its own cases).
+ADDICTION_REPORT = "AddictionReport"
 
 #: Each part of the programme adds its resources here with the views that declare them
 #: (sync_roles refuses a grant on a resource no view declares).
@@ -89,6 +92,8 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         SCHEME: READ,
         SCHEME_ITEM: READ,
         CLAIMABLE: READ,
+        # Their own institutions' yearly figures: counts of cases they already see row by row.
+        ADDICTION_REPORT: READ_EXPORT,
     },
     # The HIS system account of one institution: posts orders, reads what it posted (A6).
     HIS_INTERFACE: {
@@ -116,6 +121,7 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         SCHEME: READ | {CAN_CREATE, CAN_EDIT},
         SCHEME_ITEM: READ | {CAN_CREATE, CAN_EDIT},
         SCHEME_SPENDING: READ,
+        ADDICTION_REPORT: READ_EXPORT,
     },
     # National: designations, every institution's blank record forms (seed Q15, no patient
     # data), staff and training; (later) central schemes and national reports.
@@ -137,5 +143,6 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         SCHEME: READ | {CAN_CREATE, CAN_EDIT},
         SCHEME_ITEM: READ | {CAN_CREATE, CAN_EDIT},
         SCHEME_SPENDING: READ,
+        ADDICTION_REPORT: READ_EXPORT,
     },
 }
