@@ -88,7 +88,9 @@ class TreatmentRecord(AuditColumnsMixin, AppModel):
     __table_args__ = (
         CheckConstraint("minutes IS NULL OR (minutes >= 1 AND minutes <= 1440)", name="ck_record_minutes"),
         CheckConstraint("(stored_name IS NULL) = (sha256 IS NULL)", name="ck_record_pdf"),
-        Index("ix_record_course_date", "course_id", "executed_on", "id"),
+        # kind too: the attendance report reads a year's sessions from this index alone
+        # (migration a19c0de5f1a2).
+        Index("ix_record_course_date", "course_id", "executed_on", "id", "kind"),
         Index("ix_record_institution_date", "institution_id", "executed_on", "id"),
         Index("ix_record_case_date", "case_id", "executed_on"),
         Index("ix_record_date", "executed_on", "id"),  # national list (migration c4d5e6f7a8b9)
