@@ -152,6 +152,9 @@ class Config:
     # A scheme's budget spent (seed: "until the budget is exhausted"): "flag" marks the lines
     # past it, "stop" does not pay them (domain/addiction/claimable.py apply_budgets).
     SCHEME_BUDGET_POLICY = os.environ.get("SCHEME_BUDGET_POLICY", "flag")
+    # 成癮醫療業務統計 (domain/addiction/reports.py): an initial assessment answered within this
+    # many days of its course's start counts as on time (A3; the seed names no delay).
+    ADDICTION_INITIAL_DUE_DAYS = int(os.environ.get("ADDICTION_INITIAL_DUE_DAYS", "14"))
     #: Spreadsheet imports (core/imports.py; the visit batch upload): refused before parsing above these sizes,
     #: and when reading and checking the rows takes longer than the budget (seconds).
     BATCH_MAX_BYTES = int(os.environ.get("BATCH_MAX_BYTES", str(2 * 1024 * 1024)))
