@@ -239,27 +239,30 @@ def _window(year: int, today: dt.date) -> tuple[dt.date, dt.date, dt.date]:
 
 def _rows(enum, grouped: dict, fields: tuple[str, ...], derive=None) -> list[dict]:
     """One row per member of `enum` (its order), then the total row; `grouped` maps a code
-    to its figures; `derive(row)` adds the computed columns (rates)."""
+    to its figures; `derive(row)` adds the computed columns (rates). Rows carry no label:
+    the cache is shared by readers of every language, so labels are put on when read."""
     rows = []
     for member in enum:
         values = grouped.get(member.value, {})
-        rows.append(
-            {
-                "key": member.value,
-                "label": str(member.label),
-                **{f: int(values.get(f, 0)) for f in fields},
-            }
-        )
-    total = {
-        "key": TOTAL,
-        "label": gettext("Total"),
-        **{f: sum(r[f] for r in rows) for f in fields},
-    }
-    rows.append(total)
+        rows.append({"key": member.value, **{f: int(values.get(f, 0)) for f in fields}})
+    rows.append({"key": TOTAL, **{f: sum(r[f] for r in rows) for f in fields}})
     if derive is not None:
         for row in rows:
             row.update(derive(row))
     return rows
+
+
+def _labelled(result: dict) -> dict:
+    """A copy of a section's result whose rows carry their label in the reader's language."""
+    labels = {m.value: str(m.label) for enum in (SubstanceCategory, ReferralSource) for m in enum}
+    labels[TOTAL] = gettext("Total")
+    out = {}
+    for key, value in result.items():
+        if isinstance(value, list) and value and isinstance(value[0], dict) and "key" in value[0]:
+            value = [{"key": r["key"], "label": labels.get(r["key"], r["key"]),
+                      **{k: v for k, v in r.items() if k != "key"}} for r in value]  # fmt: skip
+        out[key] = value
+    return out
 
 
 # ------------------------------------------------------------------ sections
@@ -500,11 +503,7 @@ def _scope_key(scope: Scope) -> str:
     return f"{scope.kind}:{sorted(scope.county_ids)}:{sorted(scope.institution_ids)}"
 
 
-def compute_section(section: str, year: int, scope: Scope, today: dt.date | None = None) -> dict:
-    """One section's tables for (year, scope), computed now (no cache)."""
-    if section not in SECTIONS:
-        raise ReportNotFound(gettext("No such report."))
-    today = today or clock.today()
+def _compute(section: str, year: int, scope: Scope, today: dt.date) -> dict:
     compute, _tables = SECTIONS[section]
     return {
         "section": section,
@@ -512,6 +511,13 @@ def compute_section(section: str, year: int, scope: Scope, today: dt.date | None
         "roc_year": roc_year(year),
         **compute(year, scope, today),
     }
+
+
+def compute_section(section: str, year: int, scope: Scope, today: dt.date | None = None) -> dict:
+    """One section's tables for (year, scope), computed now (no cache)."""
+    if section not in SECTIONS:
+        raise ReportNotFound(gettext("No such report."))
+    return _labelled(_compute(section, year, scope, today or clock.today()))
 
 
 def report_section(section: str, year: int, scope: Scope, today: dt.date | None = None) -> dict:
@@ -522,7 +528,7 @@ def report_section(section: str, year: int, scope: Scope, today: dt.date | None 
     today = today or clock.today()
     session = db.session()
     if session.info.get(_PENDING):
-        return compute_section(section, year, scope, today)
+        return _labelled(_compute(section, year, scope, today))
     tables = sorted(set(SECTIONS[section][1]))
     tokens = ",".join(f"{n}={t}" for n, t in zip(tables, table_versions(tables), strict=True))
     config = f"{initial_due_days()}:{follow_up_months()}"
@@ -530,9 +536,9 @@ def report_section(section: str, year: int, scope: Scope, today: dt.date | None 
     key = "addiction-report:" + hashlib.sha1(identity.encode()).hexdigest()
     result = cache.get(key)
     if result is None:
-        result = compute_section(section, year, scope, today)
+        result = _compute(section, year, scope, today)
         cache.set(key, result, timeout=_RESULT_SECONDS)
-    return result
+    return _labelled(result)
 
 
 __all__ = [

@@ -563,3 +563,16 @@ def test_a11_api_is_in_the_openapi_document(app, api_as):
     path = spec["paths"]["/api/v1/addictionreport/{section}"]["get"]
     assert {p["name"] for p in path["parameters"]} >= {"section", "year", "county"}
     assert "400" in path["responses"]
+
+
+def test_a11_cached_figures_are_labelled_in_each_readers_language(app, db, world, login_as):
+    """The cache is shared by every reader: labels are put on when read, not stored."""
+    client = login_as("bureau_khh")
+    client.get("/lang/zh_TW")
+    assert "藥癮" in client.get(f"/addictionreport/?year={ROC}").text
+    client.get("/lang/en")
+    try:
+        english = client.get(f"/addictionreport/?year={ROC}").text
+        assert "Drug addiction" in english and "Self-referred" in english
+    finally:
+        client.get("/lang/zh_TW")

@@ -86,7 +86,7 @@ def layouts() -> dict[str, dict]:
             ],
             "definition": gettext(
                 "Started: courses whose start date falls in the year. Completed / interrupted: courses whose "
-                "history records the step to completed / interrupted on a day of the year. Completion rate = "
+                "history records the step to completed / interrupted on a day of the year. Completion rate: "
                 "completed / (completed + interrupted)."
             ),
             "chart": ("rows", [("started", gettext("Courses started")), ("completed", gettext("Courses completed")),
@@ -104,7 +104,7 @@ def layouts() -> dict[str, dict]:
                 "A course's plan is one session a calendar month over its period (start to end date, or the day "
                 "it was completed or interrupted), within the year and up to today. Held: the months of that "
                 "plan with at least one treatment record of the course (laboratory tests are not sessions). "
-                "Attendance rate = months held / months planned."
+                "Attendance rate: months held / months planned."
             ),
             "chart": ("rows", [("rate", gettext("Attendance rate"))], RATE),
         },
@@ -116,7 +116,7 @@ def layouts() -> dict[str, dict]:
                 "Cohort: the cases opened in the year. A case is still in treatment N months after its opening "
                 "date when it is not closed by that day and one of its courses covers that day and had not "
                 "stopped before it (still in progress, or with a treatment record on or after that day). Only "
-                "cases whose day has come count (due). Retention rate = in treatment / due."
+                "cases whose day has come count (due). Retention rate: in treatment / due."
             ),
             "chart": ("rows", [(f"rate_{m}", gettext("%(months)d months", months=m)) for m in RETENTION_MONTHS], RATE),
         },
