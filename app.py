@@ -215,9 +215,10 @@ def _register_template_helpers(app: Flask) -> None:
     from core.web.navbar import cached_navbar
 
     app.jinja_env.globals["cached_navbar"] = cached_navbar
-    from core.web.listrows import render_rows
+    from core.web.listrows import fast_page_links, render_rows
 
     app.jinja_env.globals["render_list_rows"] = render_rows
+    fast_page_links(app)
     # Browsers ask for it on every first visit; a 404 there is noise in every console.
     app.add_url_rule("/favicon.ico", "favicon", lambda: ("", 204))
 

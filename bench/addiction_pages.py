@@ -3,6 +3,7 @@ versus ours, side by side (figures to read, never a timed test).
 
     .venv/bin/python bench/addiction_pages.py [--scale S] [--repeat N] [--stock-repeat N]
                                               [--database-url URL [--reuse]]
+                                              [--profile PAGE [--user admin|bench_staff]]
 
     scripts/with-postgres.sh bash -c \\
         '.venv/bin/python bench/addiction_pages.py --database-url "$TEST_DATABASE_URL"'
@@ -31,6 +32,10 @@ looked up by class name among the registered views (CaseView, CourseView from
 views/addiction/cases.py, TreatmentRecordView from views/addiction/records.py); an absent
 view is skipped with a message, and so is a filter URL ours does not understand.
 Helpers (query counting, login, the measurement loop) are bench/list_page.py's.
+
+--profile PAGE (cases, course or records) measures nothing: it prints a cProfile of
+--repeat requests of that page as --user (cumulative, then own time), to find the fixed
+per-request Python that is left once the statements are few.
 
 Each page's figures are also logged as soon as they are measured: on this machine
 (CPython 3.11.7, SQLAlchemy 2.0.58) the process sometimes segfaulted inside a stock page
@@ -280,6 +285,32 @@ def endpoints(app, client, stock: dict, f: dict, with_stock: bool = True):
     return rows
 
 
+def profile(app, stock, f: dict, args) -> int:
+    """cProfile --repeat requests of one of our pages as --user (after the warm-up)."""
+    import cProfile
+    import pstats
+
+    client = logged_in_client(app, args.user, app.config["DEMO_PASSWORD"])
+    # endpoints() lists the case list, the course page and the record list, in that order.
+    page = endpoints(app, client, stock, f, with_stock=False)[list(OURS).index(args.profile)][2]
+    if page is None:
+        return 1
+    for _ in range(3):
+        client.get(page.url)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(args.repeat):
+        client.get(page.url)
+    profiler.disable()
+    if args.profile_out:
+        profiler.dump_stats(args.profile_out)
+    log(f"{page.url} as {args.user}, {args.repeat} requests")
+    stats = pstats.Stats(profiler).sort_stats("cumulative")
+    stats.print_stats(60)
+    stats.sort_stats("tottime").print_stats(40)
+    return 0
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="seed_demo scale (default 1)")
@@ -287,6 +318,9 @@ def parse_args(argv=None):
     parser.add_argument("--stock-repeat", type=int, default=5, help="timed requests (stock)")
     parser.add_argument("--database-url", help="measure on this database (default: SQLite)")
     parser.add_argument("--reuse", action="store_true", help="keep an already seeded database")
+    parser.add_argument("--profile", choices=sorted(OURS), help="cProfile one page of ours instead")
+    parser.add_argument("--user", default=USER, help=f"with --profile: {USER} or {STAFF_USER}")
+    parser.add_argument("--profile-out", help="with --profile: also dump the stats to this file")
     return parser.parse_args(argv)
 
 
@@ -309,6 +343,8 @@ def run(args, url: str, tmp: Path) -> int:
     # long app context, a page's lazy loads were answered from the identity map of the
     # warm-up requests and went uncounted (the course page showed 5 statements, not 11).
     queries = QueryLog(engine)
+    if args.profile:
+        return profile(app, stock, f, args)
     tables = []
     for user, scope in ((USER, "national"), (staff, f"institution {f['institution_code']}")):
         client = logged_in_client(app, user, app.config["DEMO_PASSWORD"])
@@ -322,7 +358,7 @@ def run(args, url: str, tmp: Path) -> int:
             ))  # fmt: skip
             # As measured too: a run that dies later (see the note in the docstring) keeps them.
             log(f"  {label} as {user}: " + "; ".join(
-                f"{side} p50 {r.p50:.1f} ms, {r.q_label()} statements"
+                f"{side} p50 {r.p50:.1f} ms (CPU {r.cpu_p50:.1f}), {r.q_label()} statements"
                 for side, r in zip(("stock", "ours"), results[-1][1:], strict=True) if r
             ))  # fmt: skip
         tables.append((user, scope, results))
@@ -337,15 +373,21 @@ def run(args, url: str, tmp: Path) -> int:
               f"{args.repeat} timed requests each (stock: {args.stock_repeat})")  # fmt: skip
         print()
         width = max(len(label) for label, _, _ in results)
-        head = f"{'page':<{width}} | stock p50 | stock q | ours p50 | ours q"
+        head = f"{'page':<{width}} | stock p50 | stock q | ours p50 | ours cpu | ours q"
         print(head)
         print("-" * len(head))
 
-        def cells(result):
-            return f"{result.p50:9.1f} | {result.q_label():>7}" if result else f"{'-':>9} | {'-':>7}"
+        def cells(result, cpu=False):
+            if not result:
+                return f"{'-':>9} | {'-':>7}" + (f" | {'-':>8}" if cpu else "")
+            return (
+                f"{result.p50:9.1f} | "
+                + (f"{result.cpu_p50:8.1f} | " if cpu else "")
+                + f"{result.q_label():>7}"
+            )
 
         for label, theirs, mine in results:
-            print(f"{label:<{width}} | {cells(theirs)} | {cells(mine).replace(' | ', ' |  ', 1)}")
+            print(f"{label:<{width}} | {cells(theirs)} | {cells(mine, cpu=True)}")
     return 0
 
 

@@ -125,18 +125,24 @@ class ScopedInterface(SQLAInterface):
         return self.apply_filters(self.scoped_query(), filters)
 
     def count(self, filters: Filters | None = None) -> int:
-        query = self.filtered_query(filters)
         pk = self.get_pk()
         has_filters = bool(filters and filters.values)
-        if not has_filters and current_scope().national:
+
+        def estimate():
+            if has_filters or not current_scope().national:
+                return None
             # max(pk) is an index lookup; a full count(*) over millions of rows is not.
             top = self.session.query(func.max(pk)).scalar() or 0
-            if top > self.estimate_count_above:
-                return top
-        # count(*), not count(pk): SQLite counts the smallest index instead of reading ids.
-        ids = query.with_entities(pk).order_by(None).subquery()
+            return top if top > self.estimate_count_above else None
+
+        def statement():
+            # count(*), not count(pk): SQLite counts the smallest index instead of reading ids.
+            ids = self.filtered_query(filters).with_entities(pk).order_by(None).subquery()
+            return select(func.count()).select_from(ids)
+
         identity = "|".join(map(str, (self.obj.__name__, self._scope_key(), self._filter_key(filters))))
-        return cached_count(self.session, select(func.count()).select_from(ids), identity)
+        # Both asked only on a cache miss (core/data/counts.py).
+        return cached_count(self.session, statement, identity, estimate=estimate)
 
     @staticmethod
     def _scope_key() -> tuple:

@@ -34,9 +34,11 @@ def render_rows(
     a row whose value there has `editable` false is offered no edit or delete button (the
     server refuses them regardless).
     """
-    show_url = escape(show_url) if show_url else None
-    edit_url = escape(edit_url) if edit_url else None
-    delete_url = escape(delete_url) if delete_url else None
+    # Plain str from here on: Markup.replace escapes its arguments on every call (75 calls a
+    # page, a tenth of this function's time on a case list, cProfile, demo scale).
+    show_url = str(escape(show_url)) if show_url else None
+    edit_url = str(escape(edit_url)) if edit_url else None
+    delete_url = str(escape(delete_url)) if delete_url else None
     buttons = bool(show_url or edit_url or delete_url)
     show_title, show_text = escape(labels["show_title"]), escape(labels["show_text"])
     edit_title, edit_text = escape(labels["edit_title"]), escape(labels["edit_text"])
@@ -86,3 +88,41 @@ def render_rows(
             out.append(f"<td>{escape(formatter(value) if formatter else value)}</td>")
         out.append("</tr>")
     return Markup("".join(out))
+
+
+#: Stands for the page number (or page size) in a list's link, built once per request.
+_MARK = "0LISTLINK0"
+
+
+def fast_page_links(app) -> None:
+    """FAB's `link_page` and `link_page_size` template filters, each built once per request.
+
+    FAB's filters copy the request's arguments and call url_for for every link of the
+    pagination and page-size menu (14-16 links a list page, ~50 µs each on a loaded
+    machine). Here FAB's own filter builds the link once with a mark for the number, and
+    each link replaces the mark: the same URL, byte for byte (the query string encodes
+    '&' and '=' in keys and values, so "&page_<View>=<mark>" appears exactly once).
+    """
+    from flask import g
+
+    def templated(original, prefix):
+        def link(value, modelview_name):
+            if type(value) is not int:
+                return original(value, modelview_name)
+            memo = g.setdefault("_list_link_templates", {})
+            key = (prefix, modelview_name)
+            url = memo.get(key)
+            if url is None:
+                url = memo[key] = original(_MARK, modelview_name)
+            pair = f"{prefix}{modelview_name}={_MARK}"
+            for sep in ("?", "&"):
+                if sep + pair in url:
+                    return url.replace(sep + pair, f"{sep}{prefix}{modelview_name}={value}", 1)
+            return original(value, modelview_name)
+
+        link.original = original  # FAB's (tests compare the two)
+        return link
+
+    filters = app.jinja_env.filters
+    filters["link_page"] = templated(filters["link_page"], "page_")
+    filters["link_page_size"] = templated(filters["link_page_size"], "psize_")

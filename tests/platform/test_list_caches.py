@@ -258,3 +258,59 @@ def test_institution_text_filter_ids_are_cached_until_the_institution_table_is_w
         db.session.commit()
     with request():
         assert _few_matching_ids(matching, key) == []
+
+
+def test_a_cached_national_count_runs_no_max_id_either(app, db, login_as):
+    """A national list whose count is cached runs neither count(*) nor the max(id) that
+    stands for a count over millions of rows; a visit written shows in the next count."""
+    client = login_as("office")
+    url = "/visitview/list/"
+    before = _record_count(client.get(url))
+    with _Statements(db.engine) as statements:
+        again = client.get(url)
+    assert _record_count(again) == before
+    assert _counts(statements) == [] and not [s for s in statements if "max(" in s.lower()]
+
+
+def test_a_national_estimate_is_cached_like_a_count_and_follows_writes(
+    app, db, login_as, monkeypatch
+):
+    """Above `estimate_count_above` rows the national count is max(id), asked on a cache
+    miss only and invalidated by a write like any count."""
+    from core.data.datamodel import ScopedInterface
+
+    monkeypatch.setattr(ScopedInterface, "estimate_count_above", 0)
+    institution_id, practitioner_id = _setup(db, "facility_tpe")
+    client, facility = login_as("office"), login_as("facility_tpe")
+    url = "/visitview/list/"
+    for day in ("114/06/02", "114/06/03"):
+        # Each write invalidates the cached count (an earlier test's exact one included).
+        national_id = _new_id()
+        with _at(2025, 6, 3, 9, 0):
+            response = post_form(app, facility, "/visitview/add",
+                                 _form(institution_id, practitioner_id, national_id, day))  # fmt: skip
+        assert response.status_code == 302
+        (visit,) = _visits(db, national_id)
+        assert _record_count(client.get(url)) == visit.id
+        with _Statements(db.engine) as statements:
+            assert _record_count(client.get(url)) == visit.id
+        assert not [s for s in statements if "max(" in s.lower()]
+
+
+def test_pagination_and_page_size_links_are_fabs_own(app):
+    """The list's page and page-size links (built once per request, core/web/listrows.py)
+    are FAB's URLs byte for byte: with other arguments, an existing page argument, and a
+    filter value that spells the link's own mark."""
+    cases = [
+        "/visitview/list/",
+        "/visitview/list/?_flt_0_institution=0123456789&page_VisitView=4&psize_VisitView=50",
+        "/visitview/list/?_flt_0_quitter=%26page_VisitView%3D0LISTLINK0&xpage_VisitView=0LISTLINK0",
+        "/visitview/list/?_oc_VisitView=visit_date&_od_VisitView=desc&_flt_1_visit_date=114/01/01",
+    ]
+    for url in cases:
+        with app.test_request_context(url):
+            for name in ("link_page", "link_page_size"):
+                fast = app.jinja_env.filters[name]
+                for value in (0, 1, 3, 25, 100, 4000):
+                    expected = fast.original(value, "VisitView")
+                    assert fast(value, "VisitView") == expected, (url, name, value)
