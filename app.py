@@ -32,6 +32,9 @@ def create_app(config_overrides: dict | None = None) -> Flask:
     if config_overrides:
         app.config.update(config_overrides)
     Path(app.config["UPLOAD_FOLDER"]).mkdir(parents=True, exist_ok=True)
+    from core.storage import backend_name
+
+    backend_name(app.config)  # an unknown STORAGE_BACKEND stops the start, not the first upload
     _prepare_sqlite(app)
     _compile_catalogs()
 

@@ -137,6 +137,9 @@ class Config:
     HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", str(365 * 24 * 3600)))
 
     UPLOAD_FOLDER = str(INSTANCE_DIR / "uploads")
+    #: Where stored files live (core/storage.py): "local" (folders under UPLOAD_FOLDER, one host)
+    #: or "database" (the stored_file table: every host sees every file, one backup holds all).
+    STORAGE_BACKEND = os.environ.get("STORAGE_BACKEND", "local")
     #: Correction tickets (Appendix 9): the largest scanned attachment accepted, per file.
     CORRECTION_ATTACHMENT_MAX_BYTES = int(os.environ.get("CORRECTION_ATTACHMENT_MAX_BYTES", str(5 * 1024 * 1024)))
     #: Treatment records (A5): the largest uploaded PDF (a filled-in record or a blank record
