@@ -90,6 +90,9 @@ def create_app(config_overrides: dict | None = None) -> Flask:
         from core.security.manager import install_http_security
 
         install_http_security(app, appbuilder)
+        from core import ops
+
+        ops.install(app)  # /healthz, /readyz, /metrics, request ids, log format (issue 20)
     _register_cli(app)
     return app
 
