@@ -72,7 +72,9 @@ def main() -> None:
         with app.test_request_context():
             from core.storage import storage
 
-            def put_read(s=storage()):
+            backend = storage()
+
+            def put_read(s=backend):
                 key = s.put("bench", data, "one.bin", "application/octet-stream")
                 db.session.commit()
                 assert s.read(key) == data
