@@ -54,7 +54,7 @@ run: db
 	@echo "Serving on http://$(HOST):$(PORT)/  (Ctrl-C to stop; background jobs run alongside)"
 	@$(BIN)/huey_consumer worker.huey --workers 2 --quiet & jobs=$$!; \
 	trap 'kill $$jobs 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) --access-logfile - 'app:create_app()'
+	$(BIN)/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) 'app:create_app()'  # one log line per request, with its request id: core/ops.py
 
 lint: install-test
 	$(BIN)/ruff check .

@@ -32,6 +32,9 @@ def create_app(config_overrides: dict | None = None) -> Flask:
     if config_overrides:
         app.config.update(config_overrides)
     Path(app.config["UPLOAD_FOLDER"]).mkdir(parents=True, exist_ok=True)
+    from core.storage import backend_name
+
+    backend_name(app.config)  # an unknown STORAGE_BACKEND stops the start, not the first upload
     _prepare_sqlite(app)
     _compile_catalogs()
 
@@ -87,6 +90,9 @@ def create_app(config_overrides: dict | None = None) -> Flask:
         from core.security.manager import install_http_security
 
         install_http_security(app, appbuilder)
+        from core import ops
+
+        ops.install(app)  # /healthz, /readyz, /metrics, request ids, log format (issue 20)
     _register_cli(app)
     return app
 
@@ -288,6 +294,39 @@ def _register_cli(app: Flask) -> None:
         click.echo(f"{found} rows break a field rule" if found else "every row meets the field rules")
         if found:
             raise SystemExit(1)
+
+    @app.cli.command("backup")
+    @click.option("--to", "to", default=None, help="Folder of the archive (default INSTANCE_DIR/backups).")
+    def backup_command(to):
+        """One archive of the database (SQLite online backup or pg_dump) and of the stored
+        files on disk, with a manifest of row counts and checksums (core/backup.py)."""
+        from core.backup import BackupError, backup, read_manifest
+
+        config = {**app.config, "INSTANCE_DIR": str(app_config.INSTANCE_DIR)}
+        try:
+            archive = backup(config, to)
+        except BackupError as exc:
+            raise click.ClickException(str(exc)) from None
+        manifest = read_manifest(archive)
+        click.echo(f"{archive}: {len(manifest['tables'])} tables, {sum(manifest['tables'].values())} rows, "
+                   f"{len(manifest['files'])} files")  # fmt: skip
+
+    @app.cli.command("restore")
+    @click.argument("archive", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--force", is_flag=True, help="Replace a database or upload folder that is not empty.")
+    def restore_command(archive, force):
+        """Restore an archive of `flask backup` into an empty database and upload folder,
+        checking its checksums first and its row counts after (core/backup.py)."""
+        from core.backup import BackupError, restore
+
+        db.session.remove()
+        db.engine.dispose()  # no connection of this process holds the database being replaced
+        try:
+            manifest = restore(app.config, archive, force=force)
+        except BackupError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"restored {sum(manifest['tables'].values())} rows in {len(manifest['tables'])} tables "
+                   f"and {len(manifest['files'])} files, as of {manifest['created_at']}")  # fmt: skip
 
     @app.cli.command("demo-logins")
     def demo_logins_command():

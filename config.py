@@ -136,7 +136,18 @@ class Config:
     FORCE_HTTPS = _bool("FORCE_HTTPS", False)
     HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", str(365 * 24 * 3600)))
 
+    # Operations (core/ops.py): log lines as JSON when LOG_FORMAT=json; /metrics from loopback,
+    # or with "Authorization: Bearer $METRICS_TOKEN" (set METRICS_ALLOW_LOOPBACK=0 behind a
+    # proxy on the same host, where every caller looks like loopback).
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+    METRICS_ALLOW_LOOPBACK = _bool("METRICS_ALLOW_LOOPBACK", True)
+
     UPLOAD_FOLDER = str(INSTANCE_DIR / "uploads")
+    #: Where stored files live (core/storage.py): "local" (folders under UPLOAD_FOLDER, one host)
+    #: or "database" (the stored_file table: every host sees every file, one backup holds all).
+    STORAGE_BACKEND = os.environ.get("STORAGE_BACKEND", "local")
     #: Correction tickets (Appendix 9): the largest scanned attachment accepted, per file.
     CORRECTION_ATTACHMENT_MAX_BYTES = int(os.environ.get("CORRECTION_ATTACHMENT_MAX_BYTES", str(5 * 1024 * 1024)))
     #: Treatment records (A5): the largest uploaded PDF (a filled-in record or a blank record

@@ -1,5 +1,6 @@
 """Uploaded files, one service for every upload (issue 13): an upload is judged by its content
-and a size limit, stored under a random name in its own folder under UPLOAD_FOLDER, and served
+and a size limit, stored under a random name in its own folder (its kind in core/storage.py: a
+folder under UPLOAD_FOLDER, or rows of stored_file on the database backend), and served
 only through a row the viewer may see, under a sanitised name (issue 12, class 9).
 
 A file's type is judged by its content, never its name: magic bytes pick the candidate type,
@@ -22,6 +23,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from core.storage import send_stored, storage, storage_key
 
 #: Pillow's format name for each image MIME type we accept.
 IMAGE_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/tiff": "TIFF"}
@@ -202,7 +205,7 @@ def content_type(data: bytes) -> str | None:
 
 @dataclass(frozen=True)
 class FileStore:
-    """One kind of upload: its folder under UPLOAD_FOLDER, accepted types, size-limit key."""
+    """One kind of upload: its folder (storage kind), accepted types, size-limit key."""
 
     #: The folder under UPLOAD_FOLDER ("" for FAB's own file columns, stored at its top).
     folder: str
@@ -248,28 +251,41 @@ class FileStore:
         return mime
 
     def directory(self) -> Path:
-        """The folder this store's files live in."""
+        """The folder this store's files live in on the local backend."""
         from flask import current_app
 
         return Path(current_app.config["UPLOAD_FOLDER"]) / self.folder
 
+    def key(self, stored: str | None) -> str | None:
+        """The storage key of a stored name (core/storage.py), None for an empty or odd name."""
+        if not stored or "/" in stored or "\\" in stored or stored in (".", ".."):
+            return None
+        return storage_key(self.folder, stored)
+
     def save(self, data: bytes, mime: str) -> str:
-        """Write checked `data` under a fresh random name (hex uuid + type's extension); the name."""
-        folder = self.directory()
-        folder.mkdir(parents=True, exist_ok=True)
+        """Store checked `data` under a fresh random name (hex uuid + type's extension); the name.
+
+        On the database backend the file is written in the caller's transaction."""
         stored = f"{uuid.uuid4().hex}.{self.types[mime]}"
-        (folder / stored).write_bytes(data)
+        storage().put(self.folder, data, stored, mime)
         return stored
 
     def discard(self, stored_names: Iterable[str]) -> None:
-        """Remove files saved for a write that was rolled back."""
+        """Remove files saved for a write that was rolled back (or replaced)."""
+        backend = storage()
         for stored in stored_names:
-            path = self.path(stored)
-            if path is not None:
-                path.unlink(missing_ok=True)
+            key = self.key(stored)
+            if key is not None:
+                backend.delete(key)
+
+    def read_stored(self, stored: str | None) -> bytes | None:
+        """The bytes of a stored name, None if there is no such file."""
+        key = self.key(stored)
+        return storage().read(key) if key is not None else None
 
     def path(self, stored: str | None) -> Path | None:
-        """The file of a stored name, or None if the name is empty or leads out of the folder."""
+        """On the local backend, the file of a stored name, or None if the name is empty or
+        leads out of the folder."""
         if not stored:
             return None
         folder = os.path.realpath(self.directory())
@@ -285,17 +301,17 @@ class FileStore:
         as_attachment: bool = True,
     ):
         """Serve the file of `row` — a row read through the scoped datamodel, None when out of
-        scope or missing — under a safe name; 404 for no row or no file on disk."""
-        from flask import abort, send_file
+        scope or missing — under a safe name; 404 for no row or no stored file."""
+        from flask import abort
 
         if row is None:
             abort(404)
-        path = self.path(stored(row))
-        if path is None or not path.is_file():
+        key = self.key(stored(row))
+        if key is None:
             abort(404)
         if mimetype is not None:
             mime = mimetype(row)
         else:  # a store of one type serves that type; otherwise Flask guesses from the name
             mime = next(iter(self.types)) if len(self.types) == 1 else None
         download = safe_download_name(name(row), self.fallback, self.types.get(mime or ""))
-        return send_file(path, mimetype=mime, download_name=download, as_attachment=as_attachment)
+        return send_stored(key, download, mimetype=mime, as_attachment=as_attachment)

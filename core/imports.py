@@ -551,3 +551,43 @@ def _write_row(sheet, index: int, values, style=None) -> None:
         (sheet.write_string if isinstance(value, str) else sheet.write_number)(
             index, col, value, style
         )
+
+
+#: xlsx's MIME type (the error reports are workbooks).
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@dataclass(frozen=True)
+class ErrorReports:
+    """The marked copy of a refused batch (its rows with an error column), kept for the user
+    who uploaded it and served to them only — one helper for every batch upload (visits, HIS
+    orders, assessments). Stored through core/storage.py, so any host serves it."""
+
+    #: The storage kind ("batch-reports", "his-reports", …).
+    kind: str
+
+    def save(self, sheet: Spreadsheet, rows: list[Row]) -> str:
+        """Write `rows` with their errors through `sheet`; the report's name, "<user id>-<hex>.xlsx"."""
+        import uuid
+
+        from flask import g
+
+        from core.storage import storage
+
+        buffer = io.BytesIO()
+        sheet.write_report(rows, buffer)
+        name = f"{g.user.id}-{uuid.uuid4().hex}.xlsx"
+        db.session.rollback()  # nothing of the refused batch is kept: only its report
+        storage().put(self.kind, buffer.getvalue(), name, _XLSX)
+        db.session.commit()
+        return name
+
+    def send(self, name: str, download_name: str):
+        """The report `name` if it is the signed-in user's own; 404 for any other name."""
+        from flask import abort, g
+
+        from core.storage import send_stored, storage_key
+
+        if not re.fullmatch(r"\d+-[0-9a-f]{32}\.xlsx", name or "") or not name.startswith(f"{g.user.id}-"):
+            abort(404)
+        return send_stored(storage_key(self.kind, name), download_name, mimetype=_XLSX)

@@ -28,6 +28,7 @@ from models.platform.announcement import Announcement  # noqa: F401
 from models.platform.audit import AuditLog  # noqa: F401
 from models.platform.export_job import ExportJob, ExportStatus  # noqa: F401
 from models.platform.session import LoginThrottle, OneTimeToken, UserSession  # noqa: F401
+from models.platform.stored_file import StoredFile  # noqa: F401
 from models.platform.user import ScopedUser, ScopeKind, user_institution  # noqa: F401
 from models.registry.institution import ContractPeriod, Institution  # noqa: F401
 from models.registry.person import IdentityStatus, PersonKind, PersonLink  # noqa: F401

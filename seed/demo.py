@@ -359,20 +359,17 @@ DEMO_APPLICATIONS = [
 
 
 def _seed_applications() -> None:
-    """Create the demo applications once (their PDF goes to UPLOAD_FOLDER/applications)."""
-    from pathlib import Path
-
+    """Create the demo applications once (their PDF goes to the storage's "applications" kind)."""
+    from core.storage import storage
     from models.accounts.application import AccountApplication
 
     if db.session.scalar(select(func.count(AccountApplication.id))):
         return
-    folder = Path(current_app.config["UPLOAD_FOLDER"]) / "applications"
-    folder.mkdir(parents=True, exist_ok=True)
     pdf = blank_pdf()
     county = {c.code: c for c in County.query.all()}
     for number, (name, email, role, county_code, title) in enumerate(DEMO_APPLICATIONS, start=1):
         stored = f"demo-application-{number}.pdf"
-        (folder / stored).write_bytes(pdf)
+        storage().put("applications", pdf, stored, "application/pdf")
         institution = demo_institution(county_code) if role == "facility" else None
         db.session.add(
             AccountApplication(

@@ -184,3 +184,12 @@ def visible_text(html: str) -> str:
     import html as html_lib
 
     return re.sub(r"\s+", " ", html_lib.unescape(html)).strip()
+
+
+@pytest.fixture(params=["local", "database"])
+def storage_backend(request, app, monkeypatch):
+    """Issue 20: a file test runs on both storage backends (core/storage.py), the app's
+    STORAGE_BACKEND switched for the test; `STORAGE_BACKEND=database pytest …` runs the whole
+    suite, seeded files included, on the database backend."""
+    monkeypatch.setitem(app.config, "STORAGE_BACKEND", request.param)
+    return request.param

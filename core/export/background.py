@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
+import os
 import uuid
-from pathlib import Path
 
 from flask import g
 from flask_login import login_user
@@ -12,13 +11,17 @@ from flask_login import login_user
 from core.dates import utcnow
 from core.extensions import db
 from core.jobs import huey, worker_app
+from core.storage import storage, storage_key
 from models.platform.export_job import ExportJob, ExportStatus
 
+#: The storage kind of finished exports (core/storage.py): "exports/<job id>.xlsx".
+EXPORTS = "exports"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
-def export_folder(app) -> Path:
-    folder = Path(app.config["UPLOAD_FOLDER"]) / "exports"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+
+def export_key(job_id: str) -> str:
+    """The storage key of a job's workbook."""
+    return storage_key(EXPORTS, f"{job_id}.xlsx")
 
 
 def queue_export(view, total: int, query_string: str, user_id: int) -> ExportJob:
@@ -59,8 +62,11 @@ def run_export_job(app, job_id: str) -> None:
                 g.background_job, g.user = True, user
                 login_user(user)  # the user's own scope and permissions, as on the web
                 path, count, name = view.write_export(progress=_progress(job_id))
-            target = export_folder(app) / f"{job.id}.xlsx"
-            shutil.move(path, target)
+            try:
+                with open(path, "rb") as written:  # local: copied in chunks; database: one row
+                    storage().put(EXPORTS, written, f"{job.id}.xlsx", XLSX)
+            finally:
+                os.unlink(path)
             job = db.session.get(ExportJob, job_id)
             job.status, job.done_rows, job.total_rows = ExportStatus.DONE.value, count, count
             job.file_name, job.finished_at = name, utcnow()

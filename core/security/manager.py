@@ -508,6 +508,9 @@ class AppSecurityManager(SecurityManager):
         if user is None:
             locked = accounts.register_failure(username)
             accounts.record_event("login_failed", known_id, username)
+            from core.ops import count_failed_login
+
+            count_failed_login()  # the Prometheus counter (issue 20)
             if locked:
                 g.login_locked = True
                 accounts.record_event("locked", known_id, username)

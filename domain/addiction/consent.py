@@ -411,7 +411,7 @@ def _sha1(consent: Consent) -> dict:
     import base64
     import hashlib
 
-    path = CONSENT_FILES.path(consent.scan_name)
-    if path is None or not path.is_file():
+    content = CONSENT_FILES.read_stored(consent.scan_name)
+    if content is None:
         return {}
-    return {"hash": base64.b64encode(hashlib.sha1(path.read_bytes()).digest()).decode()}
+    return {"hash": base64.b64encode(hashlib.sha1(content).digest()).decode()}

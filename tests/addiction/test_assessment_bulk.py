@@ -265,6 +265,7 @@ def test_a3_a4_workbook_template_round_trip_scores_as_single_saves(app, db, logi
     assert [h for h in exported[1][12:]] == headers[5:], "the template's item columns are the export's"
 
 
+@pytest.mark.usefixtures("storage_backend")  # issue 20: both storage backends
 def test_a4_workbook_one_bad_row_refuses_the_file_with_an_error_column(app, db, login_as):
     """A4: one bad row (an answer out of the scale) refuses the file; the page names the
     row and the item, the marked file has an error column, nothing is stored."""

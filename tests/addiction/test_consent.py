@@ -303,6 +303,7 @@ def test_a12_the_access_log_is_append_only(app, db, login_as, api_as):
 
 
 # ------------------------------------------------------------------ recording and revoking
+@pytest.mark.usefixtures("storage_backend")  # issue 20: both storage backends
 def test_a12_consent_is_per_person_and_a_new_one_supersedes_the_old(app, db, login_as, api_as, person):
     client = login_as("psy_tpe")
     api, headers = api_as("cm_khh")

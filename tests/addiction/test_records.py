@@ -232,6 +232,7 @@ def _refusal(app, data: bytes, filename: str) -> str:
     return html.escape(str(refused.value))
 
 
+@pytest.mark.usefixtures("storage_backend")  # issue 20: both storage backends
 @pytest.mark.parametrize("pdf", ["fake", "encrypted", "js", "pages", "big"])
 def test_a5_bad_pdfs_are_refused(app, world, db, login_as, monkeypatch, pdf):
     """A5: a fake, encrypted, scripted, too long or too large PDF is refused with its reason,
@@ -284,6 +285,7 @@ def _pdf_record(app, world, db, client) -> TreatmentRecord:
     return record
 
 
+@pytest.mark.usefixtures("storage_backend")  # issue 20: both storage backends
 def test_a5_a_pdf_record_keeps_its_sha256_and_is_served_only_in_scope(app, world, db, login_as):
     """A5: the uploaded record's SHA-256 is stored; its own institution downloads it and sees
     it on the course page; another institution's staff get 404 for the PDF and the record."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 
+import pytest
 from openpyxl import Workbook, load_workbook
 
 from core import clock
@@ -60,6 +61,7 @@ def test_template_has_the_zh_tw_headers(login_as):
     assert header[:3] == ["健保醫事機構代碼", "醫事人員身分證字號", "戒菸者身分證字號"]
 
 
+@pytest.mark.usefixtures("storage_backend")  # issue 20: both storage backends
 def test_one_bad_row_imports_nothing_and_the_file_comes_back_marked(app, db, login_as):
     institution_id, practitioner_id = _setup(db, "facility_tpe")
     client = login_as("facility_tpe")

@@ -510,6 +510,7 @@ def test_ticket_numbers_are_roc_year_and_sequence(app, db):
 
 
 # ---------------------------------------------------------------- attachments
+@pytest.mark.usefixtures("storage_backend")  # issue 20: both storage backends
 @pytest.mark.parametrize(
     "data, filename",
     [
@@ -554,6 +555,7 @@ def test_attachments_are_checked_by_content_and_size(app, db):
 
 
 # ---------------------------------------------------------------------- scope
+@pytest.mark.usefixtures("storage_backend")  # issue 20: both storage backends
 def test_scope_on_tickets_lines_attachments_and_exports(app, db, login_as, api_as):
     institution_id, practitioner_id = _setup(db, "facility_tpe")
     national_id = _new_id()

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from openpyxl import load_workbook
 
 from models.cessation.visit import Visit
 from models.platform.export_job import ExportJob
 from tests.scope_oracle import expected_split, user_view
+
+#: Issue 20: the finished workbook is stored on both backends.
+pytestmark = pytest.mark.usefixtures("storage_backend")
 
 
 def test_a_large_export_becomes_a_job_with_progress_and_a_private_download(app, db, login_as):

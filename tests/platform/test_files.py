@@ -13,6 +13,9 @@ from werkzeug.exceptions import NotFound
 from core.files import PDF, FileStore, UploadRefused, content_type
 from tests.platform.test_security_hardening import _disposition, _image
 
+#: Issue 20: every test of the file service runs on both storage backends.
+pytestmark = pytest.mark.usefixtures("storage_backend")
+
 KEY = "TEST_FILES_MAX_BYTES"
 SCANS = FileStore("test-files", {PDF: "pdf", "image/png": "png"}, KEY, "scan")
 #: The first bytes of a Windows executable (the MZ header and the PE offset that follows).
@@ -73,24 +76,35 @@ def test_read_stops_one_byte_past_the_limit(app, limit):
         assert SCANS.read(FileStorage(io.BytesIO(b"x"), filename="")) is None
 
 
-def test_files_are_stored_under_random_names_in_their_folder(app, limit):
-    """Each save is a fresh hex uuid with the checked type's extension; discard removes it."""
+def test_files_are_stored_under_random_names_in_their_folder(app, limit, storage_backend):
+    """Each save is a fresh hex uuid with the checked type's extension, under the store's
+    kind; discard removes it (a folder under UPLOAD_FOLDER, or stored_file rows)."""
+    from core.storage import storage
+
     data = _image("PNG")
     with app.test_request_context():
         first, second = SCANS.save(data, "image/png"), SCANS.save(data, "image/png")
         assert first != second
         assert all(re.fullmatch(r"[0-9a-f]{32}\.png", name) for name in (first, second))
-        folder = SCANS.directory()
-        assert folder.name == "test-files" and str(folder.parent) == app.config["UPLOAD_FOLDER"]
-        assert (folder / first).read_bytes() == data
+        assert SCANS.key(first) == f"test-files/{first}"
+        assert SCANS.read_stored(first) == data and storage().exists(SCANS.key(first))
+        if storage_backend == "local":
+            folder = SCANS.directory()
+            assert folder.name == "test-files" and str(folder.parent) == app.config["UPLOAD_FOLDER"]
+            assert (folder / first).read_bytes() == data
         assert SCANS.path("../../etc/passwd") is None and SCANS.path("") is None
+        assert SCANS.key("../../etc/passwd") is None and SCANS.key("") is None
         SCANS.discard([first, second])
-        assert not (folder / first).exists() and not (folder / second).exists()
+        assert SCANS.read_stored(first) is None and SCANS.read_stored(second) is None
 
 
 def _stored_png(app) -> str:
+    from core.extensions import db
+
     with app.test_request_context():
-        return SCANS.save(_image("PNG"), "image/png")
+        stored = SCANS.save(_image("PNG"), "image/png")
+        db.session.commit()  # the database backend writes in the caller's transaction
+        return stored
 
 
 def test_a_row_out_of_scope_answers_404(app, db, limit):

@@ -5,31 +5,24 @@ core/imports.py), with a template per instrument and the marked file handed back
 from __future__ import annotations
 
 import io
-import re
-import uuid
-from pathlib import Path
 
 import xlsxwriter
-from flask import abort, current_app, flash, g, redirect, request, send_file, url_for
+from flask import abort, current_app, flash, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, expose
 from flask_appbuilder.security.decorators import has_access
 from flask_babel import gettext
 
 from core.dates import to_roc
 from core.export.xlsx import XLSX_MIMETYPE, cell_text, export_file_name
+from core.imports import ErrorReports
 from core.web.views import refusals_flashed, valid_pk
 from domain.addiction.assessment_bulk import import_workbook, template_courses, workbook
 from domain.addiction.assessments import usable_instruments
 from domain.addiction.grants import ASSESSMENT
 from domain.addiction.scoring import answerable, options_of
 
-REPORT_FOLDER = "assessment-reports"
-
-
-def _report_folder() -> Path:
-    folder = Path(current_app.config["UPLOAD_FOLDER"]) / REPORT_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+#: The marked copies of refused uploads (core/imports.py ErrorReports), for their uploader only.
+REPORTS = ErrorReports("assessment-reports")
 
 
 def _instrument(pk):
@@ -110,9 +103,7 @@ class AssessmentUploadView(BaseView):
                         flash(gettext("%(n)d assessments imported: %(title)s.", n=outcome.imported,
                                       title=chosen.title), "success")  # fmt: skip
                         return redirect(url_for("AssessmentView.list"))
-                    name = f"{g.user.id}-{uuid.uuid4().hex}.xlsx"
-                    sheet.write_report(outcome.rows, str(_report_folder() / name))
-                    report = name
+                    report = REPORTS.save(sheet, outcome.rows)
                     flash(gettext("%(n)d rows have errors; nothing was imported. Download the marked file, "
                                   "correct it and upload it again.", n=len(errors)), "danger")  # fmt: skip
         return self.render_template(
@@ -136,9 +127,4 @@ class AssessmentUploadView(BaseView):
     @has_access
     def report(self, name):
         """The uploaded file with its error column, for the user who uploaded it only."""
-        if not re.fullmatch(r"\d+-[0-9a-f]{32}\.xlsx", name) or not name.startswith(f"{g.user.id}-"):
-            abort(404)
-        path = _report_folder() / name
-        if not path.is_file():
-            abort(404)
-        return send_file(path, as_attachment=True, download_name=export_file_name(gettext("Upload errors")))
+        return REPORTS.send(name, export_file_name(gettext("Upload errors")))

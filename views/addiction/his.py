@@ -4,12 +4,10 @@ can be claimed (A7–A9)."""
 
 from __future__ import annotations
 
+import io
 import json
-import re
-import uuid
-from pathlib import Path
 
-from flask import abort, current_app, flash, g, redirect, request, send_file, url_for
+from flask import abort, current_app, flash, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, expose
 from flask_appbuilder.api import BaseApi
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
@@ -26,7 +24,7 @@ from core.data.scope import current_scope
 from core.dates import parse_date
 from core.errors import UserError
 from core.extensions import db
-from core.imports import bound
+from core.imports import ErrorReports, bound
 from core.web.openapi import fix_operation_spec
 from core.web.views import (
     ScopedModelRestApi,
@@ -215,13 +213,8 @@ class HisImportApi(BaseApi):
         return self.response(200, **receipt.as_json())
 
 
-REPORT_FOLDER = "his-reports"
-
-
-def _report_folder() -> Path:
-    folder = Path(current_app.config["UPLOAD_FOLDER"]) / REPORT_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+#: The marked copies of refused uploads (core/imports.py ErrorReports), for their uploader only.
+REPORTS = ErrorReports("his-reports")
 
 
 class HisUploadView(BaseView):
@@ -249,9 +242,7 @@ class HisUploadView(BaseView):
                     outcome = None
                 if outcome is not None and outcome.failed:
                     errors = outcome.failed
-                    name = f"{g.user.id}-{uuid.uuid4().hex}.xlsx"
-                    spreadsheet().write_report(outcome.rows, str(_report_folder() / name))
-                    report = name
+                    report = REPORTS.save(spreadsheet(), outcome.rows)
                     flash(gettext("%(n)d rows have errors; nothing was imported. Download the marked file, "
                                   "correct it and upload it again.", n=len(errors)), "danger")  # fmt: skip
                 elif outcome is not None:
@@ -264,21 +255,15 @@ class HisUploadView(BaseView):
     @expose("/template")
     @has_access
     def template(self):
-        path = _report_folder() / f"template-{uuid.uuid4().hex}.xlsx"
-        spreadsheet().write_template(str(path))
-        response = send_file(path, as_attachment=True, download_name="his-orders-template.xlsx")
-        path.unlink(missing_ok=True)
-        return response
+        buffer = io.BytesIO()
+        spreadsheet().write_template(buffer)
+        buffer.seek(0)
+        return send_file(buffer, as_attachment=True, download_name="his-orders-template.xlsx")
 
     @expose("/report/<name>")
     @has_access
     def report(self, name):
-        if not re.fullmatch(r"\d+-[0-9a-f]{32}\.xlsx", name) or not name.startswith(f"{g.user.id}-"):
-            abort(404)
-        path = _report_folder() / name
-        if not path.is_file():
-            abort(404)
-        return send_file(path, as_attachment=True, download_name="his-orders-errors.xlsx")
+        return REPORTS.send(name, "his-orders-errors.xlsx")
 
 
 class OrderCodeMappingView(CommandForms, ScopedModelView):

@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-import re
-import uuid
-from pathlib import Path
+import io
 
-from flask import abort, current_app, flash, g, redirect, request, send_file, url_for
+from flask import flash, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, expose
 from flask_appbuilder.security.decorators import has_access
 from flask_babel import gettext
 
-from core.imports import bound
+from core.imports import ErrorReports, bound
 from core.web.views import refusals_flashed
 from domain.cessation.batch import import_visits, spreadsheet
 from domain.cessation.grants import VISIT
 
-REPORT_FOLDER = "batch-reports"
-
-
-def _report_folder() -> Path:
-    folder = Path(current_app.config["UPLOAD_FOLDER"]) / REPORT_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def write_report(rows) -> str:
-    """The uploaded rows with an error column per row; named for its owner only."""
-    name = f"{g.user.id}-{uuid.uuid4().hex}.xlsx"
-    spreadsheet().write_report(rows, str(_report_folder() / name))
-    return name
+#: The marked copies of refused uploads (core/imports.py ErrorReports), for their uploader only.
+REPORTS = ErrorReports("batch-reports")
 
 
 class VisitUploadView(BaseView):
@@ -58,7 +44,7 @@ class VisitUploadView(BaseView):
                     if not errors:
                         flash(gettext("%(n)d visit records imported.", n=outcome.imported), "success")
                         return redirect(url_for("VisitView.list"))
-                    report = write_report(outcome.rows)
+                    report = REPORTS.save(spreadsheet(), outcome.rows)
                     flash(gettext("%(n)d rows have errors; nothing was imported. Download the marked file, correct it and upload it again.", n=len(errors)), "danger")
         return self.render_template(
             "visits/upload.html", errors=errors[:100], report=report, title=gettext("Batch upload of visit records")
@@ -67,19 +53,12 @@ class VisitUploadView(BaseView):
     @expose("/template")
     @has_access
     def template(self):
-        name = f"template-{uuid.uuid4().hex}.xlsx"
-        path = _report_folder() / name
-        spreadsheet().write_template(str(path))
-        response = send_file(path, as_attachment=True, download_name="visit-upload-template.xlsx")
-        path.unlink(missing_ok=True)
-        return response
+        buffer = io.BytesIO()
+        spreadsheet().write_template(buffer)
+        buffer.seek(0)
+        return send_file(buffer, as_attachment=True, download_name="visit-upload-template.xlsx")
 
     @expose("/report/<name>")
     @has_access
     def report(self, name):
-        if not re.fullmatch(r"\d+-[0-9a-f]{32}\.xlsx", name) or not name.startswith(f"{g.user.id}-"):
-            abort(404)
-        path = _report_folder() / name
-        if not path.is_file():
-            abort(404)
-        return send_file(path, as_attachment=True, download_name="visit-upload-errors.xlsx")
+        return REPORTS.send(name, "visit-upload-errors.xlsx")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from flask import abort, current_app, g, jsonify, send_file
+from flask import abort, g, jsonify
 from flask_appbuilder import expose
 from flask_appbuilder.security.decorators import has_access
 from flask_babel import gettext
 
-from core.export.background import export_folder
+from core.export.background import XLSX, export_key
 from core.extensions import db
 from core.security.permissions import EXPORT_JOB
+from core.storage import send_stored
 from core.web.views import ScopedReportView
 from models.platform.export_job import ExportJob, ExportStatus
 
@@ -47,7 +48,6 @@ class ExportJobView(ScopedReportView):
     @has_access
     def download(self, job_id):
         job = _own_job(job_id)
-        path = export_folder(current_app) / f"{job.id}.xlsx"
-        if job.status != ExportStatus.DONE.value or not path.is_file():
+        if job.status != ExportStatus.DONE.value:
             abort(404)
-        return send_file(path, as_attachment=True, download_name=job.file_name or "export.xlsx")
+        return send_stored(export_key(job.id), job.file_name or "export.xlsx", mimetype=XLSX)
