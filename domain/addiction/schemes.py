@@ -274,3 +274,21 @@ class SaveItem(Command):
         db.session.add(item)
         db.session.flush()
         return item
+
+
+class DeleteItem(Command):
+    """An item removed from a draft version (a published version is frozen: A9)."""
+
+    def __init__(self, item: SchemeItem):
+        self.item = item
+
+    def validate(self) -> None:
+        check_owner(self.item.scheme.county_id)
+        _frozen(self.item.scheme)
+
+    def execute(self) -> SchemeItem:
+        scheme = self.item.scheme
+        scheme.items.remove(self.item)
+        db.session.delete(self.item)
+        db.session.flush()
+        return self.item
