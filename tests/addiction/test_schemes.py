@@ -332,3 +332,14 @@ def test_a10_the_bureaus_spending_page_shows_each_budget_at_the_level_it_is_held
     ministry = _spending_rows(login_as("ministry").get("/schemespending/?year=2025").text)
     assert all(ministry[code][2] == national_label for code in central)
     assert all(len(cells) == 9 for cells in ministry.values())
+
+
+@pytest.mark.parametrize("field,value", [("kinds", 5), ("kinds", {"a": 1}), ("unit_amount", [1]), ("code", None),
+                                         ("professions", ["astronaut"])])  # fmt: skip
+def test_a9_a_hostile_item_body_is_a_422_and_stores_nothing_never_a_500(app, db, api_as, users, field, value):
+    moh, headers = api_as("scheme_moh")
+    code = f"C-H{abs(hash((field, str(value)))) % 10_000}"
+    scheme_id = moh.post("/api/v1/subsidy_scheme/", json=_api_scheme(code=code), headers=headers).json["id"]
+    response = moh.post("/api/v1/scheme_item/", json={**API_ITEM, "scheme": scheme_id, field: value}, headers=headers)
+    assert response.status_code == 422, response.text
+    assert not _scheme(db, code).items
