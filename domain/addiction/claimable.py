@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from flask import current_app, has_app_context
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import Date, String, bindparam, select, type_coerce
 
 from core.commands import Command
 from core.data.scope import SYSTEM_SCOPE
@@ -138,9 +138,54 @@ class PersonYear:
     caps: dict
 
 
+def _raw(column):
+    """A date column read as the driver gives it: PostgreSQL's driver a date, SQLite's an ISO
+    text that _day turns into a date once per distinct day (SQLAlchemy's SQLite date parser,
+    a regular expression per value, was a sixth of a county-year's 180,000 rows)."""
+    return type_coerce(column, String)
+
+
+_IDS = bindparam("ids", expanding=True)
+_FIRST, _LAST = bindparam("first", type_=Date), bindparam("last", type_=Date)
+# Built once: constructing the six selects cost a case page more than running them.
+_ORDERS = (
+    select(HisOrder.id, HisOrder.patient_id, HisOrder.case_id, HisOrder.institution_id, HisOrder.his_order_id,
+           HisOrder.line, HisOrder.order_code, _raw(HisOrder.executed_on), HisOrder.item_code)
+    .where(HisOrder.patient_id.in_(_IDS), HisOrder.executed_on >= _FIRST, HisOrder.executed_on <= _LAST)
+)  # fmt: skip
+_CASES = (
+    select(Case.id, Case.patient_id, Case.institution_id, Case.eligibility, Case.substance_category,
+           Institution.county_id)
+    .join(Institution, Institution.id == Case.institution_id).where(Case.patient_id.in_(_IDS))
+)  # fmt: skip
+_BIRTHS = select(Patient.id, _raw(Patient.birth_date)).where(Patient.id.in_(_IDS))
+_COURSES = select(Course.case_id, _raw(Course.start_date), _raw(Course.end_date)).where(Course.case_id.in_(_IDS))
+_RECORDS = (
+    select(TreatmentRecord.case_id, _raw(TreatmentRecord.executed_on), TreatmentRecord.kind,
+           TreatmentRecord.profession)
+    .where(TreatmentRecord.case_id.in_(_IDS), TreatmentRecord.executed_on >= _FIRST,
+           TreatmentRecord.executed_on <= _LAST)
+)  # fmt: skip
+_MAPPINGS = (
+    select(OrderCodeMapping.institution_id, OrderCodeMapping.order_code, _raw(OrderCodeMapping.start_date),
+           _raw(OrderCodeMapping.end_date), OrderCodeMapping.item_code)
+    .where(OrderCodeMapping.institution_id.in_(_IDS))
+)  # fmt: skip
+
+
+class _Days(dict):
+    """ISO text (SQLite) -> date, each distinct day parsed once; a date or None as it is."""
+
+    def __missing__(self, value):
+        day = dt.date.fromisoformat(value[:10]) if isinstance(value, str) else value
+        self[value] = day
+        return day
+
+
 class Data:
     """Everything the engine reads for a set of patients and a year, in a few statements
-    (Core selects, plain tuples: the county-year reads ~100,000 orders and ~80,000 records)."""
+    (Core selects built once, plain tuples fetched whole: the county-year reads ~100,000
+    orders and ~80,000 records)."""
 
     def __init__(self, patient_ids, year: int, today: dt.date | None = None):
         self.year = year
@@ -148,50 +193,39 @@ class Data:
         self.today = today or dt.date.today()
         ids = sorted(set(patient_ids))
         run = db.session.connection().execute
+        days = _Days()
         self.orders = defaultdict(list)
         self.cases = {}
         self.courses = defaultdict(list)
         self.by_day = defaultdict(set)  # (case, day) -> {(kind, profession)} of its records
         self.birth = {}
         self.county_of = {}
+        orders = self.orders
         for chunk in _chunks(ids):
-            for row in run(
-                select(HisOrder.id, HisOrder.patient_id, HisOrder.case_id, HisOrder.institution_id,
-                       HisOrder.his_order_id, HisOrder.line, HisOrder.order_code, HisOrder.executed_on,
-                       HisOrder.item_code)
-                .where(HisOrder.patient_id.in_(chunk), HisOrder.executed_on >= first, HisOrder.executed_on <= last)
-            ):  # fmt: skip
-                self.orders[row[1]].append(row)
-            for row in run(
-                select(Case.id, Case.patient_id, Case.institution_id, Case.eligibility, Case.substance_category,
-                       Institution.county_id)
-                .join(Institution, Institution.id == Case.institution_id).where(Case.patient_id.in_(chunk))
-            ):  # fmt: skip
+            for oid, pid, case_id, inst, his_id, number, code, day, item in run(
+                _ORDERS, {"ids": chunk, "first": first, "last": last}
+            ).all():
+                orders[pid].append((oid, pid, case_id, inst, his_id, number, code, days[day], item))
+            for row in run(_CASES, {"ids": chunk}).all():
                 self.cases[row[0]] = row
                 self.county_of[row[2]] = row[5]
-            self.birth.update(run(select(Patient.id, Patient.birth_date).where(Patient.id.in_(chunk))).all())
+            self.birth.update((pid, days[birth]) for pid, birth in run(_BIRTHS, {"ids": chunk}).all())
         by_day = self.by_day
         for chunk in _chunks(sorted(self.cases)):
-            for case_id, start, end in run(
-                select(Course.case_id, Course.start_date, Course.end_date).where(Course.case_id.in_(chunk))
-            ):
-                self.courses[case_id].append((start, end))
-            for case_id, day, kind, profession in run(
-                select(TreatmentRecord.case_id, TreatmentRecord.executed_on, TreatmentRecord.kind,
-                       TreatmentRecord.profession)
-                .where(TreatmentRecord.case_id.in_(chunk), TreatmentRecord.executed_on >= first,
-                       TreatmentRecord.executed_on <= last)
-            ):  # fmt: skip
-                by_day[(case_id, day)].add((kind, profession))
+            for case_id, start, end in run(_COURSES, {"ids": chunk}).all():
+                self.courses[case_id].append((days[start], days[end]))
+            for case_id, day, kind, profession in run(_RECORDS, {"ids": chunk, "first": first, "last": last}).all():
+                by_day[(case_id, days[day])].add((kind, profession))
         self.mappings = defaultdict(list)
         for chunk in _chunks(sorted(self.county_of)):
-            for inst, code, start, end, item in run(
-                select(OrderCodeMapping.institution_id, OrderCodeMapping.order_code, OrderCodeMapping.start_date,
-                       OrderCodeMapping.end_date, OrderCodeMapping.item_code)
-                .where(OrderCodeMapping.institution_id.in_(chunk))
-            ):  # fmt: skip
-                self.mappings[(inst, code)].append((start, end, item))
+            for inst, code, start, end, item in run(_MAPPINGS, {"ids": chunk}).all():
+                self.mappings[(inst, code)].append((days[start], days[end], item))
         self.families = schemes_of_year(year)
+        #: (scheme code, day) -> the version in force that day (or None), filled as read.
+        self.in_force: dict = {}
+
+
+_MISSING = object()
 
 
 def schemes_of_year(year: int) -> dict:
@@ -277,17 +311,21 @@ def compute_person(data: Data, patient_id: int) -> PersonYear:
     birth = data.birth.get(patient_id)
     courses, by_day, cases, county_of = data.courses, data.by_day, data.cases, data.county_of
     in_order = sorted(lines.values(), key=lambda ln: (ln.executed_on, ln.key))
+    in_force = data.in_force
     for line in in_order:
         case = cases[line.case_id]
         county, day = county_of.get(line.institution_id), line.executed_on
         reasons = []
+        age = None
         for code, versions in ordered:
             head = versions[0]
             if head.county_id is not None and head.county_id != county:
                 continue
             if case[4] != "both" and case[4] != head.substance:
                 continue
-            version = _in_force(versions, day)
+            version = in_force.get((code, day), _MISSING)
+            if version is _MISSING:
+                version = in_force[(code, day)] = _in_force(versions, day)
             item = version.items.get(line.item_code) if version else None
             if item is None:
                 reasons.append("no_item")
@@ -305,7 +343,9 @@ def compute_person(data: Data, patient_id: int) -> PersonYear:
                 continue
             amount = item.unit_amount
             if item.within_cap:
-                room = version.cap_for_age(_age(birth, day)) - used[code]
+                if age is None:
+                    age = _age(birth, day)
+                room = version.cap_for_age(age) - used[code]
                 if room <= 0:
                     reasons.append("over_cap")
                     continue

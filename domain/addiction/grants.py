@@ -7,6 +7,7 @@ from __future__ import annotations
 from core.security.permissions import (
     ALL,
     CAN_CREATE,
+    CAN_DELETE,
     CAN_EDIT,
     PERSONAL_ID,
     READ,
@@ -119,7 +120,8 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         # A10: their county's local schemes (the domain refuses central and other counties'
         # ones); spending against budget in their county.
         SCHEME: READ | {CAN_CREATE, CAN_EDIT},
-        SCHEME_ITEM: READ | {CAN_CREATE, CAN_EDIT},
+        # An item of a draft version may be deleted (a published version is frozen).
+        SCHEME_ITEM: READ | {CAN_CREATE, CAN_EDIT, CAN_DELETE},
         SCHEME_SPENDING: READ,
         ADDICTION_REPORT: READ_EXPORT,
     },
@@ -141,7 +143,8 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         INSTRUMENT_LICENCE: READ,
         # A9: the central schemes (the domain refuses counties' local ones); national spending.
         SCHEME: READ | {CAN_CREATE, CAN_EDIT},
-        SCHEME_ITEM: READ | {CAN_CREATE, CAN_EDIT},
+        # An item of a draft version may be deleted (a published version is frozen).
+        SCHEME_ITEM: READ | {CAN_CREATE, CAN_EDIT, CAN_DELETE},
         SCHEME_SPENDING: READ,
         ADDICTION_REPORT: READ_EXPORT,
     },

@@ -80,6 +80,8 @@ def _text(value, label, max_length):
 def _codes(values, enum, label, required=False) -> str | None:
     if isinstance(values, str):
         values = [v for v in values.split(",")]
+    elif values is not None and not isinstance(values, list | tuple):
+        raise SchemeError(gettext("%(field)s: unknown value %(value)s.", field=label, value=str(values)[:40]))
     chosen = [str(v).strip() for v in (values or []) if str(v).strip()]
     allowed = {m.value for m in enum}
     bad = [v for v in chosen if v not in allowed]
@@ -274,3 +276,21 @@ class SaveItem(Command):
         db.session.add(item)
         db.session.flush()
         return item
+
+
+class DeleteItem(Command):
+    """An item removed from a draft version (a published version is frozen: A9)."""
+
+    def __init__(self, item: SchemeItem):
+        self.item = item
+
+    def validate(self) -> None:
+        check_owner(self.item.scheme.county_id)
+        _frozen(self.item.scheme)
+
+    def execute(self) -> SchemeItem:
+        scheme = self.item.scheme
+        scheme.items.remove(self.item)
+        db.session.delete(self.item)
+        db.session.flush()
+        return self.item

@@ -253,6 +253,96 @@ def test_a6_upload_csv_and_xlsx_all_or_nothing_with_the_error_column(app, db, wo
     assert len(_stored(db, world.a, "UP-2")) == 2
 
 
+class _Statements:
+    """SQL statements sent while the block runs (their text), on every connection."""
+
+    def __init__(self, db):
+        self.engine, self.sent = db.engine, []
+
+    def _listen(self, conn, cursor, statement, *args):
+        self.sent.append(statement)
+
+    def __enter__(self):
+        from sqlalchemy import event
+
+        event.listen(self.engine, "before_cursor_execute", self._listen)
+        return self
+
+    def __exit__(self, *exc):
+        from sqlalchemy import event
+
+        event.remove(self.engine, "before_cursor_execute", self._listen)
+
+    def count(self, word: str) -> int:
+        return sum(1 for text in self.sent if word.lower() in text.lower())
+
+
+def test_a6_a_reposted_batch_is_answered_by_one_query_per_batch_and_inserts_nothing(app, db, world):
+    """Re-posting unchanged lines: the stored keys of the whole batch are read in one query
+    (per 900 HIS order ids), and no INSERT is sent at all."""
+    people = [w.patient(db) for _ in range(3)]
+    for person in people:
+        w.case(db, world.a, person)
+    db.session.commit()
+    body = {"orders": [w.order(f"RP-{n}", k, people[n % 3], "PSY01", D) for n in range(40) for k in (1, 2)]}
+    assert w.post(app, world.key_a, body).json["accepted"] == 80
+    with _Statements(db) as sql:
+        again = w.post(app, world.key_a, body).json
+    assert (again["accepted"], again["duplicate"]) == (0, 80)
+    assert sql.count("INSERT INTO his_order") == 0
+    assert sql.count("FROM his_order") == 1
+
+
+def test_a6_the_api_keys_slow_hash_runs_once_per_key_and_a_revoked_key_is_refused(app, db, world, monkeypatch):
+    """The API key's scrypt hash (n=2**15) is verified once per key and process, not on every
+    request; the key row is still read each time, so a revoked key is refused at once."""
+    import werkzeug.security
+
+    from models.platform.user import ScopedUser
+
+    calls = []
+    real = werkzeug.security.check_password_hash
+    monkeypatch.setattr(werkzeug.security, "check_password_hash", lambda h, p: calls.append(h) or real(h, p))
+    person = w.patient(db)
+    w.case(db, world.a, person)
+    db.session.commit()
+    with app.test_request_context():
+        row = db.session.query(ScopedUser).filter_by(username="his_a").one()
+        made = app.appbuilder.sm.create_api_key(row, name="once")
+    for n in range(3):
+        response = w.post(app, made["key"], {"orders": [w.order("KEY-1", n, person, "PSY01", D)]})
+        assert response.status_code == 200, response.text
+    assert len(calls) == 1
+    assert w.post(app, made["key"][:-1] + "x", {"orders": [w.order("KEY-1", 9, person, "PSY01", D)]}).status_code == 401
+    with app.test_request_context():
+        app.appbuilder.sm.revoke_api_key(made["uuid"])
+    assert w.post(app, made["key"], {"orders": [w.order("KEY-1", 8, person, "PSY01", D)]}).status_code == 401
+    assert [r.line for r in _stored(db, world.a, "KEY-1")] == [0, 1, 2]
+
+
+def test_a6_the_upload_reads_the_cases_once_for_the_file_not_once_per_row(app, db, world, login_as):
+    """A file of 60 rows sends as many queries as a file of 6 (the persons' cases are read
+    once for the whole file)."""
+    people = [w.patient(db) for _ in range(6)]
+    for person in people:
+        w.case(db, world.a, person)
+    db.session.commit()
+    code = db.session.get(__import__("models.registry.institution", fromlist=["Institution"]).Institution, world.a).nhi_code
+
+    def rows(tag, n):
+        return [[code, f"{tag}-{k}", 1, people[k % 6].national_id, "PSY01", f"{w.YEAR - 1911}/03/01",
+                 f"{w.YEAR - 1911}/03/02", 1, None] for k in range(n)]  # fmt: skip
+
+    counts = []
+    for tag, n in (("UQ", 6), ("UR", 60)):
+        with _Statements(db) as sql:
+            response = _upload(app, login_as, world.staff_a, _xlsx(rows(tag, n)), "orders.xlsx")
+        assert response.status_code == 302, response.text
+        counts.append(len(sql.sent))
+    assert counts[1] == counts[0]
+    assert len(_stored(db, world.a, "UR-59")) == 1
+
+
 # ------------------------------------------------------------------ mappings (A6, Q9)
 def _map(app, login_as, username, inst, order_code, item_code, start, end=""):
     client = login_as(username)

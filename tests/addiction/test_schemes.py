@@ -181,3 +181,165 @@ def test_a9_an_institution_sees_its_unclaimed_lines_by_month(app, db, login_as):
     page = login_as("dr_tpe").get("/unclaimed/?year=2025")
     assert page.status_code == 200 and 'id="unclaimed-table"' in page.text
     assert "醫令代碼未對照補助項目" in page.text or "當日無可據以申請的處置紀錄" in page.text
+
+
+# ------------------------------------------------------------------ the REST API (A9, A10)
+def _api_scheme(**values):
+    body = {"code": "API", "name": "API 方案", "substance": "drug", "year": YEAR - 1911, "cap_adult": 40000,
+            "budget": 1_000_000}  # fmt: skip
+    body.update(values)
+    return body
+
+
+API_ITEM = {"code": "PSY", "name": "個別心理治療", "unit_amount": 1500, "within_cap": True,
+            "kinds": ["individual_psychotherapy"]}  # fmt: skip
+
+
+def test_a10_the_scheme_api_reads_in_scope_and_writes_only_for_the_owner(app, db, api_as, users):
+    """Read: central schemes and the reader's county's. Write: the Ministry the central ones,
+    a bureau its county's; another county's scheme is 404 on every path, a central one 403
+    for a bureau; a bad value a 422 naming it, nothing stored."""
+    moh, moh_h = api_as("scheme_moh")
+    tpe, tpe_h = api_as("scheme_tpe")
+    khh, khh_h = api_as("scheme_khh")
+    central = moh.post("/api/v1/subsidy_scheme/", json=_api_scheme(code="C-API"), headers=moh_h)
+    assert central.status_code == 201, central.text
+    assert central.json["result"]["county_id"] is None
+    local = tpe.post("/api/v1/subsidy_scheme/", json=_api_scheme(code="L-TPE-API"), headers=tpe_h)
+    assert local.status_code == 201, local.text
+    assert local.json["result"]["county_id"] == users["tpe"]
+    central_id, local_id = central.json["id"], local.json["id"]
+    listed = khh.get("/api/v1/subsidy_scheme/?q=(page_size:100,filters:!((col:code,opr:sw,value:'L-TPE')))", headers=khh_h)
+    assert listed.status_code == 200 and listed.json["count"] == 0
+    for method in ("get", "put"):
+        kwargs = {"json": {"name": "改名"}} if method == "put" else {}
+        assert getattr(khh, method)(f"/api/v1/subsidy_scheme/{local_id}", headers=khh_h, **kwargs).status_code == 404
+    assert khh.post(f"/api/v1/subsidy_scheme/{local_id}/publish", headers=khh_h).status_code == 404
+    assert khh.get(f"/api/v1/subsidy_scheme/{central_id}", headers=khh_h).status_code == 200
+    refused = khh.put(f"/api/v1/subsidy_scheme/{central_id}", json={"name": "改名"}, headers=khh_h)
+    assert refused.status_code == 403 and "衛生福利部" in refused.json["message"]
+    assert moh.put(f"/api/v1/subsidy_scheme/{local_id}", json={"name": "改名"}, headers=moh_h).status_code == 403
+    assert tpe.post("/api/v1/subsidy_scheme/", json=_api_scheme(code="C-BAD", cap_adult=-1), headers=tpe_h).status_code == 422
+    changed = tpe.put(f"/api/v1/subsidy_scheme/{local_id}", json={"name": "臺北市 API 方案", "cap_minor": 45000},
+                      headers=tpe_h)  # fmt: skip
+    assert changed.status_code == 200, changed.text
+    db.session.expire_all()
+    assert _scheme(db, "C-API").name == "API 方案" and _scheme(db, "C-BAD") is None
+    assert (_scheme(db, "L-TPE-API").name, _scheme(db, "L-TPE-API").cap_minor) == ("臺北市 API 方案", 45000)
+    # An item for another county's scheme: answered like a scheme that does not exist.
+    hidden = khh.post("/api/v1/scheme_item/", json={**API_ITEM, "scheme": local_id}, headers=khh_h)
+    missing = khh.post("/api/v1/scheme_item/", json={**API_ITEM, "scheme": local_id + 10_000}, headers=khh_h)
+    assert hidden.status_code == missing.status_code == 422 and hidden.json == missing.json
+    assert tpe.post("/api/v1/scheme_item/", json={**API_ITEM, "scheme": central_id}, headers=tpe_h).status_code == 403
+    assert not _scheme(db, "L-TPE-API").items and not _scheme(db, "C-API").items
+
+
+def test_a9_through_the_api_a_published_version_is_frozen_and_a_new_version_is_a_draft(app, db, api_as, users):
+    moh, headers = api_as("scheme_moh")
+    scheme_id = moh.post("/api/v1/subsidy_scheme/", json=_api_scheme(code="C-APIV"), headers=headers).json["id"]
+    assert moh.post(f"/api/v1/subsidy_scheme/{scheme_id}/publish", headers=headers).status_code == 422  # no item
+    item = moh.post("/api/v1/scheme_item/", json={**API_ITEM, "scheme": scheme_id}, headers=headers)
+    assert item.status_code == 201, item.text
+    assert moh.post(f"/api/v1/subsidy_scheme/{scheme_id}/publish", headers=headers).status_code == 200
+    frozen = moh.put(f"/api/v1/subsidy_scheme/{scheme_id}", json={"cap_adult": 1}, headers=headers)
+    assert frozen.status_code == 422 and "凍結" in frozen.json["message"]
+    assert moh.put(f"/api/v1/scheme_item/{item.json['id']}", json={"unit_amount": 1}, headers=headers).status_code == 422
+    assert moh.post("/api/v1/scheme_item/", json={**API_ITEM, "code": "NEW", "scheme": scheme_id},
+                    headers=headers).status_code == 422  # fmt: skip
+    bad = moh.post(f"/api/v1/subsidy_scheme/{scheme_id}/new_version", json={"effective_from": f"{YEAR - 1911}/02/30"},
+                   headers=headers)  # fmt: skip
+    assert bad.status_code == 422 and "生效日期" in bad.json["message"]
+    new = moh.post(f"/api/v1/subsidy_scheme/{scheme_id}/new_version", json={"effective_from": f"{YEAR - 1911}/07/01"},
+                   headers=headers)  # fmt: skip
+    assert new.status_code == 201, new.text
+    assert (new.json["result"]["version"], new.json["result"]["status"]) == (2, "draft")
+    assert _scheme(db, "C-APIV").cap_adult == 40000
+
+
+def test_a9_an_item_of_a_draft_version_is_deleted_a_published_ones_is_refused(app, db, login_as, api_as, users):
+    """Screen and API: the owner deletes an item of a draft version; a published version's
+    items stay (frozen), and another county's bureau finds no such item (404)."""
+    _add(app, login_as, "scheme_tpe", code="L-DEL")
+    scheme = _scheme(db, "L-DEL")
+    _item(app, login_as, "scheme_tpe", scheme.id, code="PSY")
+    _item(app, login_as, "scheme_tpe", scheme.id, code="OPD", name="門診")
+    _item(app, login_as, "scheme_tpe", scheme.id, code="GRP", name="團體")
+    ids = {i.code: i.id for i in _scheme(db, "L-DEL").items}
+    client = login_as("scheme_tpe")
+    page = client.get(f"/subsidyscheme/show/{scheme.id}")
+    assert "delete-item-form" in page.text
+    response = client.post(f"/schemeitem/delete/{ids['OPD']}", data={"csrf_token": csrf_token(app, client)})
+    assert response.status_code == 302 and f"/subsidyscheme/show/{scheme.id}" in response.location
+    khh, khh_h = api_as("scheme_khh")
+    assert khh.delete(f"/api/v1/scheme_item/{ids['GRP']}", headers=khh_h).status_code == 404
+    other = login_as("scheme_khh")
+    assert other.post(f"/schemeitem/delete/{ids['GRP']}", data={"csrf_token": csrf_token(app, other)}).status_code == 404
+    tpe, tpe_h = api_as("scheme_tpe")
+    assert tpe.delete(f"/api/v1/scheme_item/{ids['GRP']}", headers=tpe_h).status_code == 200
+    assert [i.code for i in _scheme(db, "L-DEL").items] == ["PSY"]
+    client.post(f"/subsidyscheme/publish/{scheme.id}", data={"csrf_token": csrf_token(app, client)})
+    assert _scheme(db, "L-DEL").published
+    assert "delete-item-form" not in client.get(f"/subsidyscheme/show/{scheme.id}").text
+    refused = tpe.delete(f"/api/v1/scheme_item/{ids['PSY']}", headers=tpe_h)
+    assert refused.status_code == 422 and "凍結" in refused.json["message"]
+    response = client.post(f"/schemeitem/delete/{ids['PSY']}", data={"csrf_token": csrf_token(app, client)},
+                           follow_redirects=True)  # fmt: skip
+    assert "凍結" in response.text
+    assert [i.code for i in _scheme(db, "L-DEL").items] == ["PSY"]
+
+
+def _spending_rows(html: str) -> dict:
+    import re
+
+    rows = {}
+    for code, body in re.findall(r'<tr class="[^"]*" data-scheme="([^"]+)">(.*?)</tr>', html, re.S):
+        rows[code] = [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", body, re.S)]
+    return rows
+
+
+def test_a10_the_bureaus_spending_page_shows_each_budget_at_the_level_it_is_held(app, db, login_as):
+    """補助經費執行情形 for a bureau: a central scheme's budget is national (the model keeps
+    no county share), so it is labelled 全國預算 and set against national spending, with the
+    county's institutions' spending beside it; a local scheme's budget is the county's."""
+    from flask_babel import gettext
+
+    from core import clock
+    from views.addiction.schemes import spending_cached
+
+    tpe = db.session.query(County).filter_by(code="TPE").one()
+    page = login_as("bureau_tpe").get("/schemespending/?year=2025")
+    assert page.status_code == 200 and 'id="budget-note"' in page.text
+    rows = _spending_rows(page.text)
+    with app.test_request_context():
+        national_label, county_label = gettext("National budget"), gettext("%(county)s budget", county=tpe.name)
+        national = {r.code: r for r in spending_cached(2025, None, clock.today())["rows"]}
+        county = {r.code: r for r in spending_cached(2025, tpe.id, clock.today())["rows"]}
+    central = [code for code, r in county.items() if r.county_id is None]
+    local = [code for code, r in county.items() if r.county_id == tpe.id]
+    assert central and local
+    for code in central:
+        cells = rows[code]
+        assert cells[2] == national_label
+        assert cells[3] == f"{national[code].budget:,}" and cells[4] == f"{national[code].spent:,}"
+        assert cells[5] == f"{national[code].remaining:,}"
+        assert cells[7] == f"{county[code].spent:,}"  # this county's institutions
+    for code in local:
+        cells = rows[code]
+        assert cells[2] == county_label
+        assert (cells[3], cells[4], cells[7]) == (f"{county[code].budget:,}", f"{county[code].spent:,}",
+                                                  f"{county[code].spent:,}")  # fmt: skip
+    # The Ministry's page: every budget at its level, no county column.
+    ministry = _spending_rows(login_as("ministry").get("/schemespending/?year=2025").text)
+    assert all(ministry[code][2] == national_label for code in central)
+    assert all(len(cells) == 9 for cells in ministry.values())
+
+
+@pytest.mark.parametrize("field,value", [("kinds", 5), ("kinds", {"a": 1}), ("unit_amount", [1]), ("code", None),
+                                         ("professions", ["astronaut"])])  # fmt: skip
+def test_a9_a_hostile_item_body_is_a_422_and_stores_nothing_never_a_500(app, db, api_as, users, field, value):
+    moh, headers = api_as("scheme_moh")
+    code = f"C-H{abs(hash((field, str(value)))) % 10_000}"
+    scheme_id = moh.post("/api/v1/subsidy_scheme/", json=_api_scheme(code=code), headers=headers).json["id"]
+    response = moh.post("/api/v1/scheme_item/", json={**API_ITEM, "scheme": scheme_id, field: value}, headers=headers)
+    assert response.status_code == 422, response.text
+    assert not _scheme(db, code).items

@@ -9,8 +9,9 @@ from collections import defaultdict
 
 from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import expose
+from flask_appbuilder.api import safe
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-from flask_appbuilder.security.decorators import has_access
+from flask_appbuilder.security.decorators import has_access, protect
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
@@ -27,6 +28,7 @@ from core.errors import UserError
 from core.extensions import db
 from core.web.views import (
     VIEW_METHOD_PERMISSIONS,
+    ScopedModelRestApi,
     ScopedModelView,
     ScopedReportView,
     flash_refusal,
@@ -35,7 +37,14 @@ from core.web.views import (
 from core.web.workqueue import cached_value, scope_key
 from domain.addiction.claimable import REASONS, compute_territory, spending
 from domain.addiction.grants import CLAIMABLE, SCHEME, SCHEME_ITEM, SCHEME_SPENDING
-from domain.addiction.schemes import NewSchemeVersion, PublishScheme, SaveItem, SaveScheme, may_own
+from domain.addiction.schemes import (
+    DeleteItem,
+    NewSchemeVersion,
+    PublishScheme,
+    SaveItem,
+    SaveScheme,
+    may_own,
+)
 from models.addiction.case import EligibilityCategory
 from models.addiction.record import TreatmentKind
 from models.addiction.scheme import SchemeItem, SchemeStatus, SchemeSubstance, SubsidyScheme
@@ -174,6 +183,7 @@ class SchemeView(CommandForms, ScopedModelView):
             professions=_labels(StaffProfession), categories=_labels(EligibilityCategory),
             can_change=may_own(scheme.county_id) and sm.has_access("can_edit", SCHEME),
             can_add_item=may_own(scheme.county_id) and sm.has_access("can_create", SCHEME_ITEM),
+            can_delete_item=may_own(scheme.county_id) and sm.has_access("can_delete", SCHEME_ITEM),
             SchemeSubstance=SchemeSubstance, SchemeStatus=SchemeStatus, enum_label=enum_formatter,
         )  # fmt: skip
 
@@ -221,7 +231,7 @@ class SchemeItemView(CommandForms, ScopedModelView):
     route_base = "/schemeitem"
     datamodel = ScopedInterface(SchemeItem)
     class_permission_name = SCHEME_ITEM
-    base_permissions = ["can_read", "can_create", "can_edit"]
+    base_permissions = ["can_read", "can_create", "can_edit", "can_delete"]
     list_title = show_title = _l("Subsidy items")
     add_title = _l("New subsidy item")
     edit_title = _l("Edit subsidy item")
@@ -281,6 +291,192 @@ class SchemeItemView(CommandForms, ScopedModelView):
 
     def post_edit_redirect(self):
         return redirect(url_for("SchemeView.show", pk=self._saved.scheme_id))
+
+    def _delete(self, pk):
+        """Only an item of a draft version, by its scheme's owner (DeleteItem)."""
+        item = self.datamodel.get(pk, self._base_filters)
+        if item is None:
+            abort(404)
+        self._scheme_id = item.scheme_id
+        try:
+            DeleteItem(item).run()
+        except UserError as exc:
+            flash_refusal(exc)
+        else:
+            flash(gettext("The item is removed from the draft version."), "success")
+
+    def post_delete_redirect(self):
+        scheme_id = getattr(self, "_scheme_id", None)
+        if scheme_id is None:
+            return super().post_delete_redirect()
+        return redirect(url_for("SchemeView.show", pk=scheme_id))
+
+
+# ------------------------------------------------------------------ REST
+SCHEME_API_COLUMNS = ["id", "code", "name", "county_id", "substance", "year", "version", "effective_from", "status",
+                      "cap_adult", "cap_minor", "minor_age", "budget"]  # fmt: skip
+ITEM_API_COLUMNS = ["id", "scheme_id", "code", "name", "unit_amount", "within_cap", "case_management_fee", "kinds",
+                    "professions", "categories"]  # fmt: skip
+
+
+def _json_body():
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else None
+
+
+class SchemeApi(ScopedModelRestApi):
+    """Subsidy schemes over REST (A9, A10): read by everyone whose scope holds them (central
+    ones and their county's); written only by their owner — the Ministry the central ones,
+    a bureau its county's — through the same commands as the screens. A published version
+    is frozen: `POST /<pk>/new_version` drafts the next, `POST /<pk>/publish` publishes."""
+
+    resource_name = "subsidy_scheme"
+    datamodel = ScopedInterface(SubsidyScheme)
+    class_permission_name = SCHEME
+    include_route_methods = {"get", "get_list", "info", "post", "put", "publish", "new_version"}
+    method_permission_name = {**ScopedModelRestApi.method_permission_name, "publish": "edit", "new_version": "edit"}
+    list_columns = show_columns = SCHEME_API_COLUMNS
+    add_columns = ["code", "name", "substance", "year", "cap_adult", "cap_minor", "minor_age", "budget"]
+    edit_columns = ["name", "cap_adult", "cap_minor", "minor_age", "budget"]
+    search_columns = ["year", "code", "name", "status"]
+    order_columns = ["year", "code", "version", "id"]
+    base_order = ("id", "asc")
+    label_columns = dict(SCHEME_LABELS)
+
+    def _answer(self, scheme, status):
+        return self.response(status, id=scheme.id, result=self.show_model_schema.dump(scheme))
+
+    def _scheme(self, pk):
+        return self.datamodel.get(int(pk)) if valid_pk(pk) else None
+
+    def post_headless(self):
+        body = _json_body()
+        if body is None:
+            return self.response_400(message=gettext("A value in the request is not valid."))
+        values = {k: body.get(k) for k in self.add_columns}
+        return self._guarded(lambda: self._answer(SaveScheme(values).run(), 201))
+
+    def put_headless(self, pk):
+        scheme = self._scheme(pk)
+        if scheme is None:
+            return self.response_404()
+        body = _json_body()
+        if body is None:
+            return self.response_400(message=gettext("A value in the request is not valid."))
+        values = {"code": scheme.code, "substance": scheme.substance, "year": scheme.year}
+        values.update({k: body.get(k, getattr(scheme, k)) for k in self.edit_columns})
+        return self._guarded(lambda: self._answer(SaveScheme(values, scheme=scheme).run(), 200))
+
+    @expose("/<pk>/publish", methods=["POST"])
+    @protect()
+    @safe
+    def publish(self, pk):
+        """Publish a draft version (then it is frozen).
+        ---
+        post:
+          summary: Publish a draft scheme version
+          parameters:
+          - in: path
+            schema: {type: integer}
+            name: pk
+          responses:
+            200: {description: The published version}
+            403: {$ref: '#/components/responses/403'}
+            404: {$ref: '#/components/responses/404'}
+            422: {$ref: '#/components/responses/422'}
+        """
+        scheme = self._scheme(pk)
+        if scheme is None:
+            return self.response_404()
+        return self._guarded(lambda: self._answer(PublishScheme(scheme).run(), 200))
+
+    @expose("/<pk>/new_version", methods=["POST"])
+    @protect()
+    @safe
+    def new_version(self, pk):
+        """Draft the next version of a published one, applying from a later date of its year.
+        ---
+        post:
+          summary: Draft the next version of a scheme
+          parameters:
+          - in: path
+            schema: {type: integer}
+            name: pk
+          requestBody:
+            content:
+              application/json:
+                schema:
+                  type: object
+                  properties:
+                    effective_from: {type: string, description: "2025-07-01 or 114/07/01"}
+          responses:
+            201: {description: The new draft version}
+            403: {$ref: '#/components/responses/403'}
+            404: {$ref: '#/components/responses/404'}
+            422: {$ref: '#/components/responses/422'}
+        """
+        scheme = self._scheme(pk)
+        if scheme is None:
+            return self.response_404()
+        body = _json_body() or {}
+        effective = body.get("effective_from")
+        return self._guarded(lambda: self._answer(NewSchemeVersion(scheme, effective if isinstance(effective, str) else "").run(), 201))
+
+
+class SchemeItemApi(ScopedModelRestApi):
+    """Subsidy items over REST: read in scope; added, changed and deleted only in a draft
+    version, by its scheme's owner (the commands SaveItem and DeleteItem)."""
+
+    resource_name = "scheme_item"
+    datamodel = ScopedInterface(SchemeItem)
+    class_permission_name = SCHEME_ITEM
+    include_route_methods = {"get", "get_list", "info", "post", "put", "delete"}
+    list_columns = show_columns = ITEM_API_COLUMNS
+    add_columns = ["scheme", "code", "name", "unit_amount", "within_cap", "case_management_fee", "kinds",
+                   "professions", "categories"]  # fmt: skip
+    edit_columns = ["code", "name", "unit_amount", "within_cap", "case_management_fee", "kinds", "professions",
+                    "categories"]  # fmt: skip
+    search_columns = ["scheme", "code", "name"]
+    order_columns = ["code", "id"]
+    base_order = ("id", "asc")
+    label_columns = dict(ITEM_LABELS)
+
+    def _answer(self, item, status):
+        return self.response(status, id=item.id, result=self.show_model_schema.dump(item))
+
+    def post_headless(self):
+        body = _json_body()
+        if body is None:
+            return self.response_400(message=gettext("A value in the request is not valid."))
+        errors = self._relation_errors(self.add_columns)
+        if errors:
+            return self.response_422(message=errors)
+        scheme = ScopedInterface(SubsidyScheme).get(int(body["scheme"])) if body.get("scheme") is not None else None
+        if scheme is None:
+            return self.response_422(message={"scheme": [gettext("Choose the scheme.")]})
+        values = {k: body.get(k) for k in self.edit_columns}
+        return self._guarded(lambda: self._answer(SaveItem(scheme, values).run(), 201))
+
+    def put_headless(self, pk):
+        item = self.datamodel.get(int(pk)) if valid_pk(pk) else None
+        if item is None:
+            return self.response_404()
+        body = _json_body()
+        if body is None:
+            return self.response_400(message=gettext("A value in the request is not valid."))
+        values = {k: body.get(k, getattr(item, k)) for k in self.edit_columns}
+        return self._guarded(lambda: self._answer(SaveItem(item.scheme, values, item=item).run(), 200))
+
+    def delete_headless(self, pk):
+        item = self.datamodel.get(int(pk)) if valid_pk(pk) else None
+        if item is None:
+            return self.response_404()
+
+        def delete():
+            DeleteItem(item).run()
+            return self.response(200, message=gettext("The item is removed from the draft version."))
+
+        return self._guarded(delete)
 
 
 # ------------------------------------------------------------------ figures
@@ -375,21 +571,43 @@ class SchemeSpendingView(ScopedReportView):
             per_county = [(counties.get(c, ""), row) for c, county_rows in figures["per_county"].items()
                           for row in county_rows if row.lines]  # fmt: skip
             heading = gettext("National")
+            held = {}
         elif scope.kind == "county" and len(scope.county_ids) == 1:
             county_id = next(iter(scope.county_ids))
             rows = spending_cached(year, county_id, today)["rows"]
             per_county = []
             heading = counties.get(county_id, "")
+            # A central scheme's budget is held nationally (the model keeps no county share):
+            # beside this county's spending, its budget against its national spending.
+            held = {r.code: r for r in spending_cached(year, None, today)["rows"] if r.county_id is None}
         else:
             abort(404)
         title = gettext("Subsidy spending against budget")
         return self.render_template(
             "addiction/scheme_spending.html", title=title, heading=heading, year=year, roc_year=roc_year(year),
-            rows=rows, per_county=per_county, national=scope.national,
+            rows=[budget_row(r, held.get(r.code), counties, scope.national) for r in rows],
+            per_county=per_county, national=scope.national,
             # A county's chart shows its own schemes: a central one's budget is national.
             chart=spending_chart(rows if scope.national else [r for r in rows if r.county_id], title),
-            owner=lambda county_id: counties.get(county_id) if county_id else gettext("Central"),
         )  # fmt: skip
+
+
+def budget_row(row, national_row, counties: dict, national_view: bool) -> dict:
+    """One line of the spending table: the budget at the level it is held (全國預算 for a
+    central scheme, the county's for a local one), its spending at that level, and, on a
+    bureau's page, what the county's institutions spent of it."""
+    level = row if national_row is None else national_row
+    if row.county_id is None:
+        owner, level_label = gettext("Central"), gettext("National budget")
+    else:
+        owner = counties.get(row.county_id, "")
+        level_label = gettext("%(county)s budget", county=owner)
+    return {
+        "code": row.code, "name": row.name, "owner": owner, "level": level_label, "central": row.county_id is None,
+        "budget": level.budget, "spent": level.spent, "remaining": level.remaining, "share": level.share,
+        "county_spent": None if national_view else row.spent, "lines": row.lines,
+        "over_budget_lines": row.over_budget_lines,
+    }  # fmt: skip
 
 
 class UnclaimedView(ScopedReportView):
@@ -435,10 +653,12 @@ def register(appbuilder, category, category_label, category_icon) -> None:
     menu = {"category": category, "category_label": category_label, "category_icon": category_icon}
     appbuilder.add_view(SchemeView, "Subsidy schemes", label=_l("Subsidy schemes"), icon="fa-money", **menu)
     appbuilder.add_view(SchemeItemView, "Subsidy items", label=_l("Subsidy items"), icon="fa-list", **menu)
+    appbuilder.add_api(SchemeApi)
+    appbuilder.add_api(SchemeItemApi)
     appbuilder.add_view(SchemeSpendingView, "Subsidy spending against budget",
                         label=_l("Subsidy spending against budget"), icon="fa-bar-chart", **menu)  # fmt: skip
     appbuilder.add_view(UnclaimedView, "Unclaimed lines by month", label=_l("Unclaimed lines by month"),
                         icon="fa-exclamation-triangle", **menu)  # fmt: skip
 
 
-__all__ = ["SchemeView", "SchemeItemView", "SchemeSpendingView", "UnclaimedView", "remaining_budgets"]
+__all__ = ["SchemeApi", "SchemeItemApi", "SchemeView", "SchemeItemView", "SchemeSpendingView", "UnclaimedView", "remaining_budgets"]
