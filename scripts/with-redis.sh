@@ -11,9 +11,9 @@ if [[ -n "${REDIS_URL:-}" ]]; then
   exec "$@"
 fi
 
-server="$(command -v redis-server || true)"
-[[ -z "$server" && -x /usr/bin/redis-server ]] && server=/usr/bin/redis-server
-if [[ -z "$server" ]]; then
+# REDIS_SERVER names the binary (default: redis-server on PATH, else Debian's).
+server="${REDIS_SERVER:-$(command -v redis-server || echo /usr/bin/redis-server)}"
+if [[ ! -x "$server" ]]; then
   echo "with-redis: no Redis server installed (apt-get install redis-server)" >&2
   exit 99
 fi
