@@ -137,15 +137,16 @@ class Cluster:
 
 
 def start_cluster(folder: Path, database_url: str, redis_url: str, seed: bool = True) -> Cluster:
-    """Seed the small world (once), then hosts A and B and the job consumer, side by side."""
+    """Seed the small world (once) while hosts A and B and the job consumer boot (creating
+    the app runs no SQL, so they need no schema yet); then wait until both hosts answer."""
     started = time.monotonic()
+    seeding = None
     if seed:
-        subprocess.run(
+        seeding = subprocess.Popen(
             [str(BIN / "flask"), "--app", "app", "setup", "--scale", SCALE, "--seed", SEED],
-            cwd=ROOT, env=cluster_env(database_url, redis_url, folder / "setup"), check=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=ROOT, env=cluster_env(database_url, redis_url, folder / "setup"),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-    seeded = time.monotonic()
     a = Host("host A", cluster_env(database_url, redis_url, folder / "a"), folder / "a")
     b = Host("host B", cluster_env(database_url, redis_url, folder / "b"), folder / "b")
     (folder / "worker").mkdir(parents=True, exist_ok=True)
@@ -153,14 +154,21 @@ def start_cluster(folder: Path, database_url: str, redis_url: str, seed: bool = 
                      cluster_env(database_url, redis_url, folder / "worker"), folder / "worker" / "worker.log")  # fmt: skip
     cluster = Cluster(a, b, worker, database_url, redis_url)
     try:
-        deadline = time.monotonic() + 180
+        if seeding is not None:
+            _, errors = seeding.communicate(timeout=600)
+            if seeding.returncode != 0:
+                raise RuntimeError(f"flask setup failed:\n{errors[-3000:]}")
+        seeded = time.monotonic()
+        deadline = seeded + 180
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(lambda host: host.wait_ready(deadline), (a, b)))
         if worker.handle.poll() is not None:
             raise RuntimeError(f"the huey consumer exited:\n{worker.log.read_text()[-3000:]}")
-        print(f"\ncluster: seeded in {seeded - started:.0f} s, hosts up in {time.monotonic() - seeded:.0f} s",
-              file=sys.stderr)  # fmt: skip
+        print(f"\ncluster: seeded in {seeded - started:.0f} s (hosts booting meanwhile), "
+              f"both hosts answering {time.monotonic() - seeded:.0f} s later", file=sys.stderr)  # fmt: skip
     except BaseException:
+        if seeding is not None and seeding.poll() is None:
+            seeding.kill()
         stop_cluster(cluster)
         raise
     return cluster
