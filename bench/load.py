@@ -31,6 +31,7 @@ import datetime as dt
 import os
 import random
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -98,8 +99,13 @@ class Server:
 
     def stop(self):
         if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=20)
+            # gunicorn's quick shutdown (SIGTERM waits up to 30 s for busy workers)
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 def tree_cpu_seconds(pid: int) -> float:
