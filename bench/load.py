@@ -181,7 +181,7 @@ def worker(base, username, stop_at, stats, ids, rng, writer: bool, lists_only: b
         try:
             response = call()
             ok = response.status_code < 400 and "database is locked" not in response.text
-            detail = f"{response.status_code}"
+            detail = f"{response.status_code} {getattr(response, 'refusal', '')}".strip()
         except requests.RequestException as exc:
             ok, detail = False, repr(exc)
         stats.record(name, time.perf_counter() - started, ok, detail)
@@ -201,6 +201,8 @@ def enter_visit(session, base, ids, username, rng):
     }, allow_redirects=False)  # fmt: skip
     if response.status_code != 302:  # the form came back: a refusal, which is an error here
         response.status_code = 422
+        found = re.findall(r'class="(?:help-block|alert[^"]*)"[^>]*>([^<]{3,200})', response.text)
+        response.refusal = " | ".join(text.strip() for text in found[:3])
     return response
 
 
