@@ -196,7 +196,7 @@ def enter_visit(session, base, ids, username, rng):
     response = session.post(f"{base}/visitview/add", data={
         "csrf_token": token, "institution": institution, "practitioner": practitioner,
         "quitter_national_id": national_id(rng), "quitter_name": LOAD_QUITTER_NAME, "quitter_sex": "M",
-        "quitter_birth_date": "70/01/01", "visit_date": roc(day), "medication_name": "尼古丁貼片",
+        "quitter_birth_date": "70/01/01", "visit_date": roc(day), "medication_name": "Nicotine patch",
         "medication_days": "14",
     }, allow_redirects=False)  # fmt: skip
     if response.status_code != 302:  # the form came back: a refusal, which is an error here
