@@ -1,5 +1,6 @@
 # make run   — install, migrate, seed, print the demo logins, serve on 127.0.0.1:8080
-# make test  — lint, then the whole suite on SQLite and on PostgreSQL
+# make test  — lint, then the whole suite on SQLite and on PostgreSQL (its shared-state
+#              parts with Redis), browser journeys, two app hosts on PostgreSQL and Redis
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 WORKERS ?= 4
 
-.PHONY: run test test-sqlite test-sqlite-then-e2e test-postgres test-e2e install install-test lint babel bench load clean db
+.PHONY: run test test-sqlite test-sqlite-then-e2e test-postgres test-postgres-then-cluster test-redis test-cluster test-e2e install install-test lint babel bench load clean db
 
 TEST_STAMP := $(VENV)/.installed-test-stamp
 
@@ -62,28 +63,70 @@ lint: install-test
 
 # The SQLite and PostgreSQL halves share no state (each migrates its own database), so they
 # run side by side, one per core; each half's output is printed whole when it ends (-O). The
-# browser journeys follow the SQLite half on its core, which ends first (measured on 2
-# cores: SQLite 11 min, PostgreSQL 14 min, journeys 8 min: 23 min with the journeys last).
+# browser journeys follow the SQLite half on its core, which ends first; the two-host run
+# (make test-cluster, under 2 min) follows the PostgreSQL half on its core (measured on 2
+# cores before the two-host run: SQLite 11 min, PostgreSQL 14 min, journeys 8 min: 23 min).
 test: lint
-	@$(MAKE) --no-print-directory -O -j2 test-postgres test-sqlite-then-e2e
+	@$(MAKE) --no-print-directory -O -j2 test-postgres-then-cluster test-sqlite-then-e2e
 
 test-sqlite-then-e2e: install-test
 	@$(MAKE) --no-print-directory test-sqlite
 	@$(MAKE) --no-print-directory test-e2e
 
+test-postgres-then-cluster: install-test
+	@$(MAKE) --no-print-directory test-postgres
+	@$(MAKE) --no-print-directory test-cluster
+
 test-sqlite: install-test
 	@echo "==================== tests on SQLite ===================="
 	$(BIN)/pytest
 
+# The parts of the suite that touch state several hosts share (caches, list counts, permission
+# and statistics version tokens, revoked API tokens, rate limits, lockout, server sessions,
+# background jobs): on the PostgreSQL half they run with REDIS_URL (make test-redis), the
+# rest of the suite without it, so nothing runs twice. tests/redis reads the keys back.
+SHARED_STATE_TESTS := tests/platform/test_versions.py tests/platform/test_list_caches.py \
+  tests/platform/test_background_export.py tests/platform/test_security.py \
+  tests/platform/test_security_hardening.py tests/accounts/test_accounts.py \
+  tests/cessation/test_statistics.py
+
+define missing_banner
+	echo; echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
+	echo "!!  $(1)"; \
+	echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+endef
+
 test-postgres: install-test
 	@echo "==================== tests on PostgreSQL ================"
-	@scripts/with-postgres.sh $(BIN)/pytest; rc=$$?; \
+	@scripts/with-postgres.sh bash -c 'env -u REDIS_URL $(BIN)/pytest $(addprefix --ignore=,$(SHARED_STATE_TESTS)) \
+	  && $(MAKE) --no-print-directory test-redis'; rc=$$?; \
 	if [ $$rc -eq 99 ]; then \
 	  if [ "$$CI" = "true" ]; then echo "FAIL: PostgreSQL is not installed, and CI must test it"; exit 1; fi; \
-	  echo; echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
-	  echo "!!  PostgreSQL is NOT installed: the PostgreSQL half of the suite did   !!"; \
-	  echo "!!  NOT run. apt-get install postgresql, or set TEST_DATABASE_URL.     !!"; \
-	  echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
+	  $(call missing_banner,PostgreSQL is NOT installed: the PostgreSQL half of the suite did NOT run.); \
+	  echo "!!  apt-get install postgresql, or set TEST_DATABASE_URL."; \
+	elif [ $$rc -ne 0 ]; then exit $$rc; fi
+
+# The shared-state tests with REDIS_URL (a throwaway redis-server: scripts/with-redis.sh), on
+# PostgreSQL when TEST_DATABASE_URL is set (make test-postgres), else on SQLite.
+test-redis: install-test
+	@echo "==================== shared state on Redis =============="
+	@scripts/with-redis.sh $(BIN)/pytest $(SHARED_STATE_TESTS) tests/redis; rc=$$?; \
+	if [ $$rc -eq 99 ]; then \
+	  if [ "$$CI" = "true" ]; then echo "FAIL: Redis is not installed, and CI must test it"; exit 1; fi; \
+	  $(call missing_banner,Redis is NOT installed: the shared-state tests ran WITHOUT Redis.); \
+	  echo "!!  apt-get install redis-server, or set REDIS_URL."; \
+	  env -u REDIS_URL $(BIN)/pytest $(SHARED_STATE_TESTS); \
+	elif [ $$rc -ne 0 ]; then exit $$rc; fi
+
+# Two app hosts (gunicorn, 2 workers each, their own instance folders) and a huey consumer on
+# one throwaway PostgreSQL and one throwaway Redis: tests/cluster/test_two_hosts.py.
+test-cluster: install-test
+	@echo "==================== two hosts on PostgreSQL and Redis ===="
+	@scripts/with-postgres.sh scripts/with-redis.sh $(BIN)/pytest tests/cluster; rc=$$?; \
+	if [ $$rc -eq 99 ]; then \
+	  if [ "$$CI" = "true" ]; then echo "FAIL: PostgreSQL or Redis is not installed, and CI must run the two-host test"; exit 1; fi; \
+	  $(call missing_banner,PostgreSQL or Redis is NOT installed: the two-host test did NOT run.); \
+	  echo "!!  apt-get install postgresql redis-server."; \
 	elif [ $$rc -ne 0 ]; then exit $$rc; fi
 
 # Once, not per database: browser journeys (Debian's Chromium against gunicorn) and the

@@ -267,13 +267,16 @@ def _register_cli(app: Flask) -> None:
             click.echo(f"{key}: {value}")
 
     @app.cli.command("setup")
+    @click.option("--seed", "seed_value", default=113, show_default=True, type=int)
+    @click.option("--scale", default=1.0, show_default=True, type=float,
+                  help="Demo scale (tests/cluster seeds a small world with 0.03).")  # fmt: skip
     @click.pass_context
-    def setup_command(ctx):
+    def setup_command(ctx, seed_value: int, scale: float):
         """`make run`'s database steps in one process (each process start costs ~3 s):
         init, seed reference, seed demo, then the demo logins."""
         ctx.invoke(init_command)
         ctx.invoke(seed_reference_command)
-        ctx.invoke(seed_demo_command, seed_value=113, scale=1.0)
+        ctx.invoke(seed_demo_command, seed_value=seed_value, scale=scale)
         ctx.invoke(demo_logins_command)
 
     @app.cli.command("check-rules")

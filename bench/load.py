@@ -4,6 +4,9 @@ workload as several roles, figures per endpoint.
     .venv/bin/python bench/load.py                       # scratch SQLite, full demo (~1 min to seed)
     .venv/bin/python bench/load.py --database-url postgresql://...   # an existing or empty DB
     .venv/bin/python bench/load.py --reuse /tmp/load-db  # keep/reuse a seeded scratch folder
+    scripts/with-postgres.sh scripts/with-redis.sh .venv/bin/python bench/load.py --two-hosts
+        # one host, then two hosts (2 workers each, own instance folders) on one PostgreSQL
+        # ($TEST_DATABASE_URL or --database-url) and one Redis ($REDIS_URL), same workload
 
 Workload (threads, each a signed-in person with its own session, for --seconds, at most 60):
 list pages (visits, institutions, practitioners), show pages, visit entry by the two
@@ -14,6 +17,11 @@ what WAL and the busy timeout are for), the monthly self-check and the fee-deduc
 Prints requests/s, p50/p99 per endpoint, the error count, and any `database is locked` in the
 server log. Targets (issue 7): list pages >= 120 requests/s, p99 <= 150 ms, 0 errors.
 The server and this client share the machine's cores: say so with the figures.
+
+--two-hosts (issue 20): the same workload against one gunicorn host, then against two (the
+client threads alternate between them, each person's session used on its host), both on
+PostgreSQL and Redis with STORAGE_BACKEND=database, as `README: Running on several hosts`
+sets them up; prints both reports and one line comparing them.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import datetime as dt
 import os
 import random
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -90,8 +99,13 @@ class Server:
 
     def stop(self):
         if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=20)
+            # gunicorn's quick shutdown (SIGTERM waits up to 30 s for busy workers)
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -167,7 +181,7 @@ def worker(base, username, stop_at, stats, ids, rng, writer: bool, lists_only: b
         try:
             response = call()
             ok = response.status_code < 400 and "database is locked" not in response.text
-            detail = f"{response.status_code}"
+            detail = f"{response.status_code} {getattr(response, 'refusal', '')}".strip()
         except requests.RequestException as exc:
             ok, detail = False, repr(exc)
         stats.record(name, time.perf_counter() - started, ok, detail)
@@ -182,11 +196,13 @@ def enter_visit(session, base, ids, username, rng):
     response = session.post(f"{base}/visitview/add", data={
         "csrf_token": token, "institution": institution, "practitioner": practitioner,
         "quitter_national_id": national_id(rng), "quitter_name": LOAD_QUITTER_NAME, "quitter_sex": "M",
-        "quitter_birth_date": "70/01/01", "visit_date": roc(day), "medication_name": "尼古丁貼片",
+        "quitter_birth_date": "70/01/01", "visit_date": roc(day), "medication_name": "Nicotine patch",
         "medication_days": "14",
     }, allow_redirects=False)  # fmt: skip
     if response.status_code != 302:  # the form came back: a refusal, which is an error here
         response.status_code = 422
+        found = re.findall(r'class="(?:help-block|alert[^"]*)"[^>]*>([^<]{3,200})', response.text)
+        response.refusal = " | ".join(text.strip() for text in found[:3])
     return response
 
 
@@ -304,13 +320,22 @@ def main() -> int:
                         help="threads per worker (> 1: gunicorn's gthread worker)")  # fmt: skip
     parser.add_argument("--lists-only", action="store_true",
                         help="only the three list pages, no other endpoint and no visit entry")  # fmt: skip
+    parser.add_argument("--two-hosts", action="store_true",
+                        help="one host, then two hosts, on PostgreSQL ($TEST_DATABASE_URL) and Redis ($REDIS_URL)")  # fmt: skip
     args = parser.parse_args()
     seconds = min(args.seconds, 60.0)
     folder = Path(args.reuse or tempfile.mkdtemp(prefix="load-"))
     folder.mkdir(parents=True, exist_ok=True)
-    url = args.database_url or f"sqlite:///{folder / 'app.db'}"
+    url = args.database_url or (os.environ.get("TEST_DATABASE_URL") if args.two_hosts else None)
+    url = url or f"sqlite:///{folder / 'app.db'}"
     env = {**os.environ, "INSTANCE_DIR": str(folder), "DATABASE_URL": url, "MAIL_FOLDER": str(folder / "mail"),
            "AUTH_RATE_LIMIT": "1000 per minute"}  # fmt: skip
+    env.pop("HUEY_IMMEDIATE", None)
+    if args.two_hosts:
+        if not url.startswith("postgresql") or not os.environ.get("REDIS_URL"):
+            raise SystemExit("--two-hosts needs PostgreSQL and Redis: run it under "
+                             "scripts/with-postgres.sh scripts/with-redis.sh")  # fmt: skip
+        env.update({"STORAGE_BACKEND": "database", "SECRET_KEY": "load-" + os.urandom(16).hex()})
     server = Server(env, free_port(), folder / "server.log", args.workers, args.gunicorn_threads)
     marker = folder / f"seeded-{re.sub(r'[^a-z0-9]+', '_', url.lower())[-60:]}"
     if not marker.exists():
@@ -324,13 +349,37 @@ def main() -> int:
         server.flask("seed", "demo", "--scale", str(args.scale))
         marker.touch()
         print(f"  seeded in {time.monotonic() - started:.0f} s")
+    if not args.two_hosts:
+        return run_load([server], env, args, seconds)[0]
+    one_code, one = run_load([server], env, args, seconds, "one host")
+    hosts = []
+    for name in ("a", "b"):
+        (folder / f"host-{name}").mkdir(exist_ok=True)
+        host_env = {**env, "INSTANCE_DIR": str(folder / f"host-{name}")}
+        hosts.append(Server(host_env, free_port(), folder / f"host-{name}" / "server.log",
+                            args.workers, args.gunicorn_threads))  # fmt: skip
+    two_code, two = run_load(hosts, env, args, seconds, "two hosts")
+    print(f"\n{'':<12}{'list pages/s':>14}{'mixed req/s':>13}{'errors':>8}")
+    for label, figures in (("one host", one), ("two hosts", two)):
+        print(f"{label:<12}{figures['lists']:>14.1f}{figures['all']:>13.1f}{figures['errors']:>8}")
+    print(f"both on this one machine's {os.cpu_count()} cores (client, hosts, PostgreSQL, Redis); "
+          "other work on the machine is not accounted for")  # fmt: skip
+    return one_code or two_code
+
+
+def run_load(servers: list[Server], env: dict, args, seconds: float, label: str = ""):
+    """The workload against `servers` (client threads alternate between them): the exit code
+    and the figures (list pages/s, all requests/s, errors)."""
     forgotten = forget_earlier_runs(env)
     if forgotten:
-        print(f"removed {forgotten:,} visits an earlier run entered (each run starts from the seeded data)")
+        print(f"removed {forgotten:,} visits an earlier run entered (each run starts from the seeded data)")  # fmt: skip
     ids = collect_ids(env)
-    server.start()
+    for server in servers:
+        server.start()
     try:
-        print(f"gunicorn, {args.workers} workers x {args.gunicorn_threads} threads, 127.0.0.1:{server.port}; "
+        where = ", ".join(f"127.0.0.1:{server.port}" for server in servers)
+        print(f"{label + ': ' if label else ''}{len(servers)} x gunicorn, {args.workers} workers x "
+              f"{args.gunicorn_threads} threads, {where}; "
               f"{'list pages only; ' if args.lists_only else ''}{args.threads} client threads for {seconds:.0f} s "
               f"as {', '.join(USERS)}; server and client share {os.cpu_count()} cores", flush=True)  # fmt: skip
         stats = Stats()
@@ -338,29 +387,45 @@ def main() -> int:
         threads = []
         for index in range(args.threads):
             username = USERS[index % len(USERS)]
+            base = servers[index % len(servers)].url
             thread = threading.Thread(
                 target=worker,
-                args=(server.url, username, stop_at, stats, ids, random.Random(f"{index}-{time.time_ns()}"), username.startswith("facility"),
+                args=(base, username, stop_at, stats, ids, random.Random(f"{index}-{time.time_ns()}"), username.startswith("facility"),
                       args.lists_only),
             )  # fmt: skip
             thread.start()
             threads.append(thread)
         started = time.monotonic()
-        server_cpu, client_cpu = tree_cpu_seconds(server.process.pid), time.process_time()
+        server_cpu = sum(tree_cpu_seconds(server.process.pid) for server in servers)
+        client_cpu = time.process_time()
         for thread in threads:
             thread.join()
         elapsed = time.monotonic() - started
-        server_cpu = tree_cpu_seconds(server.process.pid) - server_cpu
+        server_cpu = sum(tree_cpu_seconds(server.process.pid) for server in servers) - server_cpu
         client_cpu = time.process_time() - client_cpu
-        code = report(stats, elapsed, server.log)
+        code = 0
+        for server in servers[:-1]:  # every host's log checked; the figures once
+            code |= _locked(server.log)
+        code |= report(stats, elapsed, servers[-1].log)
         total = sum(len(v) for v in stats.times.values()) or 1
         print(f"CPU: gunicorn {server_cpu:.1f} s = {server_cpu * 1000 / total:.1f} ms/request, "
               f"this client {client_cpu:.1f} s = {client_cpu * 1000 / total:.1f} ms/request, over "
               f"{elapsed:.0f} s x {os.cpu_count()} cores = {elapsed * os.cpu_count():.0f} CPU s available "
               f"(database server CPU not included)")  # fmt: skip
-        return code
+        lists = sum(len(stats.times.get(n, [])) for n in LIST_PAGES)
+        figures = {"lists": lists / elapsed, "all": total / elapsed, "errors": sum(stats.errors.values())}
+        return code, figures
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
+
+
+def _locked(log: Path) -> int:
+    """1 when a host's log says `database is locked` (printed), else 0."""
+    locked = log.read_text(errors="replace").count("database is locked") if log.exists() else 0
+    if locked:
+        print(f"'database is locked' in {log}: {locked}")
+    return 1 if locked else 0
 
 
 if __name__ == "__main__":

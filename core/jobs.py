@@ -22,10 +22,13 @@ _factory = None
 
 
 def _make_huey():
-    if os.environ.get("HUEY_IMMEDIATE", "").lower() in {"1", "true", "yes"}:
-        return MemoryHuey("backoffice", immediate=True)  # tests: tasks run in-process
+    immediate = os.environ.get("HUEY_IMMEDIATE", "").lower() in {"1", "true", "yes"}
     if os.environ.get("REDIS_URL"):
-        return RedisHuey("backoffice", url=os.environ["REDIS_URL"])
+        # Immediate (tests with REDIS_URL): tasks run in-process, their results in Redis.
+        return RedisHuey("backoffice", url=os.environ["REDIS_URL"], immediate=immediate,
+                         immediate_use_memory=False)  # fmt: skip
+    if immediate:
+        return MemoryHuey("backoffice", immediate=True)  # tests: tasks run in-process
     Path(config.INSTANCE_DIR).mkdir(parents=True, exist_ok=True)
     return SqliteHuey("backoffice", filename=str(Path(config.INSTANCE_DIR) / "huey.db"))
 

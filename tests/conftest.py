@@ -33,6 +33,20 @@ def database_url(tmp_path_factory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
 
 
+#: With REDIS_URL set (`make test-redis`: scripts/with-redis.sh), the shared state lives in
+#: Redis as on several hosts: the cache (list counts, table, security and statistics version
+#: tokens, permission sets, revoked API tokens), the rate limits and the job queue
+#: (core/jobs.py: huey on Redis, tasks still run in-process). Otherwise in this process.
+REDIS_URL = os.environ.get("REDIS_URL")
+
+
+def shared_state_config(tmp) -> dict:
+    """The cache and rate-limit settings of a test app: Redis when REDIS_URL is set."""
+    if REDIS_URL:
+        return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": REDIS_URL, "RATELIMIT_STORAGE_URI": REDIS_URL}
+    return {"CACHE_TYPE": "SimpleCache", "RATELIMIT_STORAGE_URI": f"sqlitefile://{tmp / 'ratelimit.db'}"}
+
+
 @pytest.fixture(scope="session")
 def app(database_url, tmp_path_factory):
     """The application over a freshly migrated, role-synced, demo-seeded database."""
@@ -41,12 +55,11 @@ def app(database_url, tmp_path_factory):
         {
             "TESTING": True,
             "SQLALCHEMY_DATABASE_URI": database_url,
-            "CACHE_TYPE": "SimpleCache",
+            **shared_state_config(tmp),
             "UPLOAD_FOLDER": str(tmp / "uploads"),
             "SECRET_KEY": "test-secret-key-0123456789-abcdefghij",
             "DEMO_PASSWORD": PASSWORD,
             "MAIL_FOLDER": str(tmp / "mail"),
-            "RATELIMIT_STORAGE_URI": f"sqlitefile://{tmp / 'ratelimit.db'}",
             "AUTH_RATE_LIMIT": "10000 per minute",
             "APPLY_RATE_LIMIT": "10000 per hour",
             "EXPORT_ASYNC_THRESHOLD": 1_000_000,
