@@ -4,7 +4,9 @@ log (read and export only), and their APIs (the consent as FHIR R4 Consent, the 
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+import json
+
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_appbuilder import expose
 from flask_appbuilder.api import BaseApi, protect, safe
 from flask_appbuilder.security.decorators import has_access
@@ -131,9 +133,9 @@ class ConsentView(ScopedModelView):
     class_permission_name = CONSENT
     route_base = "/consent"
     method_permission_name = {**VIEW_METHOD_PERMISSIONS, "scan": CAN_READ, "blank_form": CAN_READ,
-                              "revoke": CAN_EDIT, "add": CAN_CREATE}  # fmt: skip
+                              "revoke": CAN_EDIT, "add": CAN_CREATE, "timeline": CAN_READ}  # fmt: skip
     include_route_methods = {"list", "show", "add", "revoke", "scan", "blank_form", "export_xlsx",
-                             "action", "action_post", "download"}  # fmt: skip
+                             "action", "action_post", "download", "timeline"}  # fmt: skip
     list_title = show_title = _l("Informed consents")
     add_title = _l("Record a signed informed consent")
     list_columns = ["patient", "institution", "signed_on", "cross_hospital", "lab_results", "valid_until",
@@ -248,6 +250,22 @@ class ConsentView(ScopedModelView):
                          download_name=name)  # fmt: skip
 
 
+    @expose("/timeline/<pk>")
+    @has_access
+    def timeline(self, pk):
+        """The cross-hospital timeline of a case's person (A12), read and logged when the user
+        opens it, never with every view of the case page: its own page, or with ?part=1 the
+        fragment the case page's 跨院治療歷程 loads in place. 404 for a case out of scope."""
+        case = _case_or_404(pk)
+        timeline = person_timeline(case, "page")
+        courses, records, labs = _timeline_rows(timeline)
+        context = {"case": case, "timeline": timeline, "courses": courses, "records": records, "labs": labs}
+        if request.args.get("part"):
+            return render_template("addiction/_timeline.html", **context)
+        return self.render_template("addiction/consent_timeline.html", title=gettext(
+            "Treatment timeline across institutions"), **context)  # fmt: skip
+
+
 def _shown_id(national_id: str) -> str:
     return national_id if can_see_full_ids() else mask_personal_id(national_id)
 
@@ -344,18 +362,17 @@ def _timeline_rows(timeline) -> tuple[Markup, Markup, Markup]:
 
 
 def consent_section(case) -> Markup:
-    """The case page's 知情同意 panel and cross-hospital timeline (views/addiction/cases.py)."""
+    """The case page's 知情同意 panel and the place of its cross-hospital timeline, which is
+    read and logged only when opened (ConsentView.timeline): a lookup logged with every view
+    of the chart made the log say that each nurse who opened a case looked at the person's
+    other hospitals, and cost the page 30–60 ms for 1,000 records (bench/timeline.py)."""
     from flask import current_app
 
     sm = current_app.appbuilder.sm
     if not sm.has_access(f"can_{CAN_READ}", CONSENT):
         return Markup("")
-    timeline = person_timeline(case, "page")
-    courses, records, labs = _timeline_rows(timeline)
-    current = current_consent(case.patient_id)
     return Markup(render_template(
-        "addiction/_case_consent.html", case=case, timeline=timeline, current=current,
-        courses=courses, records=records, labs=labs,
+        "addiction/_case_consent.html", case=case, current=current_consent(case.patient_id),
         can_record=sm.has_access(f"can_{CAN_CREATE}", CONSENT),
         can_log=sm.has_access(f"can_{CAN_READ}", CONSENT_ACCESS),
     ))  # fmt: skip
@@ -531,7 +548,10 @@ class TimelineApi(BaseApi):
         case = ScopedInterface(Case).get(int(pk)) if valid_pk(pk) else None
         if case is None:
             return self.response_404()
-        return self.response(200, **timeline_json(person_timeline(case, "api")))
+        # Encoded here, not by FAB's jsonify: its sorted keys and \u-escaped Chinese cost
+        # 2.1 ms of 1,000 rows against 1.0 ms (bench/timeline.py), for the same JSON.
+        body = json.dumps(timeline_json(person_timeline(case, "api")), ensure_ascii=False, separators=(",", ":"))
+        return Response(body, 200, content_type="application/json; charset=utf-8")
 
 
 def register(appbuilder, category: str, label, icon: str) -> None:
