@@ -565,8 +565,8 @@ class TimelineApi(BaseApi):
         case = ScopedInterface(Case).get(int(pk)) if valid_pk(pk) else None
         if case is None:
             return self.response_404()
-        # Encoded here, not by FAB's jsonify: its sorted keys and \u-escaped Chinese cost
-        # 2.1 ms of 1,000 rows against 1.0 ms (bench/timeline.py), for the same JSON.
+        # Encoded here, not by FAB's jsonify, which sorts the keys and \u-escapes the Chinese:
+        # 174 KB and 1.69 ms of CPU for 1,000 rows against 149 KB and 1.52 ms (min of 300).
         body = json.dumps(timeline_json(person_timeline(case, "api")), ensure_ascii=False, separators=(",", ":"))
         return Response(body, 200, content_type="application/json; charset=utf-8")
 
