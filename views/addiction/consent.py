@@ -1,5 +1,5 @@
 """知情同意書 and 跨院查詢紀錄 (A12): the blank 治療知情同意書 to print, the signed consent
-recorded with its scan, revocation, the cross-hospital timeline on the case page, the access
+recorded with its scan, revocation, the cross-hospital timeline opened from the case page, the access
 log (read and export only), and their APIs (the consent as FHIR R4 Consent, the timeline)."""
 
 from __future__ import annotations
