@@ -35,6 +35,11 @@ def _cases(db, national_id) -> dict[str, Case]:
     return {"tpe" if c.institution_id == tpe else "khh": c for c in cases}
 
 
+def _timeline_url(case_id, part=True) -> str:
+    """The case page's 跨院治療歷程, opened: the fragment it loads in place (or its own page)."""
+    return f"/consent/timeline/{case_id}" + ("?part=1" if part else "")
+
+
 def _log_count(db) -> int:
     db.session.expire_all()
     return db.session.query(ConsentAccess).count()
@@ -99,11 +104,13 @@ def test_a12_consent_form_pdf_is_zh_tw_with_institution_person_boxes_and_signatu
 def test_a12_without_consent_other_institutions_rows_are_absent_and_the_page_says_why(app, db, login_as, api_as):
     khh = _cases(db, REFUSED)["khh"]
     before = _log_count(db)
-    page = login_as("cm_khh").get(f"/caseview/show/{khh.id}")
-    assert page.status_code == 200
-    seen = visible_text(page.text)
+    client = login_as("cm_khh")
     tpe_name = _cases(db, REFUSED)["tpe"].institution.name
-    assert tpe_name not in seen
+    for url in (f"/caseview/show/{khh.id}", _timeline_url(khh.id), _timeline_url(khh.id, part=False)):
+        page = client.get(url)
+        assert page.status_code == 200, url
+        assert tpe_name not in visible_text(page.text), url
+    seen = visible_text(client.get(_timeline_url(khh.id)).text)
     assert "只顯示本機構" in seen and "跨院查詢同意" in seen
     client, headers = api_as("cm_khh")
     body = client.get(f"/api/v1/timeline/{khh.id}", headers=headers).json
@@ -118,10 +125,13 @@ def test_a12_with_consent_the_timeline_shows_other_institutions_as_dates_institu
 ):
     cases = _cases(db, GRANTED)
     tpe_name = cases["tpe"].institution.name
-    page = login_as("cm_khh").get(f"/caseview/show/{cases['khh'].id}")
+    page = login_as("cm_khh").get(_timeline_url(cases["khh"].id))
     seen = visible_text(page.text)
     assert tpe_name in seen and "個別心理治療" in seen and "安非他命" in seen and "陰性" in seen
     assert PSYCHOTHERAPY_NOTE not in page.text and "戒斷症狀" not in page.text
+    # The case page itself reads none of it: the timeline opens on demand.
+    chart = login_as("cm_khh").get(f"/caseview/show/{cases['khh'].id}").text
+    assert 'id="timeline-records"' not in chart and 'id="timeline-labs"' not in chart
     client, headers = api_as("cm_khh")
     body = client.get(f"/api/v1/timeline/{cases['khh'].id}", headers=headers).json
     others = [r for r in body["records"] if not r["own"]]
@@ -165,6 +175,61 @@ def test_a12_the_timeline_statements_select_only_the_projection(app, db):
     for statement in reads:
         for column in ("content", "author_id", "stored_name", "sha256", "form_id", "minutes"):
             assert f"treatment_record.{column}" not in statement, (column, statement)
+
+
+@pytest.mark.parametrize("username", ["cm_khh", "psy_tpe", "bureau_tpe", "ministry"])
+def test_a12_own_rows_are_those_of_the_viewers_scope_for_every_kind_of_scope(app, db, username):
+    """The timeline's statements are built once with the scope as parameters (an institution,
+    a county or national); "own" (a link, no log) is the viewer's scope exactly as
+    Scope.institution_filter defines it, for a hospital's staff, a county bureau and the ministry."""
+    from flask import g
+    from flask_login import login_user
+
+    from core.data.scope import current_scope
+    from domain.addiction.timeline import person_timeline
+    from models.platform.user import ScopedUser
+    from models.registry.institution import Institution
+
+    cases = _cases(db, GRANTED)
+    with app.test_request_context():
+        g.user = db.session.scalar(select(ScopedUser).where(ScopedUser.username == username))
+        login_user(g.user)
+        scope = current_scope()
+        own_names = set(db.session.scalars(select(Institution.name).where(scope.institution_filter(Institution.id))))
+        case = next(c for c in cases.values() if c.institution.name in own_names)
+        timeline = person_timeline(case, "api")
+        db.session.rollback()
+    rows = [(r[3], r[5]) for r in timeline.courses] + [(r[3], r[4]) for r in timeline.records] + [
+        (r[4], r[5]) for r in timeline.labs]  # fmt: skip
+    assert {name for name, _own in rows} == {c.institution.name for c in cases.values()}, username
+    assert all(bool(own) == (name in own_names) for name, own in rows), username
+    assert timeline.others == sum(1 for _name, own in rows if not own)
+    # Another institution's rows carry no id; the viewer's own rows link to their record.
+    assert all((pk is None) != bool(own) for *_rest, own, pk in timeline.records), username
+
+
+def test_a12_the_case_page_opens_the_timeline_on_demand_within_the_csp(app, db, login_as):
+    """The case page shows the consent and a 跨院治療歷程 button, not the lookup: the button is
+    a link to the timeline's own page, which a script carrying the response's CSP nonce loads
+    in place (?part=1); the fragment holds no script."""
+    import re
+
+    cases = _cases(db, GRANTED)
+    client = login_as("cm_khh")
+    before = _log_count(db)
+    chart = client.get(f"/caseview/show/{cases['khh'].id}")
+    assert _log_count(db) == before
+    assert f'id="open-timeline" href="{_timeline_url(cases["khh"].id, part=False)}"' in chart.text
+    assert f'data-src="{_timeline_url(cases["khh"].id)}"' in chart.text
+    nonce = re.search(r"'nonce-([^']+)'", chart.headers["Content-Security-Policy"]).group(1)
+    scripts = re.findall(r"<script([^>]*)>", chart.text)
+    assert scripts and all(f'nonce="{nonce}"' in attrs for attrs in scripts if "src=" not in attrs)
+    assert "unsafe-inline" not in chart.headers["Content-Security-Policy"].split("script-src")[1].split(";")[0]
+    fragment = client.get(_timeline_url(cases["khh"].id))
+    assert fragment.status_code == 200 and "<script" not in fragment.text and "<html" not in fragment.text
+    assert 'id="timeline-records"' in fragment.text and _log_count(db) == before + 1
+    page = client.get(_timeline_url(cases["khh"].id, part=False))
+    assert page.status_code == 200 and "<html" in page.text and 'id="back-to-case"' in page.text
 
 
 def _hidden_rows(db, cases):
@@ -214,6 +279,9 @@ def test_a12_record_content_of_another_institution_is_404_by_every_path(app, db,
                 problems.append(url)
     assert client.get(f"/treatmentrecord/add?case={cases['tpe'].id}").status_code == 404
     assert api.get(f"/api/v1/timeline/{cases['tpe'].id}", headers=headers).status_code == 404
+    for url in (_timeline_url(cases["tpe"].id), _timeline_url(cases["tpe"].id, part=False), "/consent/timeline/x",
+                "/consent/timeline/99999999"):  # fmt: skip
+        assert client.get(url).status_code == 404, url
     # An API write naming 臺北's course by id answers like a course that does not exist.
     answer = api.post("/api/v1/treatmentrecord/", headers=headers, json={"course": hidden[Course][0]})
     assert answer.status_code == 422
@@ -222,13 +290,21 @@ def test_a12_record_content_of_another_institution_is_404_by_every_path(app, db,
 
 # ------------------------------------------------------------------ the access log
 def test_a12_one_access_log_row_per_view_of_another_institutions_timeline(app, db, login_as, api_as):
+    """One row per opening of the timeline (its fragment, its page, the API), none for a view of
+    the case page, which only offers to open it: the log says who looked at the person's other
+    institutions, not who opened the chart."""
     cases = _cases(db, GRANTED)
     before = _log_count(db)
-    login_as("cm_khh").get(f"/caseview/show/{cases['khh'].id}")
+    browser = login_as("cm_khh")
+    assert browser.get(f"/caseview/show/{cases['khh'].id}").status_code == 200
+    assert _log_count(db) == before
+    assert browser.get(_timeline_url(cases["khh"].id)).status_code == 200
     assert _log_count(db) == before + 1
+    assert browser.get(_timeline_url(cases["khh"].id, part=False)).status_code == 200
+    assert _log_count(db) == before + 2
     client, headers = api_as("cm_khh")
     body = client.get(f"/api/v1/timeline/{cases['khh'].id}", headers=headers).json
-    assert _log_count(db) == before + 2
+    assert _log_count(db) == before + 3
     entry = db.session.get(ConsentAccess, body["access_log"])
     consent = db.session.scalar(select(Consent).where(Consent.patient_id == cases["khh"].patient_id,
                                                       Consent.revoked_at.is_(None)))  # fmt: skip
@@ -256,7 +332,7 @@ def test_a12_who_viewed_links_by_person_number_never_by_the_full_id(app, db, log
     from core.validators import mask_personal_id
 
     cases = _cases(db, GRANTED)
-    login_as("cm_khh").get(f"/caseview/show/{cases['khh'].id}")  # a row for this person
+    login_as("cm_khh").get(_timeline_url(cases["khh"].id))  # a row for this person
     patient = cases["tpe"].patient
     page = login_as("psy_tpe").get(f"/caseview/show/{cases['tpe'].id}").text
     link = re.search(r'id="consent-log" href="([^"]+)"', page).group(1).replace("&amp;", "&")
@@ -278,7 +354,7 @@ def test_a12_the_access_log_is_append_only(app, db, login_as, api_as):
     from core.data.audit import AuditImmutableError
 
     cases = _cases(db, GRANTED)
-    login_as("cm_khh").get(f"/caseview/show/{cases['khh'].id}")
+    login_as("cm_khh").get(_timeline_url(cases["khh"].id))
     entry = db.session.query(ConsentAccess).order_by(ConsentAccess.id.desc()).first()
     entry.rows_shown = 0
     with pytest.raises(AuditImmutableError):
@@ -360,12 +436,12 @@ def test_a12_revocation_is_immediate_in_another_app_instance_on_the_same_databas
     client = login_as("psy_tpe")
     assert _record_consent(app, client, person["tpe"], db).status_code == 302
     consent = db.session.scalar(select(Consent).where(Consent.patient_id == person["patient"]))
-    page = reader.get(f"/caseview/show/{person['khh']}")
+    page = reader.get(_timeline_url(person["khh"]))
     tpe_name = db.session.get(Case, person["tpe"]).institution.name
     assert tpe_name in visible_text(page.text)
     revoked = post_form(app, client, f"/consent/revoke/{consent.id}", {"revoked_on": "115/01/05", "reason": "個案撤回"})
     assert revoked.status_code == 302
-    page = reader.get(f"/caseview/show/{person['khh']}")
+    page = reader.get(_timeline_url(person["khh"]))
     seen = visible_text(page.text)
     i = seen.find(tpe_name)
     assert tpe_name not in seen, seen[max(0, i - 300): i + 100]

@@ -513,10 +513,12 @@ def test_a3_a4_psychologist_designs_a_likert_questionnaire_fills_it_for_a_course
         assert problems == [], problems
         viewer.finish()
 def test_a12_khh_case_manager_reads_the_timeline_a_tpe_consent_allows_and_tpe_sees_the_lookup(journey, live_server):
-    """A12: cm_khh opens 王大明, who consented at the 臺北 demo hospital: the case page shows
-    臺北's course and records as a timeline (dates, institution, kind) with the urine tests'
-    results, never the psychotherapy note, and 臺北's record answers 404 by URL; psy_tpe then
-    finds the look in 跨院查詢紀錄, and reads the consent with its history."""
+    """A12: cm_khh opens 王大明, who consented at the 臺北 demo hospital: the case page offers
+    the cross-hospital timeline without reading it (no log row); opened in place, it shows
+    臺北's course and records (dates, institution, kind) with the urine tests' results, never
+    the psychotherapy note, and writes one log row; 臺北's record answers 404 by URL; psy_tpe
+    then finds the look in 跨院查詢紀錄, reads the consent with its history, and opens the
+    timeline of a person without consent on its own page."""
     from seed.addiction.consent import PSYCHOTHERAPY_NOTE, demo_national_id
 
     national_id = demo_national_id("A18800001")
@@ -532,7 +534,20 @@ def test_a12_khh_case_manager_reads_the_timeline_a_tpe_consent_allows_and_tpe_se
     person.login("cm_khh")
     person.goto("/caseview/list/", shot="cases")
     quick_search(person, national_id, shot="found by ID")
-    person.click("table a[href*='/caseview/show/']", shot="chart with the cross-hospital timeline")
+    looks = ("SELECT count(*) FROM consent_access a JOIN patient p ON p.id = a.patient_id "
+             "WHERE p.national_id = ? AND a.username = 'cm_khh'")  # fmt: skip
+    before = query(live_server, looks, national_id)
+    person.click("table a[href*='/caseview/show/']", shot="chart with the consent, timeline on demand")
+    # The chart offers the timeline; reading it is a lookup of its own, logged when opened.
+    assert page.locator("#timeline-records").count() == 0 and "顯示跨院治療歷程" in person.text("#open-timeline")
+    assert query(live_server, looks, national_id) == before
+    chart = page.url
+    page.click("#open-timeline")  # loaded in place by the case page's nonce'd script
+    page.wait_for_selector("#timeline-records")
+    person.check("chart with the cross-hospital timeline opened")
+    assert page.url == chart
+    (after,), = query(live_server, looks, national_id)
+    assert after == before[0][0] + 1
     courses, records, labs = (person.text(f"#timeline-{t}") for t in ("courses", "records", "labs"))
     assert tpe_name in courses and "藥癮" in courses, courses
     assert tpe_name in records and "個別心理治療" in records and "心理師" in records, records
@@ -559,7 +574,10 @@ def test_a12_khh_case_manager_reads_the_timeline_a_tpe_consent_allows_and_tpe_se
     person.goto("/caseview/list/", shot="cases for the form")
     quick_search(person, refused_id, shot="no-consent patient")
     person.click("table a[href*='/caseview/show/']", shot="chart without consent")
+    # Without JavaScript the button is a link to the timeline's own page, and back.
+    person.goto(page.get_attribute("#open-timeline", "href"), shot="timeline page without consent")
     assert "沒有跨院查詢同意書" in person.text("#timeline-reason")
+    person.click("#back-to-case", shot="back to the chart")
     blank = person.download("#consent-form-pdf")
     person.click("#record-consent", shot="record a consent")
     person.page.fill("#signed_on", to_roc(today()))
