@@ -52,6 +52,14 @@ SCHEME_ITEM = "SchemeItem"
 CLAIMABLE = "Claimable"
 #: Spending against budget per scheme, per county and nationally, a report.
 SCHEME_SPENDING = "SchemeSpending"
+#: Subsidy claims (A11): an institution builds, signs off and submits its own (create = its
+#: steps: build, leave lines out, correct, submit, print the package).
+CLAIM = "Claim"
+#: The same claims as the county bureau reviews them (edit = approve or return lines, decide);
+#: the Ministry reads central-scheme claims nationally.
+CLAIM_REVIEW = "ClaimReview"
+#: Subsidy claimed, approved and returned against budget per scheme (a report and its API).
+CLAIM_REPORT = "ClaimReport"
 
 #: Each part of the programme adds its resources here with the views that declare them
 #: (sync_roles refuses a grant on a resource no view declares).
@@ -89,6 +97,8 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         SCHEME: READ,
         SCHEME_ITEM: READ,
         CLAIMABLE: READ,
+        # A11: their claims — built, left-out lines, sign-off package, submitted, corrected.
+        CLAIM: READ_EXPORT | {CAN_CREATE},
     },
     # The HIS system account of one institution: posts orders, reads what it posted (A6).
     HIS_INTERFACE: {
@@ -116,6 +126,9 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         SCHEME: READ | {CAN_CREATE, CAN_EDIT},
         SCHEME_ITEM: READ | {CAN_CREATE, CAN_EDIT},
         SCHEME_SPENDING: READ,
+        # A11: their county's claims, reviewed line by line and decided; claims against budget.
+        CLAIM_REVIEW: READ_EXPORT | {CAN_EDIT},
+        CLAIM_REPORT: READ,
     },
     # National: designations, every institution's blank record forms (seed Q15, no patient
     # data), staff and training; (later) central schemes and national reports.
@@ -137,5 +150,8 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         SCHEME: READ | {CAN_CREATE, CAN_EDIT},
         SCHEME_ITEM: READ | {CAN_CREATE, CAN_EDIT},
         SCHEME_SPENDING: READ,
+        # A11: every central-scheme claim (read; the county bureaus decide them), the national report.
+        CLAIM_REVIEW: READ_EXPORT,
+        CLAIM_REPORT: READ,
     },
 }

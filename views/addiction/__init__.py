@@ -27,6 +27,9 @@ def register(appbuilder) -> None:
 
     his.register(appbuilder, CATEGORY, CATEGORY_LABEL, CATEGORY_ICON)
     schemes.register(appbuilder, CATEGORY, CATEGORY_LABEL, CATEGORY_ICON)
+    from views.addiction import claims
+
+    claims.register(appbuilder, CATEGORY, CATEGORY_LABEL, CATEGORY_ICON)
 
     from views.addiction.designations import DesignationApi, DesignationView
 
