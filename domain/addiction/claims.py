@@ -688,6 +688,46 @@ class DecideClaim(Command):
         _mail(institution_recipients(claim.institution_id), subject, body)
 
 
+# ------------------------------------------------------------------ queues
+def waiting_claims(scope) -> list[dict]:
+    """The claims waiting for a bureau in its scope, oldest first, with days waiting and amount."""
+    now = clock.utc_naive()
+    rows = db.session.execute(
+        select(Claim.id, Claim.waiting_since, Claim.claimed_amount)
+        .where(Claim.scope_clause(scope), Claim.status.in_(WAITING)).order_by(Claim.waiting_since, Claim.id)
+    ).all()  # fmt: skip
+    return [{"id": r[0], "days": (now - r[1]).days if r[1] else 0, "amount": r[2]} for r in rows]
+
+
+def institution_claim_summary(scope, today: dt.date) -> dict:
+    """Drafts, returned claims and their reasons, and the claimable lines of past months (of
+    this year) of the scope's institutions that are in no claim."""
+    counts = dict(db.session.execute(
+        select(Claim.status, func.count(Claim.id)).where(Claim.scope_clause(scope),
+               Claim.status.in_((ClaimStatus.DRAFT.value, ClaimStatus.RETURNED.value))).group_by(Claim.status)
+    ).all())  # fmt: skip
+    reasons = db.session.scalars(
+        select(ClaimLine.return_reason).join(Claim, Claim.id == ClaimLine.claim_id)
+        .where(Claim.scope_clause(scope), Claim.status == ClaimStatus.RETURNED.value,
+               ClaimLine.review == LineReview.RETURNED.value).distinct()
+    ).all()  # fmt: skip
+    first_of_month = today.replace(day=1)
+    unclaimed = 0
+    if first_of_month.month > 1:
+        ids = sorted(scope.institution_ids)
+        clause = Institution.id.in_(ids)
+        territory = compute_territory(today.year, clause, today)
+        taken = set(db.session.execute(
+            select(ClaimLine.case_id, ClaimLine.item_code, ClaimLine.executed_on)
+            .where(ClaimLine.institution_id.in_(ids), ClaimLine.executed_on >= dt.date(today.year, 1, 1))
+        ).all())  # fmt: skip
+        unclaimed = sum(1 for ln in territory.lines if ln.institution_id in scope.institution_ids and ln.amount > 0
+                        and ln.executed_on < first_of_month
+                        and (ln.case_id, ln.item_code, ln.executed_on) not in taken)  # fmt: skip
+    return {"drafts": counts.get(ClaimStatus.DRAFT.value, 0), "returned": counts.get(ClaimStatus.RETURNED.value, 0),
+            "reasons": sorted(r for r in reasons if r), "unclaimed": unclaimed}  # fmt: skip
+
+
 # ------------------------------------------------------------------ mail
 def institution_recipients(institution_id: int) -> list[str]:
     """The institution's active accounts with an e-mail address."""
