@@ -17,7 +17,6 @@ from core.dates import TAIPEI
 from core.errors import UserError
 from domain.addiction.claims import (
     BuildClaim,
-    ClaimRefused,
     DecideClaim,
     FreezePackage,
     ReviewLines,

@@ -24,7 +24,13 @@ from core.errors import UserError
 from core.export.xlsx import export_file_name, send_xlsx, write_xlsx
 from core.extensions import db
 from core.files import safe_download_name
-from core.web.views import VIEW_METHOD_PERMISSIONS, ScopedModelView, ScopedReportView, flash_refusal, valid_pk
+from core.web.views import (
+    VIEW_METHOD_PERMISSIONS,
+    ScopedModelView,
+    ScopedReportView,
+    flash_refusal,
+    valid_pk,
+)
 from domain.addiction import claim_report
 from domain.addiction.claim_package import package_pdf, package_xlsx
 from domain.addiction.claims import (
@@ -94,7 +100,7 @@ class _ClaimBase(ScopedModelView):
     list_columns = ["institution", "scheme", "period_label", "status", "claimed_amount", "approved_amount",
                     "returned_amount", "submissions"]  # fmt: skip
     show_columns = list_columns
-    export_columns = ["institution", "scheme", "period_label", "status", "claimed_amount", "approved_amount",
+    export_columns = ["institution", "scheme", "period_start", "period_end", "status", "claimed_amount", "approved_amount",
                       "returned_amount", "submissions"]  # fmt: skip
     search_columns = ["status", "year", "scheme_code"]
     order_columns = ["claimed_amount", "approved_amount", "submissions"]
