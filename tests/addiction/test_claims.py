@@ -391,7 +391,7 @@ def test_a11_bureau_reviewer_cannot_prepare_and_institution_cannot_review(app, d
 
 # ------------------------------------------------------------------ scope both ways
 def test_a11_scope_both_ways(app, db, world, login_as):
-    """The institution and its county's bureau see the claim, its package and its snapshot;
+    """The institution and its county's bureau (once submitted) see the claim, its package and its snapshot;
     another institution and another county's bureau get 404; the Ministry sees central-scheme
     claims only — a county's local-scheme claim is the county's."""
     _lines(app, db, world, [dt.date(Y, 9, 1), dt.date(Y, 9, 8)])
@@ -401,6 +401,10 @@ def test_a11_scope_both_ways(app, db, world, login_as):
     assert local.lines and local.scheme_county_id is not None
     snap = FreezePackage(central).run()
     local_snap = FreezePackage(local).run()
+    # A draft is the institution's own: the bureau meets it once submitted.
+    assert login_as("bureau_khh").get(f"/claimreview/show/{central.id}").status_code == 404
+    SubmitClaim(central).run()
+    SubmitClaim(local).run()
     seen = {
         world.staff_b: ("/claim", {central.id, local.id}),
         "bureau_khh": ("/claimreview", {central.id, local.id}),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import expose
 from flask_appbuilder.api import BaseApi
+from flask_appbuilder.models.sqla.filters import FilterNotEqual
 from flask_appbuilder.security.decorators import has_access, protect
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
@@ -220,6 +221,8 @@ class ClaimView(CommandForms, _ClaimBase):
             choices.append((scheme.code, f"{scheme.name}（{period}）"))
         form.scheme_code.choices = choices
         if request.method == "GET":
+            if len(institutions) == 1 and form.institution.data is None:
+                form.institution.data = institutions[0]
             form.year.data = form.year.data or str(roc_year(year))
             last = clock.today().replace(day=1)
             form.period_number.data = form.period_number.data or str((last.month - 2) % 12 + 1)
@@ -281,6 +284,8 @@ class ClaimReviewView(_ClaimBase):
     list_columns = ["institution", "scheme", "period_label", "status", "days_waiting", "claimed_amount",
                     "approved_amount", "returned_amount", "submissions"]  # fmt: skip
     base_order = ("waiting_since", "asc")
+    # A draft is the institution's own until it is submitted.
+    base_filters = [["status", FilterNotEqual, ClaimStatus.DRAFT.value]]
     formatters_columns = {**_ClaimBase.formatters_columns}
 
     @expose("/review/<pk>", methods=["POST"])
