@@ -30,7 +30,7 @@ def _texts() -> dict:
             "institution": gettext("Institution"), "scheme": gettext("Subsidy scheme"),
             "period": gettext("Claim period"), "snapshot": gettext("Snapshot"), "hash": "SHA-256",
             "page": gettext("Page %(n)d of %(total)d"),
-            "columns": [gettext("No."), gettext("Case no."), gettext("Name"), gettext("ID (masked)"),
+            "columns": [gettext("No."), gettext("Case no."), gettext("Person's name"), gettext("ID (masked)"),
                         gettext("Date of service"), gettext("Subsidy item"), gettext("Order code"),
                         gettext("Unit amount (NT$)"), gettext("Amount claimed (NT$)")],
             "cases": gettext("Case list"), "case_total": gettext("Lines"),

@@ -38,7 +38,7 @@ class ClaimStatus(LabelledEnum):
     IN_REVIEW = "in_review", _l("Under review")
     APPROVED = "approved", _l("Approved")
     PARTIAL = "partial", _l("Partially approved")
-    RETURNED = "returned", _l("Returned")
+    RETURNED = "returned", _l("Returned for correction")
     RESUBMITTED = "resubmitted", _l("Resubmitted")
 
 
@@ -59,7 +59,7 @@ class LineReview(LabelledEnum):
 
     PENDING = "pending", _l("Not yet reviewed")
     APPROVED = "approved", _l("Approved")
-    RETURNED = "returned", _l("Returned")
+    RETURNED = "returned", _l("Returned for correction")
 
 
 class ReturnReason(LabelledEnum):
