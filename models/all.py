@@ -11,6 +11,7 @@ from models.addiction.his import HisOrder, OrderCodeMapping  # noqa: F401
 from models.addiction.instrument import AssessmentResponse, Instrument, InstrumentVersion  # noqa: F401
 from models.addiction.record import LabResult, RecordForm, TreatmentRecord  # noqa: F401
 from models.addiction.scheme import SchemeItem, SubsidyScheme  # noqa: F401
+from models.addiction.claim import Claim, ClaimLine, ClaimReview, ClaimSubmission, ClaimTransition  # noqa: F401
 from models.addiction.staff import StaffLicence, Training  # noqa: F401
 from models.base import AppModel  # noqa: F401
 from models.cessation.correction import (  # noqa: F401

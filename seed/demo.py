@@ -226,6 +226,9 @@ def seed_demo(
         from seed.addiction.consent import seed_consent_demo
 
         result.update(seed_consent_demo())
+        from seed.addiction.claims import seed_claims_demo
+
+        result.update(seed_claims_demo())
     # Bulk-inserted visits and assignments bypass the session's link hook.
     from models.registry.person import backfill_person_links
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 
 from models.accounts.application import AccountApplication
 from models.addiction.case import Case, Patient
+from models.addiction.claim import Claim, ClaimLine, ClaimReview, ClaimSubmission, ClaimTransition
 from models.addiction.consent import Consent, ConsentAccess
 from models.addiction.course import Course, CourseTransition
 from models.addiction.designation import Designation
@@ -124,6 +125,14 @@ def _scheme_visible(u: UserView, row: SubsidyScheme) -> bool:
     return u.national or row.county_id is None or row.county_id in _COUNTIES_OF.get(u.username, set())
 
 
+def _claim_visible(u: UserView, claim: Claim) -> bool:
+    """A11: an institution its own claims, a bureau its county's institutions'; national users
+    (the Ministry) the claims of central schemes (a county's local scheme is the county's)."""
+    if u.national:
+        return claim.scheme.county_id is None
+    return claim.institution_id in u.institution_ids
+
+
 ORACLES = {
     Institution: lambda u, row: row.id in u.institution_ids,
     # A1: designations follow their institution (Ministry all, a bureau its county's, a
@@ -183,6 +192,11 @@ ORACLES = {
     OrderCodeMapping: lambda u, row: row.institution_id in u.institution_ids,
     SubsidyScheme: _scheme_visible,
     SchemeItem: lambda u, row: _scheme_visible(u, row.scheme),
+    Claim: _claim_visible,
+    ClaimLine: lambda u, row: _claim_visible(u, row.claim),
+    ClaimSubmission: lambda u, row: _claim_visible(u, row.claim),
+    ClaimReview: lambda u, row: _claim_visible(u, _CLAIMS[row.claim_id]),
+    ClaimTransition: lambda u, row: _claim_visible(u, row.claim),
 }
 #: The relations an oracle reads, loaded with the rows: read lazily they cost one statement
 #: per row (a role's matrix spent 17 of its 25 oracle seconds on them). What is visible is
@@ -200,7 +214,13 @@ _LOADS = {
     InstrumentVersion: [selectinload(InstrumentVersion.instrument).selectinload(Instrument.institution)],
     ScopedUser: [selectinload(ScopedUser.scope_institutions)],
     SchemeItem: [selectinload(SchemeItem.scheme)],
+    Claim: [selectinload(Claim.scheme)],
+    ClaimLine: [selectinload(ClaimLine.claim).selectinload(Claim.scheme)],
+    ClaimSubmission: [selectinload(ClaimSubmission.claim).selectinload(Claim.scheme)],
+    ClaimTransition: [selectinload(ClaimTransition.claim).selectinload(Claim.scheme)],
 }
+#: claim id → claim (with its scheme), for the reviews' oracle; filled by expected_split.
+_CLAIMS: dict[int, Claim] = {}
 #: username → the counties of the institutions the user sees; filled by expected_split.
 _COUNTIES_OF: dict[str, set[int]] = {}
 #: quitter id → institutions they visited; filled by expected_split (one query, not N).
@@ -234,6 +254,9 @@ def expected_split(db, model, user: UserView) -> tuple[set[int], set[int]]:
         _CASES_AT.clear()
         for patient_id, institution_id in db.session.query(Case.patient_id, Case.institution_id):
             _CASES_AT.setdefault(patient_id, set()).add(institution_id)
+    if model is ClaimReview:
+        _CLAIMS.clear()
+        _CLAIMS.update({c.id: c for c in db.session.query(Claim).options(selectinload(Claim.scheme))})
     if model is Quitter:
         _VISITED.clear()
         for quitter_id, institution_id in db.session.query(Visit.quitter_id, Visit.institution_id):

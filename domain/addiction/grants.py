@@ -56,6 +56,14 @@ SCHEME_SPENDING = "SchemeSpending"
 #: 成癮醫療業務統計 (issue 19 part 5): the programme's yearly reports, in the reader's scope
 #: (the Ministry nationally, a bureau its county, an institution its own cases).
 ADDICTION_REPORT = "AddictionReport"
+#: Subsidy claims (A11): an institution builds, signs off and submits its own (create = its
+#: steps: build, leave lines out, correct, submit, print the package).
+CLAIM = "Claim"
+#: The same claims as the county bureau reviews them (edit = approve or return lines, decide);
+#: the Ministry reads central-scheme claims nationally.
+CLAIM_REVIEW = "ClaimReview"
+#: Subsidy claimed, approved and returned against budget per scheme (a report and its API).
+CLAIM_REPORT = "ClaimReport"
 
 #: Each part of the programme adds its resources here with the views that declare them
 #: (sync_roles refuses a grant on a resource no view declares).
@@ -95,6 +103,8 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         CLAIMABLE: READ,
         # Their own institutions' yearly figures: counts of cases they already see row by row.
         ADDICTION_REPORT: READ_EXPORT,
+        # A11: their claims — built, left-out lines, sign-off package, submitted, corrected.
+        CLAIM: READ_EXPORT | {CAN_CREATE},
     },
     # The HIS system account of one institution: posts orders, reads what it posted (A6).
     HIS_INTERFACE: {
@@ -124,6 +134,9 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         SCHEME_ITEM: READ | {CAN_CREATE, CAN_EDIT, CAN_DELETE},
         SCHEME_SPENDING: READ,
         ADDICTION_REPORT: READ_EXPORT,
+        # A11: their county's claims, reviewed line by line and decided; claims against budget.
+        CLAIM_REVIEW: READ_EXPORT | {CAN_EDIT},
+        CLAIM_REPORT: READ,
     },
     # National: designations, every institution's blank record forms (seed Q15, no patient
     # data), staff and training; (later) central schemes and national reports.
@@ -147,5 +160,8 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         SCHEME_ITEM: READ | {CAN_CREATE, CAN_EDIT, CAN_DELETE},
         SCHEME_SPENDING: READ,
         ADDICTION_REPORT: READ_EXPORT,
+        # A11: every central-scheme claim (read; the county bureaus decide them), the national report.
+        CLAIM_REVIEW: READ_EXPORT,
+        CLAIM_REPORT: READ,
     },
 }

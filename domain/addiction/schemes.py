@@ -226,6 +226,7 @@ class NewSchemeVersion(Command):
             code=old.code, name=old.name, county_id=old.county_id, substance=old.substance, year=old.year,
             version=old.version + 1, effective_from=self.day, status=SchemeStatus.DRAFT.value,
             cap_adult=old.cap_adult, cap_minor=old.cap_minor, minor_age=old.minor_age, budget=old.budget,
+            claim_period=old.claim_period,
         )  # fmt: skip
         for item in old.items:
             new.items.append(SchemeItem(

@@ -10,7 +10,7 @@ from flask_babel import gettext
 
 from core import clock
 from core.web.workqueue import QueueItem, cached_value, scope_key
-from domain.addiction.grants import ORDER_MAPPING, STAFF_SHORTFALL
+from domain.addiction.grants import CLAIM, CLAIM_REVIEW, ORDER_MAPPING, STAFF_SHORTFALL
 from domain.addiction.staff import shortfall_rows
 
 
@@ -62,4 +62,58 @@ def unmapped_order_items(user, scope) -> list[QueueItem]:
                       gettext("Addiction case management"))]  # fmt: skip
 
 
-PROVIDERS = (staff_items, unmapped_order_items)
+def bureau_claim_items(user, scope) -> list[QueueItem]:
+    """A11: the county's claims waiting for the bureau (送出, 再送出, 審核中), the oldest first:
+    how many, the longest wait in days and the amount waiting."""
+    if scope.kind != "county" or not scope.has_any:
+        return []
+    if not current_app.appbuilder.sm.has_access("can_edit", CLAIM_REVIEW):
+        return []
+    from domain.addiction.claims import waiting_claims
+
+    rows = cached_value(f"addiction-claims-waiting:{scope_key(scope)}:{clock.today()}", ("claim",),
+                        lambda: waiting_claims(scope))  # fmt: skip
+    oldest = rows[0]["days"] if rows else 0
+    amount = sum(r["amount"] for r in rows)
+    hint = (gettext("Oldest first: %(days)d days waiting; NT$%(amount)s in all.", days=oldest, amount=f"{amount:,}")
+            if rows else gettext("No claim is waiting."))  # fmt: skip
+    return [QueueItem(gettext("Subsidy claims waiting for review"), len(rows), url_for("ClaimReviewView.list"),
+                      "danger" if oldest > 14 else ("warning" if rows else "default"), hint,
+                      gettext("Addiction case management"))]  # fmt: skip
+
+
+def institution_claim_items(user, scope) -> list[QueueItem]:
+    """A11: the institution's draft claims, its returned claims (with the reasons) and the
+    claimable lines of last month and before not yet in any claim."""
+    if scope.kind != "facility" or not scope.has_any:
+        return []
+    if not current_app.appbuilder.sm.has_access("can_create", CLAIM):
+        return []
+    from domain.addiction.claims import institution_claim_summary
+
+    today = clock.today()
+    summary = cached_value(f"addiction-claims-mine:{scope_key(scope)}:{today}", CLAIM_SUMMARY_TABLES,
+                           lambda: institution_claim_summary(scope, today))  # fmt: skip
+    url = url_for("ClaimView.list")
+    group = gettext("Addiction case management")
+    from models.addiction.claim import ReturnReason
+
+    reasons = "、".join(ReturnReason.label_of(r) for r in summary["reasons"][:3])
+    return [
+        QueueItem(gettext("Draft subsidy claims"), summary["drafts"], url, "info" if summary["drafts"] else "default",
+                  gettext("Print the sign-off package, then submit to the bureau."), group),
+        QueueItem(gettext("Returned subsidy claims"), summary["returned"], url,
+                  "danger" if summary["returned"] else "default",
+                  (gettext("Reasons: %(reasons)s", reasons=reasons) if reasons
+                   else gettext("Correct the returned lines and resubmit.")), group),
+        QueueItem(gettext("Claimable lines not yet claimed"), summary["unclaimed"], url_for("ClaimView.add"),
+                  "warning" if summary["unclaimed"] else "default",
+                  gettext("Lines of past months in no claim: prepare the month's claim."), group),
+    ]  # fmt: skip
+
+
+#: What the institution's claim summary reads (the claimable lines' tables and the claims).
+CLAIM_SUMMARY_TABLES = ("claim", "claim_line", "his_order", "order_code_mapping", "treatment_record", "course",
+                        "addiction_case", "patient", "subsidy_scheme", "scheme_item")  # fmt: skip
+
+PROVIDERS = (staff_items, unmapped_order_items, bureau_claim_items, institution_claim_items)

@@ -54,6 +54,7 @@ class SubsidyScheme(AuditColumnsMixin, AppModel):
         CheckConstraint("year >= 2000 AND year <= 2200", name="ck_scheme_year"),
         CheckConstraint("status IN ('draft', 'published')", name="ck_scheme_status"),
         CheckConstraint("substance IN ('drug', 'alcohol')", name="ck_scheme_substance"),
+        CheckConstraint("claim_period IN ('month', 'quarter')", name="ck_scheme_claim_period"),
         Index("ix_subsidy_scheme_year", "year", "county_id"),
         {"sqlite_autoincrement": True},
     )
@@ -78,6 +79,8 @@ class SubsidyScheme(AuditColumnsMixin, AppModel):
     minor_age: Mapped[int] = mapped_column(Integer, nullable=False, default=18)
     #: NT$ for the year, every person together.
     budget: Mapped[int] = mapped_column(Integer, nullable=False)
+    #: How often institutions claim it (A11): "month", or "quarter" where the scheme says so.
+    claim_period: Mapped[str] = mapped_column(String(10), nullable=False, default="month", server_default="month")
 
     county: Mapped[County | None] = relationship()
     items: Mapped[list[SchemeItem]] = relationship(

@@ -30,6 +30,9 @@ def register(appbuilder) -> None:
     from views.addiction import reports
 
     reports.register(appbuilder, CATEGORY, CATEGORY_LABEL, CATEGORY_ICON)
+    from views.addiction import claims
+
+    claims.register(appbuilder, CATEGORY, CATEGORY_LABEL, CATEGORY_ICON)
 
     from views.addiction.designations import DesignationApi, DesignationView
 
