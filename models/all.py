@@ -4,6 +4,7 @@
 
 from models.accounts.application import AccountApplication, ApplicationStatus, RequestedRole  # noqa: F401
 from models.addiction.case import Case, Patient  # noqa: F401
+from models.addiction.claim import Claim, ClaimLine, ClaimReview, ClaimSubmission, ClaimTransition  # noqa: F401
 from models.addiction.consent import Consent, ConsentAccess  # noqa: F401
 from models.addiction.course import Course, CourseTransition  # noqa: F401
 from models.addiction.designation import Designation  # noqa: F401
@@ -11,7 +12,6 @@ from models.addiction.his import HisOrder, OrderCodeMapping  # noqa: F401
 from models.addiction.instrument import AssessmentResponse, Instrument, InstrumentVersion  # noqa: F401
 from models.addiction.record import LabResult, RecordForm, TreatmentRecord  # noqa: F401
 from models.addiction.scheme import SchemeItem, SubsidyScheme  # noqa: F401
-from models.addiction.claim import Claim, ClaimLine, ClaimReview, ClaimSubmission, ClaimTransition  # noqa: F401
 from models.addiction.staff import StaffLicence, Training  # noqa: F401
 from models.base import AppModel  # noqa: F401
 from models.cessation.correction import (  # noqa: F401
