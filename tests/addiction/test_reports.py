@@ -541,6 +541,16 @@ def test_a11_page_shows_every_section_with_a_chart_and_an_export(app, db, world,
     assert 'id="county"' in ministry.text and "高雄市" in ministry.text
 
 
+def test_a11_report_page_links_the_subsidy_claims_report_for_the_same_year(app, db, world, login_as):
+    """A11: the subsidy claimed / approved / returned report is one click from the yearly
+    reports, for the year on screen, to those who may read it (not to treatment staff)."""
+    for username in ("ministry", "bureau_khh"):
+        page = login_as(username).get(f"/addictionreport/?year={ROC}")
+        assert f"/claimreport/?year={ROC}" in page.text and "補助經費核銷統計" in page.text
+    staff = login_as("report_staff_a").get(f"/addictionreport/?year={ROC}")
+    assert staff.status_code == 200 and "/claimreport/" not in staff.text
+
+
 def test_a11_excel_export_holds_the_section_figures(app, db, world, login_as):
     import openpyxl
 

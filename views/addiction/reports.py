@@ -297,12 +297,17 @@ def write_workbook(sections: list[tuple[str, dict]], scope_name: str) -> str:
 def other_reports() -> list[tuple[str, str]]:
     """Links to the programme's other reports the user may open, beside the sections.
 
-    SUBSIDY REPORT: the lead plugs the subsidy claimed / approved / returned report of the
-    claims work (branch i19-claims, views/addiction/claims.py) in here after merging — a
-    (label, url) pair guarded by its permission, as the spending report below."""
+    The subsidy claimed / approved / returned report (A11, views/addiction/claims.py) and the
+    spending against budget, each guarded by its permission and opened for the same year."""
     from flask import current_app, url_for
 
+    from domain.addiction.grants import CLAIM_REPORT
+
     links = []
+    if current_app.appbuilder.sm.has_access("can_read", CLAIM_REPORT):
+        year = request.args.get("year")
+        args = {"year": year} if year and year.isascii() and year.isdigit() and len(year) <= 4 else {}
+        links.append((gettext("Subsidy claims against budget"), url_for("ClaimReportView.index", **args)))
     if current_app.appbuilder.sm.has_access("can_read", SCHEME_SPENDING):
         links.append(
             (gettext("Subsidy spending against budget"), url_for("SchemeSpendingView.index"))
