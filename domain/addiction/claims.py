@@ -666,13 +666,14 @@ class DecideClaim(Command):
                     amount=f"{approved:,}", remaining=f"{max(remaining, 0):,}"))  # fmt: skip
         CLAIM_WORKFLOW.transition(claim, self.step, self.note)
         claim.returned_amount = returned
+        # Returned or decided, the claim no longer waits for the bureau (再送出 sets it again).
+        claim.waiting_since = None
         if self.step == "return":
             for line in self.returned:
                 line.returned_fingerprint = line.fingerprint()
         else:
             claim.approved_amount = approved
             claim.decided_at = clock.utc_naive()
-            claim.waiting_since = None
         return claim
 
     def after_commit(self) -> None:

@@ -448,6 +448,24 @@ def test_a11_queues_bureau_waiting_and_institution_returned(app, db, world, logi
     assert "/claim/list" in page
 
 
+def test_a11_review_list_puts_waiting_claims_first_oldest_first(app, db, world, login_as):
+    """補助金核覆 lists the claims waiting for the bureau first, the oldest first, then the
+    others (decided or returned), on SQLite and PostgreSQL alike (NULLs sort differently)."""
+    import re
+
+    from models.addiction.claim import WAITING, Claim
+
+    page = login_as("bureau_khh").get("/claimreview/list/?psize_ClaimReviewView=100")
+    assert page.status_code == 200
+    ids = list(dict.fromkeys(int(n) for n in re.findall(r"/claimreview/show/(\d+)", page.text)))
+    claims = {c.id: c for c in db.session.query(Claim).filter(Claim.id.in_(ids))}
+    waiting = [i for i in ids if claims[i].status in WAITING]
+    others = [i for i in ids if claims[i].status not in WAITING]
+    assert waiting and others, "the demo gives bureau_khh waiting and decided claims"
+    assert ids == waiting + others
+    assert [claims[i].waiting_since for i in waiting] == sorted(claims[i].waiting_since for i in waiting)
+
+
 def test_a11_report_is_cached_until_a_claim_is_written(app, db, world, login_as):
     """The subsidy report per scheme: the bureau its county's, the Ministry national; a new
     approval shows at once (the cache follows the claim tables' versions); Excel and JSON."""

@@ -93,6 +93,17 @@ def _days_waiting(claim: Claim) -> int | None:
     return (clock.utc_naive() - claim.waiting_since).days
 
 
+class _ReviewInterface(ScopedInterface):
+    """Claims sorted by waiting_since with NULLs (claims not waiting) last on every database:
+    SQLite sorts NULLs first and PostgreSQL last, so the bureau's oldest claim led on one only."""
+
+    def apply_order_by(self, query, order_column, order_direction, *args, **kwargs):
+        if order_column != "waiting_since":
+            return super().apply_order_by(query, order_column, order_direction, *args, **kwargs)
+        key = Claim.waiting_since.desc() if order_direction == "desc" else Claim.waiting_since.asc()
+        return query.order_by(key.nulls_last(), Claim.id)
+
+
 class _ClaimBase(ScopedModelView):
     """What both claim screens share: the list, the claim's page, its package downloads."""
 
@@ -277,13 +288,14 @@ class ClaimReviewView(_ClaimBase):
 
     route_base = "/claimreview"
     class_permission_name = CLAIM_REVIEW
+    datamodel = _ReviewInterface(Claim)
     method_permission_name = {**VIEW_METHOD_PERMISSIONS, "edit": "read", "package": "read", "package_file": "read",
                               "review": "edit", "decide": "edit"}  # fmt: skip
     base_permissions = ["can_read", "can_edit", "can_export"]
     list_title = show_title = _l("Subsidy claim review")
     list_columns = ["institution", "scheme", "period_label", "status", "days_waiting", "claimed_amount",
                     "approved_amount", "returned_amount", "submissions"]  # fmt: skip
-    base_order = ("waiting_since", "asc")
+    base_order = ("waiting_since", "asc")  # NULLs (not waiting) last: _ReviewInterface
     # A draft is the institution's own until it is submitted.
     base_filters = [["status", FilterNotEqual, ClaimStatus.DRAFT.value]]
     formatters_columns = {**_ClaimBase.formatters_columns}
