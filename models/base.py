@@ -7,7 +7,19 @@ import enum
 from typing import TYPE_CHECKING
 
 from flask_appbuilder.models.sqla import Model
-from sqlalchemy import CheckConstraint, Date, DateTime, ForeignKey, Integer, and_, false, or_
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    and_,
+    false,
+    or_,
+)
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from core.data.rules import enum_label
@@ -55,6 +67,35 @@ class AuditColumnsMixin:
     @declared_attr
     def changed_by_id(cls) -> Mapped[int | None]:
         return mapped_column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
+
+
+class TransitionColumnsMixin:
+    """One step of a workflow's history (core/workflow.py): the status before and after, when,
+    who and why; corrections, courses and claims keep their history in these columns."""
+
+    @declared_attr
+    def from_status(cls) -> Mapped[str | None]:
+        return mapped_column(String(12), info={"label": _l("Status before")})
+
+    @declared_attr
+    def to_status(cls) -> Mapped[str]:
+        return mapped_column(String(12), nullable=False, info={"label": _l("Status after")})
+
+    @declared_attr
+    def at(cls) -> Mapped[dt.datetime]:
+        return mapped_column(DateTime, nullable=False, default=utcnow, info={"label": _l("Time")})
+
+    @declared_attr
+    def user_id(cls) -> Mapped[int | None]:
+        return mapped_column(ForeignKey("ab_user.id", ondelete="SET NULL"))
+
+    @declared_attr
+    def username(cls) -> Mapped[str | None]:
+        return mapped_column(String(100), info={"label": _l("User")})
+
+    @declared_attr
+    def note(cls) -> Mapped[str | None]:
+        return mapped_column(Text, info={"label": _l("Note")})
 
 
 class DateRangeMixin:

@@ -26,7 +26,7 @@ from core.data import rules
 from core.dates import to_roc, utcnow
 from models.addiction.case import Case
 from models.addiction.scheme import SubsidyScheme
-from models.base import AppModel, AuditColumnsMixin, LabelledEnum
+from models.base import AppModel, AuditColumnsMixin, LabelledEnum, TransitionColumnsMixin
 from models.registry.institution import Institution
 
 
@@ -288,7 +288,7 @@ class ClaimReview(AppModel):
         return cls.claim_id.in_(select(Claim.id).where(Claim.scope_clause(scope)))
 
 
-class ClaimTransition(AppModel):
+class ClaimTransition(TransitionColumnsMixin, AppModel):
     """Who moved a claim from one status to the next, and when (with a note)."""
 
     __tablename__ = "claim_transition"
@@ -297,12 +297,6 @@ class ClaimTransition(AppModel):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     claim_id: Mapped[int] = mapped_column(ForeignKey("claim.id", ondelete="CASCADE"), nullable=False)
-    from_status: Mapped[str | None] = mapped_column(String(12), info={"label": _l("Status before")})
-    to_status: Mapped[str] = mapped_column(String(12), nullable=False, info={"label": _l("Status after")})
-    at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow, info={"label": _l("Time")})
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id", ondelete="SET NULL"))
-    username: Mapped[str | None] = mapped_column(String(100), info={"label": _l("User")})
-    note: Mapped[str | None] = mapped_column(Text, info={"label": _l("Note")})
 
     claim: Mapped[Claim] = relationship(back_populates="transitions")
 

@@ -5,13 +5,19 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Date, DateTime, ForeignKey, Index, Integer, String, Text, select
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.data import rules
-from core.dates import to_roc, utcnow
+from core.dates import to_roc
 from models.addiction.case import Case
-from models.base import AppModel, AuditColumnsMixin, DateRangeMixin, LabelledEnum
+from models.base import (
+    AppModel,
+    AuditColumnsMixin,
+    DateRangeMixin,
+    LabelledEnum,
+    TransitionColumnsMixin,
+)
 
 
 class CourseStatus(LabelledEnum):
@@ -74,7 +80,7 @@ class Course(DateRangeMixin, AuditColumnsMixin, AppModel):
         return f"{to_roc(self.start_date)}–{to_roc(self.end_date)}"
 
 
-class CourseTransition(AppModel):
+class CourseTransition(TransitionColumnsMixin, AppModel):
     """Who moved a course from one status to the next, and when (with a note)."""
 
     __tablename__ = "course_transition"
@@ -83,12 +89,6 @@ class CourseTransition(AppModel):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"), nullable=False)
-    from_status: Mapped[str | None] = mapped_column(String(12), info={"label": _l("Status before")})
-    to_status: Mapped[str] = mapped_column(String(12), nullable=False, info={"label": _l("Status after")})
-    at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow, info={"label": _l("Time")})
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id", ondelete="SET NULL"))
-    username: Mapped[str | None] = mapped_column(String(100), info={"label": _l("User")})
-    note: Mapped[str | None] = mapped_column(Text, info={"label": _l("Note")})
 
     course: Mapped[Course] = relationship(back_populates="transitions")
 

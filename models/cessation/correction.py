@@ -21,8 +21,7 @@ from sqlalchemy import (
 )  # fmt: skip
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.dates import utcnow
-from models.base import AppModel, AuditColumnsMixin, LabelledEnum
+from models.base import AppModel, AuditColumnsMixin, LabelledEnum, TransitionColumnsMixin
 from models.cessation.visit import Quitter, Visit
 from models.registry.institution import Institution
 
@@ -202,7 +201,7 @@ class CorrectionAttachment(AuditColumnsMixin, AppModel):
         return AttachmentKind.label_of(self.kind)
 
 
-class TicketTransition(AppModel):
+class TicketTransition(TransitionColumnsMixin, AppModel):
     """Who moved a ticket from one status to the next, and when (with a note)."""
 
     __tablename__ = "correction_transition"
@@ -216,12 +215,6 @@ class TicketTransition(AppModel):
     ticket_id: Mapped[int] = mapped_column(
         ForeignKey("correction_ticket.id", ondelete="CASCADE"), nullable=False
     )
-    from_status: Mapped[str | None] = mapped_column(String(12), info={"label": _l("Status before")})
-    to_status: Mapped[str] = mapped_column(String(12), nullable=False, info={"label": _l("Status after")})
-    at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow, info={"label": _l("Time")})
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id", ondelete="SET NULL"))
-    username: Mapped[str | None] = mapped_column(String(100), info={"label": _l("User")})
-    note: Mapped[str | None] = mapped_column(Text, info={"label": _l("Note")})
 
     ticket: Mapped[CorrectionTicket] = relationship(back_populates="transitions")
 
