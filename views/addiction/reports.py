@@ -20,7 +20,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import select
 
 from core import clock
-from core.data.scope import Scope, ScopeKind, current_scope
+from core.data.scope import current_scope
 from core.dates import roc_year
 from core.export.xlsx import export_file_name, send_xlsx
 from core.extensions import db
@@ -36,7 +36,7 @@ from domain.addiction.reports import (
     report_scope,
     report_section,
 )
-from models.registry.institution import Institution
+from domain.registry.scopes import scope_label
 from models.registry.reference import County
 
 #: The first ROC year the year selector offers (the system was built from ROC 108, seed Q1).
@@ -215,22 +215,6 @@ def bar_chart(
 
 
 # ------------------------------------------------------------------ scope and request
-def scope_label(scope: Scope, county) -> str:
-    """Whose figures these are: 全國, a county, or the user's institutions."""
-    if scope.national:
-        return gettext("National")
-    if county is not None:
-        return county.name
-    if scope.kind == ScopeKind.FACILITY:
-        names = db.session.scalars(
-            select(Institution.name)
-            .where(Institution.id.in_(sorted(scope.institution_ids)))
-            .order_by(Institution.id)
-        ).all()
-        return "、".join(names)
-    return ""
-
-
 def _scope_of_request():
     """(scope, county) of ?county= within the user's scope (ReportRequestError otherwise)."""
     return report_scope(current_scope(), request.args.get("county"))

@@ -14,7 +14,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import select
 
 from core import clock, dates
-from core.data.scope import Scope, ScopeKind, current_scope
+from core.data.scope import current_scope
 from core.export.xlsx import export_file_name, send_xlsx
 from core.extensions import db
 from core.web.views import ScopedReportView
@@ -26,7 +26,7 @@ from domain.cessation.statistics import (
     parse_year,
     report_scope,
 )
-from models.registry.institution import Institution
+from domain.registry.scopes import scope_label
 from models.registry.reference import County
 
 RESOURCE = CESSATION_STATISTICS
@@ -120,20 +120,6 @@ def rate_chart(rows: list[dict], title: str) -> Markup:
         )
     parts.append("</svg>")
     return Markup("".join(parts))
-
-
-def scope_label(scope: Scope, county) -> str:
-    """Whose figures these are: 全國, a county, or the user's institutions."""
-    if scope.national:
-        return gettext("National")
-    if county is not None:
-        return county.name
-    if scope.kind == ScopeKind.FACILITY:
-        names = db.session.scalars(
-            select(Institution.name).where(Institution.id.in_(sorted(scope.institution_ids))).order_by(Institution.nhi_code)
-        ).all()
-        return "、".join(names)
-    return ""
 
 
 def _request():
