@@ -139,7 +139,7 @@ GRANTS: dict[str, dict[str, set[str]]] = {
         CLAIM_REPORT: READ,
     },
     # National: designations, every institution's blank record forms (seed Q15, no patient
-    # data), staff and training; (later) central schemes and national reports.
+    # data), staff and training; central schemes, their claims and the national reports.
     ADDICTION_MINISTRY: {
         **REFERENCE,
         INSTITUTION: READ_EXPORT,
