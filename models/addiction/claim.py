@@ -119,7 +119,7 @@ class Claim(AuditColumnsMixin, AppModel):
     submissions: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     #: When it last reached the bureau (送出 or 再送出): the queue's "days waiting".
     waiting_since: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime, info={"label": _l("Decided at")})
 
     institution: Mapped[Institution] = relationship()
     scheme: Mapped[SubsidyScheme] = relationship()
@@ -180,23 +180,23 @@ class ClaimLine(AuditColumnsMixin, AppModel):
     #: The claim's institution, repeated so that scope reads one column.
     institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), nullable=False)
     case_id: Mapped[int] = mapped_column(ForeignKey("addiction_case.id"), nullable=False)
-    item_code: Mapped[str] = mapped_column(String(30), nullable=False)
-    item_name: Mapped[str] = mapped_column(String(100), nullable=False)
-    executed_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
-    order_code: Mapped[str | None] = mapped_column(String(30))
-    unit_amount: Mapped[int] = mapped_column(Integer, nullable=False)
+    item_code: Mapped[str] = mapped_column(String(30), nullable=False, info={"label": _l("Item code")})
+    item_name: Mapped[str] = mapped_column(String(100), nullable=False, info={"label": _l("Subsidy item")})
+    executed_on: Mapped[dt.date] = mapped_column(Date, nullable=False, info={"label": _l("Execution date")})
+    order_code: Mapped[str | None] = mapped_column(String(30), info={"label": _l("Order code")})
+    unit_amount: Mapped[int] = mapped_column(Integer, nullable=False, info={"label": _l("Unit amount (NT$)")})
     #: What the engine allows (the cap may cut it below the unit amount).
-    amount: Mapped[int] = mapped_column(Integer, nullable=False)
+    amount: Mapped[int] = mapped_column(Integer, nullable=False, info={"label": _l("Claimed amount (NT$)")})
     #: False: left out by the institution before submitting (kept, so it can be put back).
-    included: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
-    review: Mapped[str] = mapped_column(String(10), nullable=False, default=LineReview.PENDING.value)
-    return_reason: Mapped[str | None] = mapped_column(String(20))
-    review_comment: Mapped[str | None] = mapped_column(Text)
+    included: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True, info={"label": _l("Included in the claim")})
+    review: Mapped[str] = mapped_column(String(10), nullable=False, default=LineReview.PENDING.value, info={"label": _l("Review")})
+    return_reason: Mapped[str | None] = mapped_column(String(20), info={"label": _l("Reason for return")})
+    review_comment: Mapped[str | None] = mapped_column(Text, info={"label": _l("Review comment")})
     #: The institution's 補正說明 for a returned line.
-    correction_note: Mapped[str | None] = mapped_column(Text)
+    correction_note: Mapped[str | None] = mapped_column(Text, info={"label": _l("Correction note")})
     #: The line's fingerprint when it was returned: resubmitted unchanged, it is refused.
-    returned_fingerprint: Mapped[str | None] = mapped_column(String(64))
-    approved_amount: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    returned_fingerprint: Mapped[str | None] = mapped_column(String(64), info={"label": _l("Line as returned (fingerprint)")})
+    approved_amount: Mapped[int] = mapped_column(Integer, nullable=False, default=0, info={"label": _l("Approved amount (NT$)")})
 
     claim: Mapped[Claim] = relationship(back_populates="lines")
     case: Mapped[Case] = relationship()
@@ -238,17 +238,17 @@ class ClaimSubmission(AppModel):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     claim_id: Mapped[int] = mapped_column(ForeignKey("claim.id", ondelete="CASCADE"), nullable=False)
-    kind: Mapped[str] = mapped_column(String(12), nullable=False)
+    kind: Mapped[str] = mapped_column(String(12), nullable=False, info={"label": _l("Snapshot kind")})
     #: 1, 2 …: the submission's number (or the print's, counted apart).
-    number: Mapped[int] = mapped_column(Integer, nullable=False)
-    at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    number: Mapped[int] = mapped_column(Integer, nullable=False, info={"label": _l("Submission number")})
+    at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow, info={"label": _l("Time")})
     user_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id", ondelete="SET NULL"))
-    username: Mapped[str | None] = mapped_column(String(100))
+    username: Mapped[str | None] = mapped_column(String(100), info={"label": _l("User")})
     #: The header and lines, canonical JSON (sorted keys, no spaces): what the hash covers.
-    content: Mapped[str] = mapped_column(Text, nullable=False)
-    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
-    total: Mapped[int] = mapped_column(Integer, nullable=False)
-    lines: Mapped[int] = mapped_column(Integer, nullable=False)
+    content: Mapped[str] = mapped_column(Text, nullable=False, info={"label": _l("Snapshot content")})
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False, info={"label": _l("Snapshot checksum (SHA-256)")})
+    total: Mapped[int] = mapped_column(Integer, nullable=False, info={"label": _l("Total (NT$)")})
+    lines: Mapped[int] = mapped_column(Integer, nullable=False, info={"label": _l("Lines")})
 
     claim: Mapped[Claim] = relationship(back_populates="snapshots")
 
@@ -273,13 +273,13 @@ class ClaimReview(AppModel):
     claim_id: Mapped[int] = mapped_column(ForeignKey("claim.id", ondelete="CASCADE"), nullable=False)
     line_id: Mapped[int] = mapped_column(ForeignKey("claim_line.id", ondelete="CASCADE"), nullable=False)
     #: The submission reviewed (1 for the first 送出).
-    submission: Mapped[int] = mapped_column(Integer, nullable=False)
-    decision: Mapped[str] = mapped_column(String(10), nullable=False)
-    reason: Mapped[str | None] = mapped_column(String(20))
-    comment: Mapped[str | None] = mapped_column(Text)
-    at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    submission: Mapped[int] = mapped_column(Integer, nullable=False, info={"label": _l("Submission number")})
+    decision: Mapped[str] = mapped_column(String(10), nullable=False, info={"label": _l("Decision")})
+    reason: Mapped[str | None] = mapped_column(String(20), info={"label": _l("Reason for return")})
+    comment: Mapped[str | None] = mapped_column(Text, info={"label": _l("Comment")})
+    at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow, info={"label": _l("Time")})
     user_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id", ondelete="SET NULL"))
-    username: Mapped[str | None] = mapped_column(String(100))
+    username: Mapped[str | None] = mapped_column(String(100), info={"label": _l("User")})
 
     line: Mapped[ClaimLine] = relationship()
 

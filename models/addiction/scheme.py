@@ -80,7 +80,7 @@ class SubsidyScheme(AuditColumnsMixin, AppModel):
     #: NT$ for the year, every person together.
     budget: Mapped[int] = mapped_column(Integer, nullable=False)
     #: How often institutions claim it (A11): "month", or "quarter" where the scheme says so.
-    claim_period: Mapped[str] = mapped_column(String(10), nullable=False, default="month", server_default="month")
+    claim_period: Mapped[str] = mapped_column(String(10), nullable=False, default="month", server_default="month", info={"label": _l("Claim period")})
 
     county: Mapped[County | None] = relationship()
     items: Mapped[list[SchemeItem]] = relationship(

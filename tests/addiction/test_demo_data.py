@@ -51,9 +51,12 @@ def _fingerprint(db) -> tuple:
 
 def _reseed(db, seed: int) -> tuple:
     """Delete the addiction demo, seed it again with `seed`; the caller restores the original."""
+    from models.addiction.claim import Claim, ClaimLine, ClaimReview, ClaimSubmission, ClaimTransition
     from models.addiction.his import HisOrder
 
-    db.session.execute(delete(HisOrder))  # issue 18's orders point at the cases (not reseeded here)
+    # A11's demo claims and issue 18's orders point at the cases (not reseeded here).
+    for model in (ClaimReview, ClaimSubmission, ClaimTransition, ClaimLine, Claim, HisOrder):
+        db.session.execute(delete(model))
     for model in ADDICTION_TABLES:
         db.session.execute(delete(model))
     db.session.execute(delete(PersonLink).where(PersonLink.person_kind == "patient"))
