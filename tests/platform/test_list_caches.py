@@ -295,6 +295,13 @@ def test_a_national_estimate_is_cached_like_a_count_and_follows_writes(
         with _Statements(db.engine) as statements:
             assert _record_count(client.get(url)) == visit.id
         assert not [s for s in statements if "max(" in s.lower()]
+    # The estimate (max id, not the count: deleted visits leave gaps) is cached under the
+    # visit table's token: a fresh token, so that later tests count exactly again.
+    from core.data.versions import bump
+    from core.extensions import cache
+
+    bump("visit")
+    cache.clear()
 
 
 def test_pagination_and_page_size_links_are_fabs_own(app):
