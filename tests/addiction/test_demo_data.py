@@ -51,7 +51,13 @@ def _fingerprint(db) -> tuple:
 
 def _reseed(db, seed: int) -> tuple:
     """Delete the addiction demo, seed it again with `seed`; the caller restores the original."""
-    from models.addiction.claim import Claim, ClaimLine, ClaimReview, ClaimSubmission, ClaimTransition
+    from models.addiction.claim import (
+        Claim,
+        ClaimLine,
+        ClaimReview,
+        ClaimSubmission,
+        ClaimTransition,
+    )
     from models.addiction.his import HisOrder
 
     # A11's demo claims and issue 18's orders point at the cases (not reseeded here).
