@@ -397,7 +397,11 @@ def retention_section(year: int, scope: Scope, today: dt.date) -> dict:
         in_course = exists().where(
             Course.case_id == Case.id, Course.start_date <= t, Course.end_date >= t,
             or_(Course.status == CourseStatus.ACTIVE.value,
-                exists().where(TreatmentRecord.course_id == Course.id, TreatmentRecord.executed_on >= t)),
+                # t reads the case two levels up: correlated by name, else SQLAlchemy puts
+                # addiction_case in this subquery's own FROM (any case's t, a cross join that
+                # ran for minutes on PostgreSQL at the demo scale).
+                exists().where(TreatmentRecord.course_id == Course.id, TreatmentRecord.executed_on >= t)
+                .correlate(Course, Case)),
         )  # fmt: skip
         due = t <= today
         columns += [

@@ -79,6 +79,10 @@ WORLD = [
     # 7 interrupted at 2020-12-31 17:00 UTC, which is 110/01/01 01:00 in Taipei: in 2021.
     C("a", "drug", "self", D(2020, 6, 1), course=(D(2020, 6, 1), D(2021, 5, 31)), status="interrupted",
       stopped_at=dt.datetime(2020, 12, 31, 17), records=[(D(2020, 12, 15), PSY)]),
+    # 8 drug, self, opened 110/12/15, interrupted 111/01/20, never closed: its last record
+    # (12/20) is before its 3-month day, so it is not retained, whatever other cases' days are.
+    C("a", "drug", "self", D(2021, 12, 15), course=(D(2021, 12, 15), D(2022, 12, 14)), status="interrupted",
+      stopped_at=dt.datetime(2022, 1, 20, 2), records=[(D(2021, 12, 20), PSY)]),
 ]  # fmt: skip
 
 
@@ -288,9 +292,9 @@ def test_a11_cases_opened_and_active_by_substance_and_referral_source(db, world)
                 opened,
                 active,
             ), member
-        assert rows["total"]["opened"] == sum(v[0] for v in expected[kind].values()) == 4
-        assert rows["total"]["active"] == sum(v[1] for v in expected[kind].values()) == 6
-    assert by_key(result["by_substance"])["drug"]["active"] == 3  # cases 1, 5, 7 (4 closed in 2020)
+        assert rows["total"]["opened"] == sum(v[0] for v in expected[kind].values()) == 5
+        assert rows["total"]["active"] == sum(v[1] for v in expected[kind].values()) == 7
+    assert by_key(result["by_substance"])["drug"]["active"] == 4  # cases 1, 5, 7, 8 (4 closed in 2020)
 
 
 def test_a11_courses_started_completed_interrupted(db, world):
@@ -364,7 +368,7 @@ def test_a11_assessments_on_time(db, world):
         cell = expected.get(member.value, [0] * 8)
         assert tuple(rows[member.value][n] for n in names) == tuple(cell), member
     assert rows["total"]["on_due_list"] == 1  # case 5: in progress, no initial assessment
-    assert rows["total"]["initial_rate"] == reports.percent(2, 4)
+    assert rows["total"]["initial_rate"] == reports.percent(2, 5)  # 8: interrupted, never assessed
 
 
 # ------------------------------------------------------------------ scope, both ways
