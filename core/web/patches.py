@@ -77,6 +77,9 @@ def _memoised_translations(original):
     return get_translations
 
 
+_SHARED_FILTERS: dict = {}
+
+
 def _converted_once(original):
     """Filters._get_filters remembered per datamodel and column list.
 
@@ -88,8 +91,17 @@ def _converted_once(original):
     """
 
     def _get_filters(self, cols):
-        cache = self.datamodel.__dict__.setdefault("_converted_filters", {})
-        key = (self.filter_converter, tuple(cols))
+        datamodel = self.datamodel
+        if getattr(datamodel, "_session", None) is None and hasattr(datamodel, "obj"):
+            # Every interface of one class over one model on the application's session
+            # shares them: commands build a ScopedInterface(Course) per lookup, and each
+            # converted all 12 of the model's columns again (6 a save, a third of its
+            # Python time; bench/assessments.py).
+            cache = _SHARED_FILTERS
+            key = (type(datamodel), datamodel.obj, self.filter_converter, tuple(cols))
+        else:
+            cache = datamodel.__dict__.setdefault("_converted_filters", {})
+            key = (self.filter_converter, tuple(cols))
         converted = cache.get(key)
         if converted is None:
             converted = cache[key] = original(self, cols)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from models.registry.institution import ContractPeriod, Institution
 from models.registry.practitioner import Practitioner, ServiceAssignment
 from tests.conftest import institution_form, post_form
@@ -152,3 +154,120 @@ def test_facility_cannot_add_a_practitioner_at_another_institution(app, db, logi
         },
     )
     assert _count(db, Practitioner) == before
+
+
+# ------------------------------------------------------------------ rows read in scope
+class _Counter:
+    """Statements run on the engine while it is active."""
+
+    def __init__(self, engine):
+        from sqlalchemy import event
+
+        self.engine, self.count = engine, 0
+        event.listen(engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, *args):
+        self.count += 1
+
+    def close(self):
+        from sqlalchemy import event
+
+        event.remove(self.engine, "before_cursor_execute", self._seen)
+
+
+def _signed_in(app, db, username):
+    from flask import g
+    from flask_login import login_user
+    from sqlalchemy import select
+
+    from models.platform.user import ScopedUser
+
+    user = db.session.scalar(select(ScopedUser).where(ScopedUser.username == username))
+    context = app.test_request_context()
+    context.push()
+    login_user(user)
+    g.user = user  # what FAB's before_request sets for a signed-in request
+
+    def done():
+        db.session.rollback()
+        for name in ("user", "_login_user", "_scope"):
+            g.pop(name, None)
+        context.pop()
+
+    return done
+
+
+def test_a_row_found_in_scope_is_not_read_again_until_the_transaction_ends(app, db):
+    """ScopedInterface.get() of a row it found in scope earlier in the same transaction (before
+    any write) answers from the session; enforce_scope does not check it again; a new
+    transaction reads it again."""
+    from core.data.datamodel import ScopedInterface
+    from models.registry.practitioner import Practitioner as P
+
+    user = user_view(db, "facility_tpe")
+    own, _ = expected_split(db, P, user)
+    pk = min(own)
+    done = _signed_in(app, db, "facility_tpe")
+    counter = _Counter(db.engine)
+    try:
+        first = ScopedInterface(P).get(pk)
+        read = counter.count
+        assert first is not None and read >= 1
+        assert ScopedInterface(P).get(pk) is first
+        assert counter.count == read  # no statement the second time
+        db.session.commit()
+        assert ScopedInterface(P).get(pk) is not None
+        assert counter.count > read  # the next transaction proves it again
+    finally:
+        counter.close()
+        done()
+
+
+def test_a_row_read_after_a_write_in_the_same_transaction_still_cannot_vouch_for_itself(app, db):
+    """The remembered reads are those made before the transaction wrote anything: a foreign
+    practitioner made visible by an uncommitted assignment, then read through get(), is still
+    refused as a reference (the committed-state check runs for it)."""
+    from core.data.datamodel import ScopedInterface, ScopeViolation
+    from models.registry.practitioner import Practitioner as P
+
+    user = user_view(db, "facility_tpe")
+    _, foreign = expected_split(db, P, user)
+    pk = min(foreign)
+    before = _count(db, ServiceAssignment)
+    done = _signed_in(app, db, "facility_tpe")
+    try:
+        rows = ScopedInterface(ServiceAssignment)
+        assert ScopedInterface(P).get(pk) is None  # not visible before the write
+        link = ServiceAssignment(practitioner_id=pk, institution_id=min(user.institution_ids),
+                                 start_date=dt.date(2025, 1, 1))  # fmt: skip
+        db.session.add(link)
+        db.session.flush()
+        seen = ScopedInterface(P).get(pk)  # visible inside the transaction now
+        with pytest.raises(ScopeViolation):
+            rows.enforce_scope([link])
+        assert seen is not None  # what the committed-state check must not take as proof
+    finally:
+        done()
+    assert _count(db, ServiceAssignment) == before
+
+
+def test_a_row_changed_in_the_transaction_is_read_again(app, db):
+    """A remembered row the transaction has since changed is looked up again, not answered
+    from memory: moved out of scope, get() no longer finds it."""
+    from core.data.datamodel import ScopedInterface
+
+    user = user_view(db, "facility_tpe")
+    own, _ = expected_split(db, ServiceAssignment, user)
+    pk = min(own)
+    foreign = _foreign_institution(db, user)
+    done = _signed_in(app, db, "facility_tpe")
+    try:
+        rows = ScopedInterface(ServiceAssignment)
+        row = rows.get(pk)
+        assert row is not None
+        row.institution_id = foreign.id  # not flushed: the session holds the change
+        assert rows.get(pk) is None
+    finally:
+        done()
+    db.session.expire_all()
+    assert db.session.get(ServiceAssignment, pk).institution_id in user.institution_ids

@@ -21,6 +21,7 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 from wtforms import SelectField, TextAreaField
 from wtforms.validators import Optional
@@ -279,6 +280,8 @@ class AssessmentView(ScopedModelView):
                 course_id=course.id, instrument_id=version.instrument_id, answered_on=form.answered_on.data,
                 author_id=form.author.data, answers=answers, note=form.note.data,
             )  # fmt: skip
+            # Read before the commit expires them (three statements more after it, per save).
+            title = version.instrument.title
             try:
                 saved = WriteAssessment(given, response).run()
             except AnswersRefused as exc:
@@ -288,8 +291,8 @@ class AssessmentView(ScopedModelView):
             except UserError as exc:
                 flash_refusal(exc)
             else:
-                flash(gettext("The assessment was saved: %(title)s.", title=version.instrument.title), "success")
-                return redirect(url_for(".show", pk=saved.id))
+                flash(gettext("The assessment was saved: %(title)s.", title=title), "success")
+                return redirect(url_for(".show", pk=sa_inspect(saved).identity[0]))
         return self._render_form(form, course, version, answers, errors, response)
 
     @expose("/add", methods=["GET", "POST"])
