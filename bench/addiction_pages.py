@@ -344,6 +344,9 @@ def run(args, url: str, tmp: Path) -> int:
     # long app context, a page's lazy loads were answered from the identity map of the
     # warm-up requests and went uncounted (the course page showed 5 statements, not 11).
     queries = QueryLog(engine)
+    from core.ops import settle_heap
+
+    settle_heap()  # as each gunicorn worker does once the application is loaded
     if args.profile:
         return profile(app, stock, f, args)
     tables = []

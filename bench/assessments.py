@@ -187,7 +187,10 @@ def main(argv=None) -> int:
     rng = random.Random(16)
     answer_sets = [{f"q{n}": str(rng.randint(1, 5)) for n in range(1, ITEMS + 1)} for _ in range(args.responses)]
 
-    # -- save through the form
+    # -- save through the form (the start-up heap settled as each gunicorn worker does)
+    from core.ops import settle_heap
+
+    settle_heap()
     client = logged_in_client(app, "psy_tpe", app.config["DEMO_PASSWORD"])
     from sqlalchemy import event, func, select
 

@@ -173,6 +173,8 @@ def main() -> int:
             Path(path).unlink(missing_ok=True)
             db.session.delete(db.session.get(Claim, claim.id))
             db.session.commit()
+            log(f"round {round_no}: build {t1 - t0:.2f} s, freeze {t2 - t1:.2f} s, PDF {t3 - t2:.2f} s, xlsx {t4 - t3:.2f} s"
+                + ("" if round_no else " (warm-up)"))
             if round_no:  # the first round warms up
                 for key, value in zip(TARGETS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
                     times[key].append(value)

@@ -158,3 +158,20 @@ def test_log_format_json_writes_one_json_object_a_line_with_the_request_id(app):
     assert "time" in entry
     text = formatter("text").format(logging.makeLogRecord({"msg": "x", "request_id": "r-1"}))
     assert "[r-1]" in text
+
+
+def test_each_gunicorn_worker_settles_its_start_up_heap():
+    """gunicorn.conf.py's post_worker_init hook freezes the heap the application built
+    (core/ops.py settle_heap), so older-generation collections no longer walk it."""
+    import gc
+    import runpy
+    from pathlib import Path
+
+    hooks = runpy.run_path(str(Path(__file__).resolve().parents[2] / "gunicorn.conf.py"))
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    try:
+        hooks["post_worker_init"](None)
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
