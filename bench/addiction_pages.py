@@ -349,26 +349,27 @@ def run(args, url: str, tmp: Path) -> int:
     settle_heap()  # as each gunicorn worker does once the application is loaded
     if args.profile:
         return profile(app, stock, f, args)
-    tables = []
-    for user, scope in ((USER, "national"), (staff, f"institution {f['institution_code']}")):
-        client = logged_in_client(app, user, app.config["DEMO_PASSWORD"])
-        results = []
-        for label, theirs, mine in endpoints(app, client, stock, f, args.stock_repeat > 0):
-            log(f"measuring {label} as {user} ...")
-            # Ours before stock, each after a full collection: measured after a stock page (whose
-            # requests build ~40,000 objects), the record list took 27 ms p50 where it takes
-            # 17 ms in a process that never ran one (same data, same machine, 30 requests).
-            gc.collect()
-            mine_result = measure(client, mine, queries, args.repeat) if mine else None
-            gc.collect()
-            theirs_result = measure(client, theirs, queries, args.stock_repeat) if theirs else None
-            results.append((label, theirs_result, mine_result))
-            # As measured too: a run that dies later (see the note in the docstring) keeps them.
-            log(f"  {label} as {user}: " + "; ".join(
-                f"{side} p50 {r.p50:.1f} ms (CPU {r.cpu_p50:.1f}), {r.q_label()} statements"
-                for side, r in zip(("stock", "ours"), results[-1][1:], strict=True) if r
-            ))  # fmt: skip
-        tables.append((user, scope, results))
+    # Every page of ours, for both users, before any stock page: measured after stock pages
+    # (whose requests build ~40,000 objects each), the record list took 26–27 ms p50 where it
+    # takes 17 ms in a process that never ran one (same data, same machine, 30 requests).
+    users = ((USER, "national"), (staff, f"institution {f['institution_code']}"))
+    clients = {user: logged_in_client(app, user, app.config["DEMO_PASSWORD"]) for user, _ in users}
+    pages = {user: endpoints(app, clients[user], stock, f, args.stock_repeat > 0) for user, _ in users}
+    measured: dict = {}
+    for side in ("ours", "stock"):
+        for user, _scope in users:
+            for label, theirs, mine in pages[user]:
+                endpoint, repeat = (mine, args.repeat) if side == "ours" else (theirs, args.stock_repeat)
+                if endpoint is None:
+                    continue
+                log(f"measuring {side} {label} as {user} ...")
+                gc.collect()
+                result = measured[side, user, label] = measure(clients[user], endpoint, queries, repeat)
+                # As measured too: a run that dies later (see the note in the docstring) keeps them.
+                log(f"  {side} {label} as {user}: p50 {result.p50:.1f} ms (CPU {result.cpu_p50:.1f}), "
+                    f"{result.q_label()} statements")  # fmt: skip
+    tables = [(user, scope, [(label, measured.get(("stock", user, label)), measured.get(("ours", user, label)))
+                             for label, _theirs, _mine in pages[user]]) for user, scope in users]  # fmt: skip
     print()
     print(
         f"cases: {f['cases']:,} | database: {db_label} | Python {platform.python_version()} | "

@@ -251,16 +251,22 @@ def has_assessment(purpose: str):
     )
 
 
-def courses_due_query(today: dt.date | None = None):
-    """A3: courses in progress whose initial assessment is missing, or whose follow-up is due
-    and missing (a query over Course for the scoped list and its export)."""
-    today = today or clock.today()
+def due_condition(today: dt.date, initial_missing, follow_up_missing):
+    """A3's due rule over Course, given how to tell that its initial and its follow-up
+    assessment are missing: in progress, and the initial missing, or the follow-up due (the
+    course started ADDICTION_FOLLOW_UP_MONTHS ago or more) and missing."""
     months = int(current_app.config.get("ADDICTION_FOLLOW_UP_MONTHS", DEFAULT_FOLLOW_UP_MONTHS))
     started_before = today - relativedelta(months=months)
     return (Course.status == CourseStatus.ACTIVE.value) & (
-        ~has_assessment(InstrumentPurpose.INITIAL.value)
-        | ((Course.start_date <= started_before) & ~has_assessment(InstrumentPurpose.FOLLOW_UP.value))
+        initial_missing | ((Course.start_date <= started_before) & follow_up_missing)
     )
+
+
+def courses_due_query(today: dt.date | None = None):
+    """A3: courses in progress whose initial assessment is missing, or whose follow-up is due
+    and missing (a query over Course for the scoped list and its export)."""
+    return due_condition(today or clock.today(), ~has_assessment(InstrumentPurpose.INITIAL.value),
+                         ~has_assessment(InstrumentPurpose.FOLLOW_UP.value))  # fmt: skip
 
 
 def rescore_all(batch: int = 2000):
