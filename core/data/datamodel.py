@@ -16,7 +16,7 @@ from typing import Any
 from flask_appbuilder.models.filters import Filters
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.orm import defer, joinedload, selectinload
 from sqlalchemy.orm.base import NO_VALUE
 
@@ -27,6 +27,17 @@ from core.errors import UserError
 from core.validators import MAX_INT4, ascii_int
 
 _MISSING = object()
+
+
+def _plan_joins_as_written(session) -> None:
+    """On PostgreSQL, let the page's row query keep the join order it is written in: its
+    25 keys, then each related row by its key, is the plan anyway, and the planner's search
+    over the orders of seven joined tables cost more than running it (a record list's row
+    query: 4.6 ms planning, 2.0 ms execution; EXPLAIN ANALYZE at the demo scale). For the
+    rest of the transaction only (SET LOCAL); a list request writes nothing after it."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.execute(text("SET LOCAL join_collapse_limit = 1"))
 
 
 class ScopeViolation(UserError):
@@ -258,6 +269,7 @@ class ScopedInterface(SQLAInterface):
         if not ids:
             return count, []
         deferred = [defer(getattr(self.obj, name)) for name in self._list_defer_hint]
+        _plan_joins_as_written(self.session)
         rows = (
             self.session.query(self.obj)
             .options(*self.eager_options(select_columns or self._list_columns_hint), *deferred)
