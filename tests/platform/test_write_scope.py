@@ -3,6 +3,7 @@ institution or county, through the forms or the REST API; a refusal changes noth
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import pytest
@@ -169,13 +170,18 @@ class _Counter:
     def _seen(self, *args):
         self.count += 1
 
-    def close(self):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
         from sqlalchemy import event
 
         event.remove(self.engine, "before_cursor_execute", self._seen)
 
 
+@contextlib.contextmanager
 def _signed_in(app, db, username):
+    """A request context signed in as `username`; rolled back and emptied after."""
     from flask import g
     from flask_login import login_user
     from sqlalchemy import select
@@ -183,33 +189,28 @@ def _signed_in(app, db, username):
     from models.platform.user import ScopedUser
 
     user = db.session.scalar(select(ScopedUser).where(ScopedUser.username == username))
-    context = app.test_request_context()
-    context.push()
-    login_user(user)
-    g.user = user  # what FAB's before_request sets for a signed-in request
-
-    def done():
-        db.session.rollback()
-        for name in ("user", "_login_user", "_scope"):
-            g.pop(name, None)
-        context.pop()
-
-    return done
+    with app.test_request_context():
+        login_user(user)
+        g.user = user  # what FAB's before_request sets for a signed-in request
+        try:
+            yield
+        finally:
+            db.session.rollback()
+            for name in ("user", "_login_user", "_scope"):
+                g.pop(name, None)
 
 
 def test_a_row_found_in_scope_is_not_read_again_until_the_transaction_ends(app, db):
     """ScopedInterface.get() of a row it found in scope earlier in the same transaction (before
-    any write) answers from the session; enforce_scope does not check it again; a new
-    transaction reads it again."""
+    any write) answers from the session without a statement; a new transaction reads it
+    again."""
     from core.data.datamodel import ScopedInterface
     from models.registry.practitioner import Practitioner as P
 
     user = user_view(db, "facility_tpe")
     own, _ = expected_split(db, P, user)
     pk = min(own)
-    done = _signed_in(app, db, "facility_tpe")
-    counter = _Counter(db.engine)
-    try:
+    with _Counter(db.engine) as counter, _signed_in(app, db, "facility_tpe"):
         first = ScopedInterface(P).get(pk)
         read = counter.count
         assert first is not None and read >= 1
@@ -218,9 +219,6 @@ def test_a_row_found_in_scope_is_not_read_again_until_the_transaction_ends(app, 
         db.session.commit()
         assert ScopedInterface(P).get(pk) is not None
         assert counter.count > read  # the next transaction proves it again
-    finally:
-        counter.close()
-        done()
 
 
 def test_a_row_read_after_a_write_in_the_same_transaction_still_cannot_vouch_for_itself(app, db):
@@ -234,8 +232,7 @@ def test_a_row_read_after_a_write_in_the_same_transaction_still_cannot_vouch_for
     _, foreign = expected_split(db, P, user)
     pk = min(foreign)
     before = _count(db, ServiceAssignment)
-    done = _signed_in(app, db, "facility_tpe")
-    try:
+    with _signed_in(app, db, "facility_tpe"):
         rows = ScopedInterface(ServiceAssignment)
         assert ScopedInterface(P).get(pk) is None  # not visible before the write
         link = ServiceAssignment(practitioner_id=pk, institution_id=min(user.institution_ids),
@@ -246,8 +243,6 @@ def test_a_row_read_after_a_write_in_the_same_transaction_still_cannot_vouch_for
         with pytest.raises(ScopeViolation):
             rows.enforce_scope([link])
         assert seen is not None  # what the committed-state check must not take as proof
-    finally:
-        done()
     assert _count(db, ServiceAssignment) == before
 
 
@@ -260,14 +255,11 @@ def test_a_row_changed_in_the_transaction_is_read_again(app, db):
     own, _ = expected_split(db, ServiceAssignment, user)
     pk = min(own)
     foreign = _foreign_institution(db, user)
-    done = _signed_in(app, db, "facility_tpe")
-    try:
+    with _signed_in(app, db, "facility_tpe"):
         rows = ScopedInterface(ServiceAssignment)
         row = rows.get(pk)
         assert row is not None
         row.institution_id = foreign.id  # not flushed: the session holds the change
         assert rows.get(pk) is None
-    finally:
-        done()
     db.session.expire_all()
     assert db.session.get(ServiceAssignment, pk).institution_id in user.institution_ids
